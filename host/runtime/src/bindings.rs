@@ -1,0 +1,18 @@
+//! Host-side bindings of the `mission:control/workflow` world, generated from `wit/`.
+//!
+//! `wasi:http` and `wasi:io` are mapped onto wasmtime-wasi's own bindings so that one resource
+//! table and one implementation serve both; `wasi:keyvalue`'s bucket is mapped onto our own type
+//! so that the bucket a plugin opened carries the name the grant allowed.
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "mission:control/workflow",
+    imports: { default: async },
+    exports: { default: async },
+    require_store_data_send: true,
+    with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:keyvalue/store.bucket": crate::host::kv::OpenBucket,
+    },
+});

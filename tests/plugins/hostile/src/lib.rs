@@ -1,0 +1,132 @@
+//! A plugin that misbehaves on request, for the runtime's tests: `{"mode": "..."}` picks the
+//! misbehaviour. It also exercises every import so tests can check grants and refusals.
+//!
+//! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
+//! return output that is not JSON.
+#![allow(unsafe_code)] // generated export glue, and the `trap` mode
+
+use mission_control_sdk::bindings::exports::mission::control::handler::Guest;
+use mission_control_sdk::bindings::mission::control::types::{Failure, FailureKind, RunContext};
+use mission_control_sdk::{Error, Value, agents, ai, approval, config, http, json, kv, log, registry};
+
+struct Hostile;
+
+fn field<'a>(input: &'a Value, name: &str) -> &'a str {
+    input[name].as_str().unwrap_or_default()
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    // black_box keeps the compiler from turning this into a loop.
+    std::hint::black_box(recurse(std::hint::black_box(n + 1))) + 1
+}
+
+fn compute(iterations: u64) -> u64 {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..iterations {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_add(i);
+    }
+    x
+}
+
+fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
+    let out = match field(input, "mode") {
+        "loop" => loop {
+            std::hint::black_box(());
+        },
+        "alloc" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "recurse" => json!(recurse(0)),
+        "trap" => {
+            #[allow(unsafe_code)]
+            // SAFETY: none; this executes the wasm `unreachable` instruction on purpose.
+            unsafe {
+                std::hint::unreachable_unchecked()
+            }
+        }
+        "panic" => panic!("the hostile plugin panics on purpose"),
+        "huge-output" => {
+            let bytes = input["bytes"].as_u64().unwrap_or(8 << 20) as usize;
+            return Ok(format!("\"{}\"", "x".repeat(bytes)));
+        }
+        "not-json" => return Ok("this is not JSON".to_string()),
+        "fail" => return Err(Error::upstream("the upstream service said no")),
+        "sleep" => {
+            let ms = input["ms"].as_u64().unwrap_or(1000);
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            while std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            json!("slept")
+        }
+        "compute" => json!(compute(input["iterations"].as_u64().unwrap_or(1_000_000))),
+        "http" => {
+            let r = http::get(field(input, "url"))?;
+            json!({ "status": r.status, "body": r.text() })
+        }
+        "ai" => {
+            let mut chat = ai::chat().user(field(input, "prompt"));
+            if let Some(m) = input["model"].as_str() {
+                chat = chat.model(m);
+            }
+            let r = chat.send()?;
+            json!({ "text": r.text, "model": r.model, "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens })
+        }
+        "kv" => {
+            let key = field(input, "key");
+            let before: Option<Value> = kv::get_json(key)?;
+            kv::set_json(key, &input["value"])?;
+            json!({ "before": before, "keys": kv::keys()? })
+        }
+        "kv-other-bucket" => {
+            kv::open_named(field(input, "bucket"))?;
+            json!("opened")
+        }
+        "config" => json!(config::all()?),
+        "delegate" => agents::delegate("writer", &json!({"brief": "x"}))?,
+        "registry" => json!(registry::query("clients", &[], 10)?.len()),
+        "approval" => json!(format!("{:?}", approval::request("Post", "draft")?)),
+        "log-flood" => {
+            for i in 0..(input["lines"].as_u64().unwrap_or(5000)) {
+                log::info(format!("line {i}"));
+            }
+            json!("flooded")
+        }
+        "context" => json!({
+            "tenant": ctx.tenant, "agent": ctx.agent, "automation": ctx.automation,
+            "run_id": ctx.run_id, "attempt": ctx.attempt, "trigger": ctx.trigger, "deadline_ms": ctx.deadline_ms,
+        }),
+        other => return Err(Error::invalid_input(format!("unknown mode `{other}`"))),
+    };
+    Ok(out.to_string())
+}
+
+impl Guest for Hostile {
+    fn run(input: String, context: RunContext) -> Result<String, Failure> {
+        let input: Value = serde_json::from_str(&input).map_err(|e| Failure {
+            kind: FailureKind::InvalidInput,
+            message: e.to_string(),
+            retryable: false,
+        })?;
+        act(&input, &context).map_err(|e| Failure {
+            kind: match e.kind() {
+                mission_control_sdk::ErrorKind::NotGranted => FailureKind::NotGranted,
+                mission_control_sdk::ErrorKind::InvalidInput => FailureKind::InvalidInput,
+                _ => FailureKind::Upstream,
+            },
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        })
+    }
+}
+
+mission_control_sdk::bindings::export_workflow!(Hostile with_types_in mission_control_sdk::bindings);
