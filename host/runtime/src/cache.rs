@@ -114,8 +114,12 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
 
 #[allow(unsafe_code)]
 fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // Read into memory rather than mapping the file: a mapped file that someone truncates or
+    // rewrites in place (an operator clearing the cache, a disk repair) would crash the process
+    // with SIGBUS; a copy costs well under a millisecond.
+    let bytes = std::fs::read(path).map_err(|e| wasmtime::format_err!("cannot read {}: {e}", path.display()))?;
     // SAFETY: the cache directory belongs to this host; its files are written only by `store`
     // above (atomically, by rename) from `Component::serialize` of an engine with the same
-    // compatibility hash, which `deserialize_file` checks again before using the code.
-    unsafe { Component::deserialize_file(engine, path) }
+    // compatibility hash, which `deserialize` checks again before using the code.
+    unsafe { Component::deserialize(engine, &bytes) }
 }

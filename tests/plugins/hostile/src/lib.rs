@@ -3,7 +3,7 @@
 //!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
 //! return output that is not JSON.
-#![allow(unsafe_code)] // generated export glue, and the `trap` mode
+#![allow(unsafe_code)] // generated export glue
 
 use mission_control_sdk::bindings::exports::mission::control::handler::Guest;
 use mission_control_sdk::bindings::mission::control::types::{Failure, FailureKind, RunContext};
@@ -47,11 +47,11 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
         }
         "recurse" => json!(recurse(0)),
         "trap" => {
-            #[allow(unsafe_code)]
-            // SAFETY: none; this executes the wasm `unreachable` instruction on purpose.
-            unsafe {
-                std::hint::unreachable_unchecked()
-            }
+            // The wasm `unreachable` instruction, executed on purpose.
+            #[cfg(target_arch = "wasm32")]
+            core::arch::wasm32::unreachable();
+            #[cfg(not(target_arch = "wasm32"))]
+            std::process::abort();
         }
         "panic" => panic!("the hostile plugin panics on purpose"),
         "huge-output" => {
