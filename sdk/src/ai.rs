@@ -65,7 +65,10 @@ pub fn complete(system: &str, prompt: &str) -> Result<Reply> {
 
 impl Chat {
     fn push(mut self, role: wit::Role, content: impl Into<String>) -> Chat {
-        self.messages.push(wit::Message { role, content: content.into() });
+        self.messages.push(wit::Message {
+            role,
+            content: content.into(),
+        });
         self
     }
 

@@ -13,7 +13,9 @@
 //! ```
 
 use crate::bindings::wasi::http::outgoing_handler;
-use crate::bindings::wasi::http::types::{ErrorCode, Fields, IncomingBody, Method as WitMethod, OutgoingBody, OutgoingRequest, Scheme};
+use crate::bindings::wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method as WitMethod, OutgoingBody, OutgoingRequest, Scheme,
+};
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::{Error, Result};
 
@@ -92,7 +94,10 @@ pub struct Response {
 impl Response {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (invalid UTF-8 replaced).
@@ -102,7 +107,8 @@ impl Response {
 
     /// The body decoded as JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::upstream(format!("the response is not the JSON expected: {e}")).with_retryable(false))
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::upstream(format!("the response is not the JSON expected: {e}")).with_retryable(false))
     }
 
     /// `Ok(self)` for 2xx, an upstream error naming the status otherwise (retryable for 429 and 5xx).
@@ -128,7 +134,8 @@ pub fn post_json(url: &str, body: &impl serde::Serialize) -> Result<Response> {
 pub fn send(mut request: Request) -> Result<Response> {
     for _ in 0..=MAX_REDIRECTS {
         let response = send_once(&request)?;
-        let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308) && matches!(request.method, Method::Get | Method::Head);
+        let redirect = matches!(response.status, 301 | 302 | 303 | 307 | 308)
+            && matches!(request.method, Method::Get | Method::Head);
         match (redirect, response.header("location")) {
             (true, Some(location)) => request.url = resolve(&request.url, location)?,
             _ => return Ok(response),
@@ -183,12 +190,18 @@ fn resolve(base: &str, location: &str) -> Result<String> {
 
 fn describe(url: &str, code: &ErrorCode) -> Error {
     match code {
-        ErrorCode::HttpRequestDenied => Error::not_granted(format!("HTTP request to {url} refused by the host: not in this run's allow-list")),
+        ErrorCode::HttpRequestDenied => Error::not_granted(format!(
+            "HTTP request to {url} refused by the host: not in this run's allow-list"
+        )),
         ErrorCode::DestinationIpProhibited => Error::not_granted(format!(
             "HTTP request to {url} refused by the host: it resolves to a private, loopback, link-local or metadata address"
         )),
-        ErrorCode::ConnectionLimitReached => Error::internal(format!("HTTP request to {url} refused: too many requests in one run")),
-        ErrorCode::DnsError(_) => Error::upstream(format!("HTTP request to {url} failed: the host name does not resolve")),
+        ErrorCode::ConnectionLimitReached => {
+            Error::internal(format!("HTTP request to {url} refused: too many requests in one run"))
+        }
+        ErrorCode::DnsError(_) => {
+            Error::upstream(format!("HTTP request to {url} failed: the host name does not resolve"))
+        }
         other => Error::upstream(format!("HTTP request to {url} failed: {other:?}")),
     }
 }
@@ -212,16 +225,22 @@ fn send_once(request: &Request) -> Result<Response> {
     };
     let invalid = || Error::invalid_input(format!("`{}` is not a valid URL", request.url));
     req.set_method(&method).map_err(|_| invalid())?;
-    req.set_scheme(Some(if url.https { &Scheme::Https } else { &Scheme::Http })).map_err(|_| invalid())?;
+    req.set_scheme(Some(if url.https { &Scheme::Https } else { &Scheme::Http }))
+        .map_err(|_| invalid())?;
     req.set_authority(Some(url.authority)).map_err(|_| invalid())?;
-    req.set_path_with_query(Some(url.path_and_query)).map_err(|_| invalid())?;
+    req.set_path_with_query(Some(url.path_and_query))
+        .map_err(|_| invalid())?;
 
     // Send first, then stream the body: the host consumes the body while sending, so writing
     // it all before `handle` could fill the stream's buffer and block forever.
-    let body = req.body().map_err(|_| Error::internal("cannot open the request body"))?;
+    let body = req
+        .body()
+        .map_err(|_| Error::internal("cannot open the request body"))?;
     let pending = outgoing_handler::handle(req, None).map_err(|code| describe(&request.url, &code))?;
     {
-        let stream = body.write().map_err(|_| Error::internal("cannot open the request body stream"))?;
+        let stream = body
+            .write()
+            .map_err(|_| Error::internal("cannot open the request body stream"))?;
         for chunk in request.body.chunks(WRITE_CHUNK) {
             stream
                 .blocking_write_and_flush(chunk)
@@ -245,20 +264,29 @@ fn send_once(request: &Request) -> Result<Response> {
         .into_iter()
         .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
         .collect();
-    let incoming = response.consume().map_err(|_| Error::internal("cannot read the response body"))?;
+    let incoming = response
+        .consume()
+        .map_err(|_| Error::internal("cannot read the response body"))?;
     let body = read_body(&incoming, &request.url)?;
     drop(incoming);
     Ok(Response { status, headers, body })
 }
 
 fn read_body(body: &IncomingBody, url: &str) -> Result<Vec<u8>> {
-    let stream = body.stream().map_err(|_| Error::internal("cannot open the response body stream"))?;
+    let stream = body
+        .stream()
+        .map_err(|_| Error::internal("cannot open the response body stream"))?;
     let mut out = Vec::new();
     loop {
         match stream.blocking_read(READ_CHUNK) {
             Ok(chunk) => out.extend_from_slice(&chunk),
             Err(StreamError::Closed) => return Ok(out),
-            Err(StreamError::LastOperationFailed(e)) => return Err(Error::upstream(format!("reading the response from {url} failed: {}", e.to_debug_string()))),
+            Err(StreamError::LastOperationFailed(e)) => {
+                return Err(Error::upstream(format!(
+                    "reading the response from {url} failed: {}",
+                    e.to_debug_string()
+                )));
+            }
         }
     }
 }
@@ -271,7 +299,11 @@ mod tests {
     fn parses_urls() {
         assert_eq!(
             parse_url("https://api.example.com:8443/v1/kpis?week=3#frag").unwrap(),
-            Url { https: true, authority: "api.example.com:8443", path_and_query: "/v1/kpis?week=3" }
+            Url {
+                https: true,
+                authority: "api.example.com:8443",
+                path_and_query: "/v1/kpis?week=3"
+            }
         );
         assert_eq!(parse_url("http://h").unwrap().path_and_query, "/");
         assert_eq!(parse_url("http://h?x=1").unwrap().path_and_query, "?x=1");

@@ -32,6 +32,7 @@
 //! }
 //!
 //! plugin!(run);
+//! # fn main() {}
 //! ```
 //!
 //! A capability the run was not granted answers an [`Error`] of kind [`ErrorKind::NotGranted`];
@@ -97,6 +98,7 @@ pub struct Context {
 /// }
 ///
 /// plugin!(echo);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! plugin {
@@ -128,7 +130,11 @@ pub mod __private {
     use crate::{Context, Error, Result};
 
     /// Parses the input, calls the plugin, serialises the output.
-    pub fn run<I, O>(input: String, context: RunContext, f: fn(I, &Context) -> Result<O>) -> std::result::Result<String, Failure>
+    pub fn run<I, O>(
+        input: String,
+        context: RunContext,
+        f: fn(I, &Context) -> Result<O>,
+    ) -> std::result::Result<String, Failure>
     where
         I: serde::de::DeserializeOwned,
         O: serde::Serialize,
@@ -145,7 +151,10 @@ pub mod __private {
         let result = serde_json::from_str::<I>(&input)
             .map_err(|e| Error::invalid_input(format!("the input does not match what this plugin expects: {e}")))
             .and_then(|input| f(input, &ctx))
-            .and_then(|out| serde_json::to_string(&out).map_err(|e| Error::internal(format!("cannot encode the output as JSON: {e}"))));
+            .and_then(|out| {
+                serde_json::to_string(&out)
+                    .map_err(|e| Error::internal(format!("cannot encode the output as JSON: {e}")))
+            });
         result.map_err(Error::into_failure)
     }
 }

@@ -65,7 +65,9 @@ impl Filter {
 fn map(e: RegistryError) -> Error {
     match e {
         RegistryError::NotGranted(m) => Error::not_granted(m),
-        RegistryError::UnknownRegistry(m) | RegistryError::Invalid(m) | RegistryError::NotFound(m) => Error::invalid_input(m),
+        RegistryError::UnknownRegistry(m) | RegistryError::Invalid(m) | RegistryError::NotFound(m) => {
+            Error::invalid_input(m)
+        }
         RegistryError::Other(m) => Error::upstream(m),
     }
 }
@@ -80,7 +82,11 @@ fn record(row: wit::Row) -> Result<Record> {
 /// Records of `registry` matching every filter, at most `limit`, oldest first.
 pub fn query(registry: &str, filters: &[Filter], limit: u32) -> Result<Vec<Record>> {
     let filters: Vec<wit::Filter> = filters.iter().map(|f| f.0.clone()).collect();
-    wit::query(registry, &filters, limit).map_err(map)?.into_iter().map(record).collect()
+    wit::query(registry, &filters, limit)
+        .map_err(map)?
+        .into_iter()
+        .map(record)
+        .collect()
 }
 
 /// Adds a record (a JSON object) and returns it with its id.

@@ -103,9 +103,9 @@ fn compose(messages: &[Message]) -> String {
         .map(|m| m.content.as_str())
         .unwrap_or("");
     let hash = messages.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, m| {
-        m.content
-            .bytes()
-            .fold(h ^ m.role as u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+        m.content.bytes().fold(h ^ m.role as u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
     });
     let words = key_words(last_user);
     let pick = |i: usize| -> &str {
@@ -118,13 +118,30 @@ fn compose(messages: &[Message]) -> String {
     // A title-like first line (plugins often take the first line as a title), the body, and the
     // disclaimer last, where it is never cut off by a title extraction.
     let topic: Vec<&str> = words.iter().take(6).copied().collect();
-    let mut out = format!("Offline draft: {}\n\nYou asked: \"", if topic.is_empty() { "the request".to_string() } else { topic.join(" ") });
-    out.extend(last_user.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(MAX_ECHO_CHARS));
+    let mut out = format!(
+        "Offline draft: {}\n\nYou asked: \"",
+        if topic.is_empty() {
+            "the request".to_string()
+        } else {
+            topic.join(" ")
+        }
+    );
+    out.extend(
+        last_user
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(MAX_ECHO_CHARS),
+    );
     out.push_str("\"\n\n");
     let count = 3 + (hash % 3) as usize;
     for i in 0..count {
         let template = SENTENCES[(hash as usize).wrapping_add(i * 3) % SENTENCES.len()];
-        let sentence = template.replace("{a}", pick(i)).replace("{b}", pick(i + 1)).replace("{c}", pick(i + 2));
+        let sentence = template
+            .replace("{a}", pick(i))
+            .replace("{b}", pick(i + 1))
+            .replace("{c}", pick(i + 2));
         if i > 0 {
             out.push(' ');
         }
@@ -172,8 +189,14 @@ mod tests {
         ChatRequest {
             model: OFFLINE_MODEL.into(),
             messages: vec![
-                Message { role: Role::System, content: "You write blog posts.".into() },
-                Message { role: Role::User, content: text.into() },
+                Message {
+                    role: Role::System,
+                    content: "You write blog posts.".into(),
+                },
+                Message {
+                    role: Role::User,
+                    content: text.into(),
+                },
             ],
             max_tokens,
             temperature: None,
@@ -193,14 +216,23 @@ mod tests {
     #[test]
     fn answers_deterministically_and_says_it_is_not_a_model() {
         let p = OfflineProvider;
-        let a = p.answer(&request("Write about the spring sale for gardeners", 500)).unwrap();
-        let b = p.answer(&request("Write about the spring sale for gardeners", 500)).unwrap();
+        let a = p
+            .answer(&request("Write about the spring sale for gardeners", 500))
+            .unwrap();
+        let b = p
+            .answer(&request("Write about the spring sale for gardeners", 500))
+            .unwrap();
         assert_eq!(a, b);
         assert!(a.text.ends_with(DISCLAIMER));
         assert!(a.text.starts_with("Offline draft: Write about spring sale"));
         assert!(a.text.contains("spring sale"));
         assert_eq!(a.stop_reason, "end-turn");
-        assert_eq!(a.usage.input_tokens, count_tokens("You write blog posts.") + count_tokens("Write about the spring sale for gardeners") + 2 * TOKENS_PER_MESSAGE);
+        assert_eq!(
+            a.usage.input_tokens,
+            count_tokens("You write blog posts.")
+                + count_tokens("Write about the spring sale for gardeners")
+                + 2 * TOKENS_PER_MESSAGE
+        );
         assert_eq!(a.usage.output_tokens, count_tokens(&a.text));
         let other = p.answer(&request("Write about winter boots", 500)).unwrap();
         assert_ne!(a.text, other.text);
@@ -208,7 +240,9 @@ mod tests {
 
     #[test]
     fn honours_max_tokens() {
-        let r = OfflineProvider.answer(&request("Write about the spring sale", 12)).unwrap();
+        let r = OfflineProvider
+            .answer(&request("Write about the spring sale", 12))
+            .unwrap();
         assert_eq!(r.stop_reason, "max-tokens");
         assert!(r.usage.output_tokens <= 12);
     }
@@ -218,6 +252,9 @@ mod tests {
         let mut req = request("x", 10);
         req.model = "gpt-4o".into();
         let err = OfflineProvider.answer(&req).unwrap_err();
-        assert_eq!(err.to_string(), "the offline provider serves only the model `offline`, not `gpt-4o`");
+        assert_eq!(
+            err.to_string(),
+            "the offline provider serves only the model `offline`, not `gpt-4o`"
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use clap::Args;
 use mc_egress::AllowList;
-use mc_runtime::{CancelToken, Grants, Limits, MemoryKv, RunContext, RunOutcome, RunRequest, Runtime, RuntimeConfig, Services};
+use mc_runtime::{
+    CancelToken, Grants, Limits, MemoryKv, RunContext, RunOutcome, RunRequest, Runtime, RuntimeConfig, Services,
+};
 
 use crate::exit;
 
@@ -78,7 +80,10 @@ fn plugin_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
     }
     let mut dirs = vec![PathBuf::from(BUILT_PLUGINS)];
     // Beside the binary: target/debug/missionctl → target/wasm32-wasip2/plugin.
-    if let Some(target) = std::env::current_exe().ok().and_then(|p| p.parent()?.parent().map(Path::to_path_buf)) {
+    if let Some(target) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(Path::to_path_buf))
+    {
         dirs.push(target.join("wasm32-wasip2/plugin"));
     }
     dirs
@@ -262,7 +267,11 @@ fn print_text(name: &str, outcome: &RunOutcome) {
         ));
     }
     if u.http_requests > 0 {
-        summary.push_str(&format!(" · HTTP {} request{}", u.http_requests, if u.http_requests == 1 { "" } else { "s" }));
+        summary.push_str(&format!(
+            " · HTTP {} request{}",
+            u.http_requests,
+            if u.http_requests == 1 { "" } else { "s" }
+        ));
     }
     eprintln!("{summary}");
 }

@@ -29,7 +29,9 @@ const METADATA_ADDRS: [IpAddr; 3] = [
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EgressError {
     /// The pattern text does not parse.
-    #[error("invalid host pattern `{pattern}`: {reason} (expected scheme://host[:port], e.g. https://api.example.com or https://*.example.com:8443)")]
+    #[error(
+        "invalid host pattern `{pattern}`: {reason} (expected scheme://host[:port], e.g. https://api.example.com or https://*.example.com:8443)"
+    )]
     InvalidPattern { pattern: String, reason: String },
     /// The URL matches no pattern of the allow-list.
     #[error("{origin} is not in this run's allow-list ({allowed})")]
@@ -425,12 +427,7 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
         Some(AddressClass::Private)
     } else if seg[0] == 0x0064 && seg[1] == 0xff9b || seg[0] == 0x2002 || seg[..6] == [0; 6] {
         // NAT64, 6to4 and IPv4-compatible addresses embed an IPv4 address: judge by it.
-        let v4 = Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        );
+        let v4 = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
         let embedded = if seg[0] == 0x2002 {
             Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8)
         } else {
@@ -513,7 +510,10 @@ mod tests {
         assert!(list.matching(Scheme::Https, &name("api.example.com"), 443).is_some());
         assert!(list.matching(Scheme::Http, &name("api.example.com"), 443).is_none());
         assert!(list.matching(Scheme::Https, &name("api.example.com"), 8443).is_none());
-        assert!(list.matching(Scheme::Https, &name("evil-api.example.com"), 443).is_none());
+        assert!(
+            list.matching(Scheme::Https, &name("evil-api.example.com"), 443)
+                .is_none()
+        );
         assert!(list.matching(Scheme::Https, &name("a.cdn.example.org"), 8443).is_some());
         assert!(list.matching(Scheme::Https, &name("cdn.example.org"), 443).is_none());
         assert!(list.matching(Scheme::Https, &name("xcdn.example.org"), 443).is_none());
@@ -523,7 +523,16 @@ mod tests {
     async fn refuses_loopback_unless_named_explicitly() {
         let open = AllowList::parse(&["http://localhost:8080"]).unwrap();
         let err = open.vet(Scheme::Http, "localhost", 8080).await.unwrap_err();
-        assert!(matches!(err, EgressError::ForbiddenAddress { class: AddressClass::Loopback, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                EgressError::ForbiddenAddress {
+                    class: AddressClass::Loopback,
+                    ..
+                }
+            ),
+            "{err}"
+        );
 
         let explicit = AllowList::parse(&["http://127.0.0.1:8080"]).unwrap();
         let ok = explicit.vet(Scheme::Http, "127.0.0.1", 8080).await.unwrap();
@@ -534,7 +543,10 @@ mod tests {
             err.to_string(),
             "http://127.0.0.1:8081 is not in this run's allow-list (granted: http://127.0.0.1:8080)"
         );
-        let err = AllowList::deny_all().vet(Scheme::Https, "example.com", 443).await.unwrap_err();
+        let err = AllowList::deny_all()
+            .vet(Scheme::Https, "example.com", 443)
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "https://example.com:443 is not in this run's allow-list (no hosts are granted)"

@@ -75,7 +75,12 @@ impl ComponentCache {
     /// The compiled component for `bytes` (whose hash is `hash`): from disk when present and
     /// loadable, else compiled and stored. A cache that cannot be written costs speed, never
     /// correctness: the component is still returned.
-    pub fn load_or_compile(&self, engine: &Engine, hash: &str, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        hash: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.path_for(hash);
         if path.exists() {
             match load(engine, &path) {
@@ -92,11 +97,15 @@ impl ComponentCache {
 
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         let bytes = component.serialize().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut tmp = tempfile_in(&self.dir)?;
-        tmp.1.write_all(&bytes)?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, path)?;
-        Ok(())
+        let (tmp, mut file) = tempfile_in(&self.dir)?;
+        let written = file
+            .write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(written?)
     }
 }
 
@@ -107,7 +116,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let path = dir.join(format!(".tmp-{}-{:?}-{nanos}", std::process::id(), std::thread::current().id()));
+    let path = dir.join(format!(
+        ".tmp-{}-{:?}-{nanos}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
     Ok((path, file))
 }

@@ -28,15 +28,21 @@ pub use host::ai::{DEFAULT_MAX_TOKENS, MAX_AI_CALLS_PER_RUN, MAX_TOKENS};
 pub use host::http::MAX_HTTP_REQUESTS_PER_RUN;
 pub use host::kv::DEFAULT_BUCKET;
 pub use kv::{KeyPage, KvError, KvStore, MemoryKv};
-pub use limits::{DEFAULT_DEADLINE, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, LimitError, Limits, MAX_DEADLINE, MAX_FUEL};
+pub use limits::{
+    DEFAULT_DEADLINE, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, LimitError, Limits, MAX_DEADLINE,
+    MAX_FUEL,
+};
 pub use outcome::{Denial, LogLevel, LogLine, RunFailure, RunOutcome, RunUsage};
 pub use plugin::{CONTRACT_VERSION, HANDLER_EXPORT, LoadError, Plugin};
-pub use runtime::{DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, EPOCH_TICK, RunContext, RunRequest, Runtime, RuntimeConfig, engine_config};
+pub use runtime::{
+    DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, EPOCH_TICK, RunContext, RunRequest, Runtime, RuntimeConfig,
+    engine_config,
+};
 pub use state::{MAX_LOG_LINES, Services};
 
 /// Bindings for benchmarks that drive the same component with bare wasmtime.
 #[doc(hidden)]
 pub mod __bench {
-    pub use crate::bindings::mission::control::types::RunContext as WitRunContext;
     pub use crate::bindings::exports::mission::control::handler::Failure;
+    pub use crate::bindings::mission::control::types::RunContext as WitRunContext;
 }

@@ -64,7 +64,13 @@ impl Limits {
     /// Checks every limit against its range; `host_max_memory` is the runtime's per-instance
     /// memory ceiling (the pooling allocator's slot size).
     pub fn validate(&self, host_max_memory: u64) -> Result<(), LimitError> {
-        fn check<T: PartialOrd + ToString>(name: &'static str, got: T, min: T, max: T, unit: &str) -> Result<(), LimitError> {
+        fn check<T: PartialOrd + ToString>(
+            name: &'static str,
+            got: T,
+            min: T,
+            max: T,
+            unit: &str,
+        ) -> Result<(), LimitError> {
             if got < min || got > max {
                 return Err(LimitError {
                     name,
@@ -76,7 +82,13 @@ impl Limits {
             Ok(())
         }
         check("fuel", self.fuel, 1, MAX_FUEL, "")?;
-        check("memory", self.memory_bytes >> 20, MIN_MEMORY_BYTES >> 20, host_max_memory >> 20, " MiB")?;
+        check(
+            "memory",
+            self.memory_bytes >> 20,
+            MIN_MEMORY_BYTES >> 20,
+            host_max_memory >> 20,
+            " MiB",
+        )?;
         check("timeout", self.deadline.as_millis(), 1, MAX_DEADLINE.as_millis(), " ms")?;
         check("max output", self.max_output_bytes, 1, MAX_OUTPUT_BYTES, " bytes")?;
         Ok(())
@@ -166,11 +178,29 @@ mod tests {
     fn validates_ranges() {
         let max = 1 << 30;
         assert!(Limits::default().validate(max).is_ok());
-        let e = Limits { fuel: 0, ..Limits::default() }.validate(max).unwrap_err();
+        let e = Limits {
+            fuel: 0,
+            ..Limits::default()
+        }
+        .validate(max)
+        .unwrap_err();
         assert_eq!(e.to_string(), "fuel must be between 1 and 1000000000000, got 0");
-        let e = Limits { memory_bytes: 100_000 << 20, ..Limits::default() }.validate(max).unwrap_err();
-        assert_eq!(e.to_string(), "memory must be between 2 MiB and 1024 MiB, got 100000 MiB");
-        let e = Limits { deadline: Duration::ZERO, ..Limits::default() }.validate(max).unwrap_err();
+        let e = Limits {
+            memory_bytes: 100_000 << 20,
+            ..Limits::default()
+        }
+        .validate(max)
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "memory must be between 2 MiB and 1024 MiB, got 100000 MiB"
+        );
+        let e = Limits {
+            deadline: Duration::ZERO,
+            ..Limits::default()
+        }
+        .validate(max)
+        .unwrap_err();
         assert_eq!(e.to_string(), "timeout must be between 1 ms and 3600000 ms, got 0 ms");
     }
 

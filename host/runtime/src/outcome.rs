@@ -28,7 +28,11 @@ pub enum RunFailure {
     Trap { message: String, backtrace: String },
     /// The plugin returned its own error.
     #[error("plugin error ({code}): {message}")]
-    Plugin { code: String, message: String, retryable: bool },
+    Plugin {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
     /// The plugin used a capability this run was not granted (and failed because of it).
     #[error("capability not granted: {detail}")]
     CapabilityDenied { capability: String, detail: String },
@@ -47,7 +51,11 @@ pub enum RunFailure {
 }
 
 fn backtrace_suffix(bt: &str) -> String {
-    if bt.is_empty() { String::new() } else { format!("\n{bt}") }
+    if bt.is_empty() {
+        String::new()
+    } else {
+        format!("\n{bt}")
+    }
 }
 
 impl RunFailure {

@@ -24,7 +24,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.name).field("hash", &self.hash).finish()
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
     }
 }
 
@@ -59,14 +62,22 @@ pub enum LoadError {
     Io { what: String, reason: String },
     #[error("{what} is not a WebAssembly file (it does not start with the \\0asm header)")]
     NotWasm { what: String },
-    #[error("{what} is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)")]
+    #[error(
+        "{what} is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
+    )]
     CoreModule { what: String },
     #[error("{what} is not a valid component: {reason}")]
     Invalid { what: String, reason: String },
-    #[error("{what} was built for contract mission:control@{plugin}, but this host speaks mission:control@{host}: rebuild it with a matching SDK")]
+    #[error(
+        "{what} was built for contract mission:control@{plugin}, but this host speaks mission:control@{host}: rebuild it with a matching SDK"
+    )]
     IncompatibleContract { what: String, plugin: String, host: String },
     #[error("{what} does not export `{expected}`, so it is not a workflow plugin (its exports: {found})")]
-    MissingExport { what: String, expected: String, found: String },
+    MissingExport {
+        what: String,
+        expected: String,
+        found: String,
+    },
     #[error("{what} needs an import this host does not provide: {detail}")]
     UnknownImport { what: String, detail: String },
 }
@@ -94,13 +105,21 @@ fn compatible(version: &str) -> bool {
     let family = |v: &str| -> String {
         let mut parts = v.split('.');
         let major = parts.next().unwrap_or("");
-        if major == "0" { format!("0.{}", parts.next().unwrap_or("")) } else { major.to_string() }
+        if major == "0" {
+            format!("0.{}", parts.next().unwrap_or(""))
+        } else {
+            major.to_string()
+        }
     };
     family(version) == family(CONTRACT_VERSION)
 }
 
 /// Checks the component's imports and exports against the contract, naming what does not fit.
-pub(crate) fn check_contract(what: &str, engine: &wasmtime::Engine, component: &wasmtime::component::Component) -> Result<(), LoadError> {
+pub(crate) fn check_contract(
+    what: &str,
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Result<(), LoadError> {
     let ty = component.component_type();
     let incompatible = |v: &str| LoadError::IncompatibleContract {
         what: what.into(),
@@ -115,7 +134,10 @@ pub(crate) fn check_contract(what: &str, engine: &wasmtime::Engine, component: &
         }
     }
     let exports: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
-    if exports.iter().any(|e| *e == HANDLER_EXPORT || e.strip_prefix("mission:control/handler@").is_some_and(compatible)) {
+    if exports
+        .iter()
+        .any(|e| *e == HANDLER_EXPORT || e.strip_prefix("mission:control/handler@").is_some_and(compatible))
+    {
         return Ok(());
     }
     if let Some(v) = exports.iter().find_map(|e| e.strip_prefix("mission:control/handler@")) {
@@ -124,7 +146,11 @@ pub(crate) fn check_contract(what: &str, engine: &wasmtime::Engine, component: &
     Err(LoadError::MissingExport {
         what: what.into(),
         expected: HANDLER_EXPORT.into(),
-        found: if exports.is_empty() { "none".into() } else { exports.join(", ") },
+        found: if exports.is_empty() {
+            "none".into()
+        } else {
+            exports.join(", ")
+        },
     })
 }
 
@@ -150,8 +176,14 @@ mod tests {
 
     #[test]
     fn header_check_names_the_problem() {
-        assert!(matches!(check_header("x", b"hello world"), Err(LoadError::NotWasm { .. })));
-        assert!(matches!(check_header("x", b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule { .. })));
+        assert!(matches!(
+            check_header("x", b"hello world"),
+            Err(LoadError::NotWasm { .. })
+        ));
+        assert!(matches!(
+            check_header("x", b"\0asm\x01\0\0\0"),
+            Err(LoadError::CoreModule { .. })
+        ));
         assert!(check_header("x", b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use mc_ai::CallContext;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace,
+};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -146,11 +148,15 @@ impl Runtime {
         if config.max_instances == 0 {
             anyhow::bail!("max_instances must be at least 1");
         }
-        let engine = Engine::new(&engine_config(config.max_instances, config.max_memory_bytes)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let engine = Engine::new(&engine_config(config.max_instances, config.max_memory_bytes))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut linker = Linker::new(&engine);
         crate::host::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(ComponentCache::open(dir, &engine).map_err(|e| anyhow::anyhow!("cannot use cache directory {}: {e}", dir.display()))?),
+            Some(dir) => Some(
+                ComponentCache::open(dir, &engine)
+                    .map_err(|e| anyhow::anyhow!("cannot use cache directory {}: {e}", dir.display()))?,
+            ),
             None => None,
         };
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -196,7 +202,10 @@ impl Runtime {
                 reason: e.to_string(),
             },
         })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().replace('_', "-")).unwrap_or_else(|| what.clone());
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-"))
+            .unwrap_or_else(|| what.clone());
         self.load_bytes(&name, &bytes)
     }
 
@@ -218,10 +227,14 @@ impl Runtime {
             None => (Component::new(engine, bytes).map_err(invalid)?, CacheOutcome::Compiled),
         };
         check_contract(name, engine, &component)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| LoadError::UnknownImport {
-            what: name.into(),
-            detail: format!("{e:#}"),
-        })?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnknownImport {
+                what: name.into(),
+                detail: format!("{e:#}"),
+            })?;
         let pre = WorkflowPre::new(pre).map_err(|e| LoadError::MissingExport {
             what: name.into(),
             expected: crate::plugin::HANDLER_EXPORT.into(),
@@ -251,7 +264,10 @@ impl Runtime {
         // The empty WASI context: no preopens, no env, no args, no sockets, stdout discarded,
         // stderr captured (capped) for panic messages.
         let mut wasi = WasiCtx::builder();
-        wasi.stderr(stderr.clone()).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
 
         let ctx = &req.context;
         let state = RunState {
@@ -321,7 +337,12 @@ impl Runtime {
                     Ok(w) => w,
                     Err(e) => return Ended::Instantiate(e),
                 };
-                Ended::Call(workflow.mission_control_handler().call_run(&mut *store, &req.input, &wit_ctx).await)
+                Ended::Call(
+                    workflow
+                        .mission_control_handler()
+                        .call_run(&mut *store, &req.input, &wit_ctx)
+                        .await,
+                )
             };
             let cancelled = async {
                 match &req.cancel {
@@ -342,7 +363,9 @@ impl Runtime {
         let mut state = store.into_data();
         let denials = std::mem::take(&mut *lock(&denials));
         let result = match ended {
-            Ended::Deadline => Err(RunFailure::Deadline { limit_ms: limits.deadline.as_millis() as u64 }),
+            Ended::Deadline => Err(RunFailure::Deadline {
+                limit_ms: limits.deadline.as_millis() as u64,
+            }),
             Ended::Cancelled => Err(RunFailure::Cancelled),
             Ended::Instantiate(e) => Err(classify_instantiate(e, &state, &limits)),
             Ended::Call(Err(e)) => Err(classify_trap(e, &state, &limits, &stderr_text)),
@@ -365,7 +388,11 @@ impl Runtime {
             state.logs.push(LogLine {
                 at_ms: started.elapsed().as_millis() as u64,
                 level: LogLevel::Warn,
-                message: format!("{} more log lines dropped (limit {} per run)", state.logs_dropped, crate::state::MAX_LOG_LINES),
+                message: format!(
+                    "{} more log lines dropped (limit {} per run)",
+                    state.logs_dropped,
+                    crate::state::MAX_LOG_LINES
+                ),
             });
         }
         let usage = RunUsage {
@@ -425,7 +452,10 @@ fn check_output(output: String, limits: &Limits) -> Result<String, RunFailure> {
 /// Instantiation runs the component's start code, so it can run out of fuel or memory like a call;
 /// anything else (the pool is full) is the host's problem and worth retrying.
 fn classify_instantiate(e: wasmtime::Error, state: &RunState, limits: &Limits) -> RunFailure {
-    if e.downcast_ref::<Trap>().is_some() || e.downcast_ref::<Interrupted>().is_some() || state.limiter.hit_memory_limit() {
+    if e.downcast_ref::<Trap>().is_some()
+        || e.downcast_ref::<Interrupted>().is_some()
+        || state.limiter.hit_memory_limit()
+    {
         return classify_trap(e, state, limits, "");
     }
     RunFailure::Host {
@@ -435,7 +465,11 @@ fn classify_instantiate(e: wasmtime::Error, state: &RunState, limits: &Limits) -
 
 fn classify_trap(e: wasmtime::Error, state: &RunState, limits: &Limits, stderr: &str) -> RunFailure {
     match e.downcast_ref::<Interrupted>() {
-        Some(Interrupted::Deadline) => return RunFailure::Deadline { limit_ms: limits.deadline.as_millis() as u64 },
+        Some(Interrupted::Deadline) => {
+            return RunFailure::Deadline {
+                limit_ms: limits.deadline.as_millis() as u64,
+            };
+        }
         Some(Interrupted::Cancelled) => return RunFailure::Cancelled,
         None => {}
     }
@@ -446,10 +480,15 @@ fn classify_trap(e: wasmtime::Error, state: &RunState, limits: &Limits, stderr: 
             limit_mib: limits.memory_bytes >> 20,
         };
     }
-    let backtrace = e.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string()).unwrap_or_default();
+    let backtrace = e
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| bt.to_string())
+        .unwrap_or_default();
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => RunFailure::OutOfFuel { limit: limits.fuel },
-        Some(Trap::Interrupt) => RunFailure::Deadline { limit_ms: limits.deadline.as_millis() as u64 },
+        Some(Trap::Interrupt) => RunFailure::Deadline {
+            limit_ms: limits.deadline.as_millis() as u64,
+        },
         Some(Trap::StackOverflow) => RunFailure::StackOverflow { backtrace },
         Some(trap) => {
             let message = match panic_message(stderr) {

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mc_egress::AllowList;
-use mc_runtime::{CacheOutcome, CancelToken, Grants, Limits, LoadError, MemoryKv, RunContext, RunFailure, RunOutcome, RunRequest, Runtime, RuntimeConfig, Services};
+use mc_runtime::{
+    CacheOutcome, CancelToken, Grants, Limits, LoadError, MemoryKv, RunContext, RunFailure, RunOutcome, RunRequest,
+    Runtime, RuntimeConfig, Services,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,7 +23,11 @@ fn target_dir() -> PathBuf {
 
 fn plugin_path(name: &str) -> PathBuf {
     let p = target_dir().join("wasm32-wasip2/plugin").join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} is missing: build the plugins first with `make plugins`", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: build the plugins first with `make plugins`",
+        p.display()
+    );
     p
 }
 
@@ -87,7 +94,12 @@ fn failure(o: &RunOutcome) -> &RunFailure {
 #[tokio::test]
 async fn content_writer_drafts_and_reports_usage() {
     let rt = runtime();
-    let o = run(&rt, "content_writer", json!({"brief": "Spring sale on garden tools", "voice": "playful"})).await;
+    let o = run(
+        &rt,
+        "content_writer",
+        json!({"brief": "Spring sale on garden tools", "voice": "playful"}),
+    )
+    .await;
     let out = output(&o);
     assert!(out["title"].as_str().unwrap().starts_with("Offline draft:"), "{out}");
     assert!(out["body"].as_str().unwrap().contains("not written by a real AI"));
@@ -105,14 +117,23 @@ async fn content_writer_drafts_and_reports_usage() {
 #[tokio::test]
 async fn every_marketing_plugin_runs_on_the_offline_provider() {
     let rt = runtime();
-    let o = run(&rt, "social_media", json!({"topic": "Spring sale", "hashtags": ["garden"]})).await;
+    let o = run(
+        &rt,
+        "social_media",
+        json!({"topic": "Spring sale", "hashtags": ["garden"]}),
+    )
+    .await;
     for post in output(&o)["posts"].as_array().unwrap() {
         assert!(post["chars"].as_u64() <= post["limit"].as_u64(), "{post}");
     }
-    let o = run(&rt, "email_manager", json!({"messages": [
-        {"id": "1", "from": "ann@shop.com", "subject": "Checkout is down", "body": "urgent"},
-        {"id": "2", "from": "bob@x.com", "subject": "lunch", "body": "friday"}
-    ]}))
+    let o = run(
+        &rt,
+        "email_manager",
+        json!({"messages": [
+            {"id": "1", "from": "ann@shop.com", "subject": "Checkout is down", "body": "urgent"},
+            {"id": "2", "from": "bob@x.com", "subject": "lunch", "body": "friday"}
+        ]}),
+    )
     .await;
     let out = output(&o);
     assert_eq!(out["triaged"][0]["id"], "1");
@@ -121,12 +142,22 @@ async fn every_marketing_plugin_runs_on_the_offline_provider() {
     assert!(out["triaged"][1].get("draft").is_none());
     assert_eq!(o.usage.ai_calls, 1);
 
-    let o = run(&rt, "analytics", json!({"data": {"metrics": {"visits": [100, 104, 180], "signups": [10, 11, 12]}}})).await;
+    let o = run(
+        &rt,
+        "analytics",
+        json!({"data": {"metrics": {"visits": [100, 104, 180], "signups": [10, 11, 12]}}}),
+    )
+    .await;
     let out = output(&o);
     assert_eq!(out["anomalies"], json!(["visits"]));
 
     // The director plans, then reports each delegation the host refused, naming why.
-    let o = run(&rt, "director", json!({"campaign": "Spring sale", "channels": ["blog", "social"]})).await;
+    let o = run(
+        &rt,
+        "director",
+        json!({"campaign": "Spring sale", "channels": ["blog", "social"]}),
+    )
+    .await;
     let out = output(&o);
     let tasks = out["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 2);
@@ -151,9 +182,14 @@ async fn plugin_input_errors_are_the_plugins_own() {
         }
     );
     let o = run(&rt, "content_writer", json!({"title": "no brief"})).await;
-    let RunFailure::Plugin { code, message, .. } = failure(&o) else { panic!("{o:?}") };
+    let RunFailure::Plugin { code, message, .. } = failure(&o) else {
+        panic!("{o:?}")
+    };
     assert_eq!(code, "invalid-input");
-    assert!(message.starts_with("the input does not match what this plugin expects: unknown field `title`"), "{message}");
+    assert!(
+        message.starts_with("the input does not match what this plugin expects: unknown field `title`"),
+        "{message}"
+    );
 }
 
 fn hostile(mode: &str) -> Value {
@@ -176,26 +212,53 @@ async fn hostile_plugins_fail_alone_with_their_own_kind_and_the_host_carries_on(
     assert_eq!(o.usage.fuel_consumed, 50_000_000);
 
     // Memory runs out before fuel when the fuel budget is large.
-    let o = go("alloc", Limits { fuel: 10_000_000_000, ..limits }).await;
+    let o = go(
+        "alloc",
+        Limits {
+            fuel: 10_000_000_000,
+            ..limits
+        },
+    )
+    .await;
     assert_eq!(failure(&o), &RunFailure::MemoryLimit { limit_mib: 16 });
     assert!(o.usage.peak_memory_bytes <= 16 << 20);
 
     let o = go("recurse", limits).await;
-    let RunFailure::StackOverflow { backtrace } = failure(&o) else { panic!("{o:?}") };
-    assert!(backtrace.contains("recurse"), "the guest backtrace names the function: {backtrace}");
+    let RunFailure::StackOverflow { backtrace } = failure(&o) else {
+        panic!("{o:?}")
+    };
+    assert!(
+        backtrace.contains("recurse"),
+        "the guest backtrace names the function: {backtrace}"
+    );
 
     let o = go("trap", limits).await;
-    let RunFailure::Trap { message, backtrace } = failure(&o) else { panic!("{o:?}") };
+    let RunFailure::Trap { message, backtrace } = failure(&o) else {
+        panic!("{o:?}")
+    };
     assert!(message.contains("unreachable"), "{message}");
     assert!(backtrace.contains("hostile"), "{backtrace}");
 
     let o = go("panic", limits).await;
-    let RunFailure::Trap { message, .. } = failure(&o) else { panic!("{o:?}") };
+    let RunFailure::Trap { message, .. } = failure(&o) else {
+        panic!("{o:?}")
+    };
     assert!(message.starts_with("the plugin panicked: panicked at"), "{message}");
     assert!(message.contains("the hostile plugin panics on purpose"), "{message}");
 
-    let o = run_with(&rt, "hostile", request(json!({"mode": "huge-output", "bytes": 3 << 20}), grants(), limits)).await;
-    assert_eq!(failure(&o), &RunFailure::OutputTooLarge { size: (3 << 20) + 2, limit: 1 << 20 });
+    let o = run_with(
+        &rt,
+        "hostile",
+        request(json!({"mode": "huge-output", "bytes": 3 << 20}), grants(), limits),
+    )
+    .await;
+    assert_eq!(
+        failure(&o),
+        &RunFailure::OutputTooLarge {
+            size: (3 << 20) + 2,
+            limit: 1 << 20
+        }
+    );
 
     let o = go("not-json", limits).await;
     assert!(matches!(failure(&o), RunFailure::InvalidOutput { .. }), "{o:?}");
@@ -203,19 +266,41 @@ async fn hostile_plugins_fail_alone_with_their_own_kind_and_the_host_carries_on(
     let o = go("fail", limits).await;
     assert_eq!(
         failure(&o),
-        &RunFailure::Plugin { code: "upstream".into(), message: "the upstream service said no".into(), retryable: true }
+        &RunFailure::Plugin {
+            code: "upstream".into(),
+            message: "the upstream service said no".into(),
+            retryable: true
+        }
     );
 
     let o = go("http", limits).await; // no URL: invalid input inside the plugin
-    assert!(matches!(failure(&o), RunFailure::Plugin { code, .. } if code == "invalid-input"), "{o:?}");
+    assert!(
+        matches!(failure(&o), RunFailure::Plugin { code, .. } if code == "invalid-input"),
+        "{o:?}"
+    );
 
     // A loop with plenty of fuel is stopped by the wall-clock deadline (epoch interruption).
-    let o = go("loop", Limits { fuel: mc_runtime::MAX_FUEL, deadline: Duration::from_millis(300), ..limits }).await;
+    let o = go(
+        "loop",
+        Limits {
+            fuel: mc_runtime::MAX_FUEL,
+            deadline: Duration::from_millis(300),
+            ..limits
+        },
+    )
+    .await;
     assert_eq!(failure(&o), &RunFailure::Deadline { limit_ms: 300 });
     assert!(o.usage.wall_time < Duration::from_secs(5));
 
     // A plugin waiting inside a host call is stopped by the deadline too.
-    let o = go("sleep", Limits { deadline: Duration::from_millis(200), ..limits }).await;
+    let o = go(
+        "sleep",
+        Limits {
+            deadline: Duration::from_millis(200),
+            ..limits
+        },
+    )
+    .await;
     assert_eq!(failure(&o), &RunFailure::Deadline { limit_ms: 200 });
 
     // And after all that, a healthy run in the same runtime succeeds.
@@ -226,16 +311,25 @@ async fn hostile_plugins_fail_alone_with_their_own_kind_and_the_host_carries_on(
 #[tokio::test]
 async fn a_looping_tenant_does_not_stop_others_running_beside_it() {
     let rt = runtime();
-    let limits = Limits { fuel: mc_runtime::MAX_FUEL, deadline: Duration::from_secs(2), ..Limits::default() };
+    let limits = Limits {
+        fuel: mc_runtime::MAX_FUEL,
+        deadline: Duration::from_secs(2),
+        ..Limits::default()
+    };
     let p = rt.load_file(&plugin_path("hostile")).unwrap();
     let noop = rt.load_file(&plugin_path("noop")).unwrap();
     let mut loops = Vec::new();
     for _ in 0..4 {
         let (rt, p) = (rt.clone(), p.clone());
-        loops.push(tokio::spawn(async move { rt.run(&p, request(hostile("loop"), grants(), limits)).await.unwrap() }));
+        loops.push(tokio::spawn(async move {
+            rt.run(&p, request(hostile("loop"), grants(), limits)).await.unwrap()
+        }));
     }
     for i in 0..20 {
-        let o = rt.run(&noop, request(json!({ "i": i }), grants(), Limits::default())).await.unwrap();
+        let o = rt
+            .run(&noop, request(json!({ "i": i }), grants(), Limits::default()))
+            .await
+            .unwrap();
         assert_eq!(output(&o), json!({ "i": i }));
     }
     for l in loops {
@@ -247,7 +341,14 @@ async fn a_looping_tenant_does_not_stop_others_running_beside_it() {
 async fn cancellation_interrupts_a_running_plugin() {
     let rt = runtime();
     let cancel = CancelToken::new();
-    let mut req = request(hostile("loop"), grants(), Limits { fuel: mc_runtime::MAX_FUEL, ..Limits::default() });
+    let mut req = request(
+        hostile("loop"),
+        grants(),
+        Limits {
+            fuel: mc_runtime::MAX_FUEL,
+            ..Limits::default()
+        },
+    );
     req.cancel = Some(cancel.clone());
     let p = rt.load_file(&plugin_path("hostile")).unwrap();
     let handle = tokio::spawn({
@@ -283,13 +384,28 @@ async fn key_value_state_is_confined_to_the_granted_bucket() {
         r.services.kv = kv.clone();
         r
     };
-    let o = run_with(&rt, "hostile", with_kv(json!({"mode": "kv", "key": "cursor", "value": 41}), grants())).await;
+    let o = run_with(
+        &rt,
+        "hostile",
+        with_kv(json!({"mode": "kv", "key": "cursor", "value": 41}), grants()),
+    )
+    .await;
     assert_eq!(output(&o), json!({"before": null, "keys": ["cursor"]}));
-    let o = run_with(&rt, "hostile", with_kv(json!({"mode": "kv", "key": "cursor", "value": 42}), grants())).await;
+    let o = run_with(
+        &rt,
+        "hostile",
+        with_kv(json!({"mode": "kv", "key": "cursor", "value": 42}), grants()),
+    )
+    .await;
     assert_eq!(output(&o), json!({"before": 41, "keys": ["cursor"]}));
 
     // Another tenant's bucket, by name: refused, and the refusal is what the run failed of.
-    let o = run_with(&rt, "hostile", with_kv(json!({"mode": "kv-other-bucket", "bucket": "tenant:globex"}), grants())).await;
+    let o = run_with(
+        &rt,
+        "hostile",
+        with_kv(json!({"mode": "kv-other-bucket", "bucket": "tenant:globex"}), grants()),
+    )
+    .await;
     assert_eq!(
         failure(&o),
         &RunFailure::CapabilityDenied {
@@ -298,13 +414,32 @@ async fn key_value_state_is_confined_to_the_granted_bucket() {
         }
     );
     // A tenant with the same key sees its own value only.
-    let other = Grants { kv_bucket: Some("tenant:globex".into()), ..grants() };
-    let o = run_with(&rt, "hostile", with_kv(json!({"mode": "kv", "key": "cursor", "value": 1}), other)).await;
+    let other = Grants {
+        kv_bucket: Some("tenant:globex".into()),
+        ..grants()
+    };
+    let o = run_with(
+        &rt,
+        "hostile",
+        with_kv(json!({"mode": "kv", "key": "cursor", "value": 1}), other),
+    )
+    .await;
     assert_eq!(output(&o), json!({"before": null, "keys": ["cursor"]}));
 
-    let none = Grants { kv_bucket: None, ..grants() };
-    let o = run_with(&rt, "hostile", with_kv(json!({"mode": "kv", "key": "k", "value": 1}), none)).await;
-    assert!(matches!(failure(&o), RunFailure::CapabilityDenied { capability, .. } if capability == "kv"), "{o:?}");
+    let none = Grants {
+        kv_bucket: None,
+        ..grants()
+    };
+    let o = run_with(
+        &rt,
+        "hostile",
+        with_kv(json!({"mode": "kv", "key": "k", "value": 1}), none),
+    )
+    .await;
+    assert!(
+        matches!(failure(&o), RunFailure::CapabilityDenied { capability, .. } if capability == "kv"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test]
@@ -318,17 +453,35 @@ async fn ai_models_must_be_granted() {
             detail: "model `gpt-4o` is not granted to this run (granted: offline)".into()
         }
     );
-    let o = run_with(&rt, "hostile", request(json!({"mode": "ai", "prompt": "hi"}), Grants { models: vec![], ..grants() }, Limits::default())).await;
+    let o = run_with(
+        &rt,
+        "hostile",
+        request(
+            json!({"mode": "ai", "prompt": "hi"}),
+            Grants {
+                models: vec![],
+                ..grants()
+            },
+            Limits::default(),
+        ),
+    )
+    .await;
     assert_eq!(
         failure(&o),
-        &RunFailure::CapabilityDenied { capability: "ai".into(), detail: "AI is not granted to this run (no models)".into() }
+        &RunFailure::CapabilityDenied {
+            capability: "ai".into(),
+            detail: "AI is not granted to this run (no models)".into()
+        }
     );
     let o = run(&rt, "hostile", json!({"mode": "ai", "prompt": "Say hello to the team"})).await;
     let out = output(&o);
     let expected = mc_ai::OfflineProvider
         .answer(&mc_ai::ChatRequest {
             model: "offline".into(),
-            messages: vec![mc_ai::Message { role: mc_ai::Role::User, content: "Say hello to the team".into() }],
+            messages: vec![mc_ai::Message {
+                role: mc_ai::Role::User,
+                content: "Say hello to the team".into(),
+            }],
             max_tokens: mc_runtime::DEFAULT_MAX_TOKENS,
             temperature: None,
         })
@@ -342,14 +495,25 @@ async fn ai_models_must_be_granted() {
 async fn imports_of_later_capabilities_answer_not_granted() {
     let rt = runtime();
     for (mode, capability, detail) in [
-        ("delegate", "agents", "delegation to agent `writer` is not granted to this run (this host has no team to delegate to)"),
+        (
+            "delegate",
+            "agents",
+            "delegation to agent `writer` is not granted to this run (this host has no team to delegate to)",
+        ),
         ("registry", "registry", "registry `clients` is not granted to this run"),
-        ("approval", "approval", "asking for approval (\"Post\") is not granted to this run"),
+        (
+            "approval",
+            "approval",
+            "asking for approval (\"Post\") is not granted to this run",
+        ),
     ] {
         let o = run(&rt, "hostile", hostile(mode)).await;
         assert_eq!(
             failure(&o),
-            &RunFailure::CapabilityDenied { capability: capability.into(), detail: detail.into() },
+            &RunFailure::CapabilityDenied {
+                capability: capability.into(),
+                detail: detail.into()
+            },
             "{mode}"
         );
     }
@@ -361,7 +525,10 @@ async fn logs_are_capped() {
     let o = run(&rt, "hostile", json!({"mode": "log-flood", "lines": 1500})).await;
     assert_eq!(output(&o), json!("flooded"));
     assert_eq!(o.logs.len(), mc_runtime::MAX_LOG_LINES + 1);
-    assert_eq!(o.logs.last().unwrap().message, "500 more log lines dropped (limit 1000 per run)");
+    assert_eq!(
+        o.logs.last().unwrap().message,
+        "500 more log lines dropped (limit 1000 per run)"
+    );
 }
 
 /// A tiny HTTP/1.1 server on 127.0.0.1 answering by path; every response closes the connection.
@@ -370,7 +537,9 @@ async fn serve(routes: Vec<(&'static str, &'static str, String)>) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let routes = routes.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -388,8 +557,16 @@ async fn serve(routes: Vec<(&'static str, &'static str, String)>) -> u16 {
                     .find(|(p, _, _)| *p == path)
                     .map(|(_, s, b)| (*s, "", b.clone()))
                     .unwrap_or(("404 Not Found", "", String::new()));
-                let (status, extra) = if status.starts_with("302") { ("302 Found", body.as_str()) } else { (status, extra) };
-                let body = if status.starts_with("302") { String::new() } else { body.clone() };
+                let (status, extra) = if status.starts_with("302") {
+                    ("302 Found", body.as_str())
+                } else {
+                    (status, extra)
+                };
+                let body = if status.starts_with("302") {
+                    String::new()
+                } else {
+                    body.clone()
+                };
                 let resp = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
                     body.len()
@@ -402,7 +579,10 @@ async fn serve(routes: Vec<(&'static str, &'static str, String)>) -> u16 {
 }
 
 fn with_hosts(patterns: &[String]) -> Grants {
-    Grants { http: AllowList::parse(patterns).unwrap(), ..grants() }
+    Grants {
+        http: AllowList::parse(patterns).unwrap(),
+        ..grants()
+    }
 }
 
 #[tokio::test]
@@ -411,7 +591,16 @@ async fn analytics_fetches_kpis_from_an_explicitly_granted_test_host() {
     let kpis = json!({"metrics": {"visits": [1000, 1020, 1045, 1060, 1400], "signups": [50, 52, 49, 51, 50]}});
     let port = serve(vec![("/kpis", "200 OK", kpis.to_string())]).await;
     let url = format!("http://127.0.0.1:{port}/kpis");
-    let o = run_with(&rt, "analytics", request(json!({"source_url": url}), with_hosts(&[format!("http://127.0.0.1:{port}")]), Limits::default())).await;
+    let o = run_with(
+        &rt,
+        "analytics",
+        request(
+            json!({"source_url": url}),
+            with_hosts(&[format!("http://127.0.0.1:{port}")]),
+            Limits::default(),
+        ),
+    )
+    .await;
     let out = output(&o);
     assert_eq!(out["anomalies"], json!(["visits"]));
     assert_eq!(out["metrics"][1]["change_pct"], json!(32.1));
@@ -431,21 +620,52 @@ async fn outbound_http_refuses_what_is_not_granted() {
     let granted = with_hosts(&[format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")]);
     let cases = [
         // Not in the allow-list at all.
-        (format!("http://127.0.0.1:{}/ok", port + 1), format!("http://127.0.0.1:{}", port + 1) + " is not in this run's allow-list"),
-        ("http://10.0.0.1/".to_string(), "http://10.0.0.1:80 is not in this run's allow-list".to_string()),
-        ("http://169.254.169.254/latest/meta-data/".to_string(), "http://169.254.169.254:80 is not in this run's allow-list".to_string()),
+        (
+            format!("http://127.0.0.1:{}/ok", port + 1),
+            format!("http://127.0.0.1:{}", port + 1) + " is not in this run's allow-list",
+        ),
+        (
+            "http://10.0.0.1/".to_string(),
+            "http://10.0.0.1:80 is not in this run's allow-list".to_string(),
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+            "http://169.254.169.254:80 is not in this run's allow-list".to_string(),
+        ),
         // Granted by name, but the name resolves to loopback: only IP-literal grants may reach it.
-        (format!("http://localhost:{port}/ok"), "localhost resolves to 127.0.0.1, a loopback address, which plugins may not reach".to_string()),
+        (
+            format!("http://localhost:{port}/ok"),
+            "localhost resolves to 127.0.0.1, a loopback address, which plugins may not reach".to_string(),
+        ),
         // An allowed host redirecting to a forbidden one: the second hop is vetted and refused.
-        (format!("http://127.0.0.1:{port}/redirect"), "http://10.0.0.1:80 is not in this run's allow-list".to_string()),
+        (
+            format!("http://127.0.0.1:{port}/redirect"),
+            "http://10.0.0.1:80 is not in this run's allow-list".to_string(),
+        ),
     ];
     for (url, expected) in cases {
-        let o = run_with(&rt, "hostile", request(json!({"mode": "http", "url": url}), granted.clone(), Limits::default())).await;
-        let RunFailure::CapabilityDenied { capability, detail } = failure(&o) else { panic!("{url}: {o:?}") };
+        let o = run_with(
+            &rt,
+            "hostile",
+            request(json!({"mode": "http", "url": url}), granted.clone(), Limits::default()),
+        )
+        .await;
+        let RunFailure::CapabilityDenied { capability, detail } = failure(&o) else {
+            panic!("{url}: {o:?}")
+        };
         assert_eq!(capability, "http");
         assert!(detail.contains(&expected), "{url}: {detail}");
     }
-    let o = run_with(&rt, "hostile", request(json!({"mode": "http", "url": format!("http://127.0.0.1:{port}/ok")}), granted, Limits::default())).await;
+    let o = run_with(
+        &rt,
+        "hostile",
+        request(
+            json!({"mode": "http", "url": format!("http://127.0.0.1:{port}/ok")}),
+            granted,
+            Limits::default(),
+        ),
+    )
+    .await;
     assert_eq!(output(&o), json!({"status": 200, "body": "{}"}));
 }
 
@@ -464,15 +684,24 @@ async fn invalid_components_are_refused_with_a_message_naming_the_problem() {
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let err = rt.load_file(&core).unwrap_err();
-    assert!(err.to_string().contains("is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target"),
+        "{err}"
+    );
 
     let truncated = dir.path().join("truncated.wasm");
     let bytes = std::fs::read(plugin_path("noop")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(matches!(rt.load_file(&truncated).unwrap_err(), LoadError::Invalid { .. }));
+    assert!(matches!(
+        rt.load_file(&truncated).unwrap_err(),
+        LoadError::Invalid { .. }
+    ));
 
     let err = rt.load_file(&plugin_path("wrong_world")).unwrap_err();
-    let LoadError::MissingExport { expected, found, .. } = &err else { panic!("{err}") };
+    let LoadError::MissingExport { expected, found, .. } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(expected, "mission:control/handler@0.1.0");
     assert!(found.contains("wasi:cli/run"), "{err}");
 
@@ -486,7 +715,11 @@ async fn invalid_components_are_refused_with_a_message_naming_the_problem() {
 #[tokio::test]
 async fn compiled_components_are_cached_on_disk_and_bad_entries_are_replaced() {
     let cache = tempfile::tempdir().unwrap();
-    let config = || RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), max_instances: 4, ..RuntimeConfig::default() };
+    let config = || RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        max_instances: 4,
+        ..RuntimeConfig::default()
+    };
     let first = Runtime::new(config()).unwrap().load_file(&plugin_path("noop")).unwrap();
     assert_eq!(first.source(), CacheOutcome::Compiled);
     let second = Runtime::new(config()).unwrap().load_file(&plugin_path("noop")).unwrap();
@@ -500,7 +733,10 @@ async fn compiled_components_are_cached_on_disk_and_bad_entries_are_replaced() {
     let rt = Runtime::new(config()).unwrap();
     let third = rt.load_file(&plugin_path("noop")).unwrap();
     assert_eq!(third.source(), CacheOutcome::Compiled);
-    let o = rt.run(&third, request(json!(1), grants(), Limits::default())).await.unwrap();
+    let o = rt
+        .run(&third, request(json!(1), grants(), Limits::default()))
+        .await
+        .unwrap();
     assert_eq!(output(&o), json!(1));
 }
 
@@ -508,8 +744,79 @@ async fn compiled_components_are_cached_on_disk_and_bad_entries_are_replaced() {
 async fn limits_out_of_range_are_refused_before_running() {
     let rt = runtime();
     let p = rt.load_file(&plugin_path("noop")).unwrap();
-    let err = rt.run(&p, request(json!({}), grants(), Limits { fuel: 0, ..Limits::default() })).await.unwrap_err();
+    let err = rt
+        .run(
+            &p,
+            request(
+                json!({}),
+                grants(),
+                Limits {
+                    fuel: 0,
+                    ..Limits::default()
+                },
+            ),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "fuel must be between 1 and 1000000000000, got 0");
-    let err = rt.run(&p, request(json!({}), grants(), Limits { memory_bytes: 1 << 40, ..Limits::default() })).await.unwrap_err();
-    assert_eq!(err.to_string(), "memory must be between 2 MiB and 1024 MiB, got 1048576 MiB");
+    let err = rt
+        .run(
+            &p,
+            request(
+                json!({}),
+                grants(),
+                Limits {
+                    memory_bytes: 1 << 40,
+                    ..Limits::default()
+                },
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "memory must be between 2 MiB and 1024 MiB, got 1048576 MiB"
+    );
+}
+
+#[test]
+fn concurrent_writers_of_one_cache_entry_leave_a_loadable_entry() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_path_buf();
+    let loaders: Vec<_> = (0..6)
+        .map(|_| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let rt = Runtime::new(RuntimeConfig {
+                    cache_dir: Some(dir),
+                    max_instances: 2,
+                    ..RuntimeConfig::default()
+                })
+                .unwrap();
+                rt.load_file(&plugin_path("content_writer")).unwrap().hash().to_string()
+            })
+        })
+        .collect();
+    let hashes: Vec<String> = loaders.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]));
+    // No temporary files are left behind, and the entry loads.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with(&hashes[0]) && names[0].ends_with(".cwasm"),
+        "{names:?}"
+    );
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir),
+        max_instances: 2,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    assert_eq!(
+        rt.load_file(&plugin_path("content_writer")).unwrap().source(),
+        CacheOutcome::Hit
+    );
 }

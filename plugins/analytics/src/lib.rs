@@ -73,13 +73,20 @@ pub fn analyse(name: &str, values: &[f64], threshold_pct: f64) -> Option<MetricR
     let mut reason = None;
     if let Some(c) = change {
         if c.abs() > threshold_pct {
-            reason = Some(format!("{} {:.1}% week over week (threshold {threshold_pct}%)", if c > 0.0 { "up" } else { "down" }, c.abs()));
+            reason = Some(format!(
+                "{} {:.1}% week over week (threshold {threshold_pct}%)",
+                if c > 0.0 { "up" } else { "down" },
+                c.abs()
+            ));
         } else if history.len() > MIN_HISTORY_FOR_Z {
             let past = &history[..history.len() - 1];
             let mean = past.iter().sum::<f64>() / past.len() as f64;
             let sd = (past.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / past.len() as f64).sqrt();
             if sd > 0.0 && ((c - mean) / sd).abs() > Z_THRESHOLD {
-                reason = Some(format!("change of {c:.1}% is {:.1} standard deviations from the usual {mean:.1}%", ((c - mean) / sd).abs()));
+                reason = Some(format!(
+                    "change of {c:.1}% is {:.1} standard deviations from the usual {mean:.1}%",
+                    ((c - mean) / sd).abs()
+                ));
             }
         }
     } else if previous == Some(0.0) && current != 0.0 {
@@ -101,11 +108,16 @@ pub fn validate(series: &Series) -> Result<()> {
         return Err(Error::invalid_input("the KPI data has no metrics"));
     }
     if series.metrics.len() > MAX_METRICS {
-        return Err(Error::invalid_input(format!("at most {MAX_METRICS} metrics per run, got {}", series.metrics.len())));
+        return Err(Error::invalid_input(format!(
+            "at most {MAX_METRICS} metrics per run, got {}",
+            series.metrics.len()
+        )));
     }
     for (name, values) in &series.metrics {
         if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid_input(format!("metric `{name}` must be a non-empty list of numbers")));
+            return Err(Error::invalid_input(format!(
+                "metric `{name}` must be a non-empty list of numbers"
+            )));
         }
     }
     Ok(())
@@ -116,8 +128,16 @@ fn table(reports: &[MetricReport]) -> String {
         .iter()
         .map(|r| {
             let change = r.change_pct.map_or("n/a".to_string(), |c| format!("{c:+.1}%"));
-            let flag = r.reason.as_deref().map_or(String::new(), |why| format!(" [ANOMALY: {why}]"));
-            format!("- {}: {} (previous {}, change {change}){flag}", r.name, r.current, r.previous.map_or("n/a".into(), |p| p.to_string()))
+            let flag = r
+                .reason
+                .as_deref()
+                .map_or(String::new(), |why| format!(" [ANOMALY: {why}]"));
+            format!(
+                "- {}: {} (previous {}, change {change}){flag}",
+                r.name,
+                r.current,
+                r.previous.map_or("n/a".into(), |p| p.to_string())
+            )
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -126,15 +146,23 @@ fn table(reports: &[MetricReport]) -> String {
 fn run(input: Input, ctx: &Context) -> Result<Output> {
     let threshold = match input.threshold_pct {
         Some(t) if t > 0.0 && t.is_finite() => t,
-        Some(t) => return Err(Error::invalid_input(format!("threshold_pct must be a positive number, got {t}"))),
-        None => config::get("threshold_pct")?.and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_THRESHOLD_PCT),
+        Some(t) => {
+            return Err(Error::invalid_input(format!(
+                "threshold_pct must be a positive number, got {t}"
+            )));
+        }
+        None => config::get("threshold_pct")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_THRESHOLD_PCT),
     };
     let (series, source) = match input.data {
         Some(d) => (d, "input".to_string()),
         None => {
             let url = match input.source_url {
                 Some(u) => u,
-                None => config::get("kpi_url")?.ok_or_else(|| Error::invalid_input("no KPI data: give `data`, `source_url`, or set the agent parameter `kpi_url`"))?,
+                None => config::get("kpi_url")?.ok_or_else(|| {
+                    Error::invalid_input("no KPI data: give `data`, `source_url`, or set the agent parameter `kpi_url`")
+                })?,
             };
             log::info(format!("fetching KPIs from {url}"));
             let series: Series = http::get(&url)?.error_for_status()?.json()?;
@@ -142,9 +170,18 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
         }
     };
     validate(&series)?;
-    let metrics: Vec<MetricReport> = series.metrics.iter().filter_map(|(n, v)| analyse(n, v, threshold)).collect();
+    let metrics: Vec<MetricReport> = series
+        .metrics
+        .iter()
+        .filter_map(|(n, v)| analyse(n, v, threshold))
+        .collect();
     let anomalies: Vec<String> = metrics.iter().filter(|m| m.anomaly).map(|m| m.name.clone()).collect();
-    log::info(format!("{}: {} metrics, {} anomalies", ctx.tenant, metrics.len(), anomalies.len()));
+    log::info(format!(
+        "{}: {} metrics, {} anomalies",
+        ctx.tenant,
+        metrics.len(),
+        anomalies.len()
+    ));
     let reply = ai::complete(
         "You are a marketing analyst. In three to five sentences, explain this week's KPIs to a business owner: \
          what moved, what is unusual, and one thing to look into. Use only the numbers given.",
@@ -167,12 +204,18 @@ mod tests {
     #[test]
     fn computes_week_over_week_change() {
         let r = analyse("visits", &[100.0, 110.0, 121.0], 25.0).unwrap();
-        assert_eq!((r.current, r.previous, r.change_pct, r.anomaly), (121.0, Some(110.0), Some(10.0), false));
+        assert_eq!(
+            (r.current, r.previous, r.change_pct, r.anomaly),
+            (121.0, Some(110.0), Some(10.0), false)
+        );
         let r = analyse("signups", &[40.0, 20.0], 25.0).unwrap();
         assert_eq!(r.change_pct, Some(-50.0));
         assert_eq!(r.reason.as_deref(), Some("down 50.0% week over week (threshold 25%)"));
         let single = analyse("new", &[5.0], 25.0).unwrap();
-        assert_eq!((single.previous, single.change_pct, single.anomaly), (None, None, false));
+        assert_eq!(
+            (single.previous, single.change_pct, single.anomaly),
+            (None, None, false)
+        );
     }
 
     #[test]
@@ -192,9 +235,16 @@ mod tests {
 
     #[test]
     fn refuses_bad_data() {
-        let empty = Series { metrics: BTreeMap::new() };
+        let empty = Series {
+            metrics: BTreeMap::new(),
+        };
         assert!(validate(&empty).is_err());
-        let nan = Series { metrics: [("x".to_string(), vec![f64::NAN])].into() };
-        assert_eq!(validate(&nan).unwrap_err().message(), "metric `x` must be a non-empty list of numbers");
+        let nan = Series {
+            metrics: [("x".to_string(), vec![f64::NAN])].into(),
+        };
+        assert_eq!(
+            validate(&nan).unwrap_err().message(),
+            "metric `x` must be a non-empty list of numbers"
+        );
     }
 }

@@ -37,7 +37,9 @@ impl Format {
         match self {
             Format::Blog => "a blog post with a title line, short paragraphs and a closing call to action",
             Format::Ad => "ad copy: a headline line and two or three punchy sentences",
-            Format::Landing => "landing page copy: a title line, a subtitle, three benefit paragraphs and a call to action",
+            Format::Landing => {
+                "landing page copy: a title line, a subtitle, three benefit paragraphs and a call to action"
+            }
         }
     }
 }
@@ -80,11 +82,15 @@ pub fn validate(input: &Input) -> Result<u32> {
         return Err(Error::invalid_input("the brief is empty: say what the piece is about"));
     }
     if brief.chars().count() > MAX_BRIEF_CHARS {
-        return Err(Error::invalid_input(format!("the brief is longer than {MAX_BRIEF_CHARS} characters")));
+        return Err(Error::invalid_input(format!(
+            "the brief is longer than {MAX_BRIEF_CHARS} characters"
+        )));
     }
     let words = input.words.unwrap_or(input.format.default_words());
     if !(MIN_WORDS..=MAX_WORDS).contains(&words) && input.format != Format::Ad {
-        return Err(Error::invalid_input(format!("words must be between {MIN_WORDS} and {MAX_WORDS}, got {words}")));
+        return Err(Error::invalid_input(format!(
+            "words must be between {MIN_WORDS} and {MAX_WORDS}, got {words}"
+        )));
     }
     Ok(words)
 }
@@ -107,7 +113,14 @@ pub fn prompts(input: &Input, voice: &str, company: Option<&str>, words: u32) ->
 /// that is a single line gets a title from the brief.
 pub fn split_title(draft: &str, brief: &str) -> (String, String) {
     let mut lines = draft.lines().skip_while(|l| l.trim().is_empty());
-    let first = lines.next().unwrap_or("").trim().trim_start_matches('#').trim().trim_matches('*').trim();
+    let first = lines
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches('#')
+        .trim()
+        .trim_matches('*')
+        .trim();
     let rest: String = lines.collect::<Vec<_>>().join("\n").trim().to_string();
     if rest.is_empty() || first.is_empty() {
         return (title_from_brief(brief), draft.trim().to_string());
@@ -125,7 +138,9 @@ fn title_from_brief(brief: &str) -> String {
 }
 
 pub fn word_count(text: &str) -> usize {
-    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric)).count()
+    text.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .count()
 }
 
 pub fn reading_minutes(words: usize) -> usize {
@@ -140,7 +155,10 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
     };
     let company = config::get("company")?;
     let (system, user) = prompts(&input, &voice, company.as_deref(), words);
-    log::info(format!("drafting a {:?} for {} ({words} words, voice: {voice})", input.format, ctx.tenant));
+    log::info(format!(
+        "drafting a {:?} for {} ({words} words, voice: {voice})",
+        input.format, ctx.tenant
+    ));
     // Tokens are roughly 0.75 words; leave room for the title and some slack.
     let reply = ai::chat().system(system).user(user).max_tokens(words * 2 + 64).send()?;
     let (title, body) = split_title(&reply.text, &input.brief);
@@ -166,16 +184,28 @@ mod tests {
     use super::*;
 
     fn input(brief: &str) -> Input {
-        Input { brief: brief.into(), voice: None, audience: None, format: Format::Blog, words: None }
+        Input {
+            brief: brief.into(),
+            voice: None,
+            audience: None,
+            format: Format::Blog,
+            words: None,
+        }
     }
 
     #[test]
     fn refuses_empty_and_oversized_briefs() {
-        assert_eq!(validate(&input("  ")).unwrap_err().kind(), mission_control_sdk::ErrorKind::InvalidInput);
+        assert_eq!(
+            validate(&input("  ")).unwrap_err().kind(),
+            mission_control_sdk::ErrorKind::InvalidInput
+        );
         assert!(validate(&input(&"x".repeat(MAX_BRIEF_CHARS + 1))).is_err());
         let mut i = input("Spring sale");
         i.words = Some(5);
-        assert_eq!(validate(&i).unwrap_err().message(), "words must be between 30 and 3000, got 5");
+        assert_eq!(
+            validate(&i).unwrap_err().message(),
+            "words must be between 30 and 3000, got 5"
+        );
         assert_eq!(validate(&input("Spring sale")).unwrap(), 600);
     }
 

@@ -139,7 +139,11 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
     let plan = ai::complete(
         "You are a marketing director. Write a five-step campaign plan: audience, message, channels, timing, \
          and how success is measured. One line per step.",
-        &format!("Campaign: {}\nGoal: {}", input.campaign, input.goal.as_deref().unwrap_or("awareness")),
+        &format!(
+            "Campaign: {}\nGoal: {}",
+            input.campaign,
+            input.goal.as_deref().unwrap_or("awareness")
+        ),
     )?
     .text;
     let team = team()?;
@@ -179,7 +183,10 @@ mod tests {
             goal: Some("sales".into()),
             channels: vec![Channel::Social, Channel::Blog, Channel::Social, Channel::Report],
         };
-        let team = Team { writer: "writer".into(), ..Team::default() };
+        let team = Team {
+            writer: "writer".into(),
+            ..Team::default()
+        };
         let t = tasks(&input, &team, "1. audience: gardeners");
         let agents: Vec<&str> = t.iter().map(|t| t.agent.as_str()).collect();
         assert_eq!(agents, ["social-media", "writer", "analytics"]);

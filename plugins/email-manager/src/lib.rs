@@ -15,9 +15,30 @@ const DEFAULT_MAX_DRAFTS: usize = 10;
 /// Most messages accepted in one run; a larger queue should be split across runs.
 const MAX_MESSAGES: usize = 500;
 
-const URGENT_WORDS: [&str; 9] = ["urgent", "asap", "immediately", "outage", "down", "broken", "refund", "cancel", "complaint"];
-const SPAM_WORDS: [&str; 8] = ["lottery", "winner", "crypto", "bitcoin", "prince", "viagra", "click here", "limited offer"];
-const SALES_WORDS: [&str; 7] = ["pricing", "quote", "proposal", "demo", "purchase", "invoice", "contract"];
+const URGENT_WORDS: [&str; 9] = [
+    "urgent",
+    "asap",
+    "immediately",
+    "outage",
+    "down",
+    "broken",
+    "refund",
+    "cancel",
+    "complaint",
+];
+const SPAM_WORDS: [&str; 8] = [
+    "lottery",
+    "winner",
+    "crypto",
+    "bitcoin",
+    "prince",
+    "viagra",
+    "click here",
+    "limited offer",
+];
+const SALES_WORDS: [&str; 7] = [
+    "pricing", "quote", "proposal", "demo", "purchase", "invoice", "contract",
+];
 const SUPPORT_WORDS: [&str; 7] = ["help", "issue", "problem", "error", "how do i", "can't", "cannot"];
 const NO_REPLY_SENDERS: [&str; 3] = ["no-reply", "noreply", "mailer-daemon"];
 
@@ -94,7 +115,11 @@ pub fn triage(m: &Message) -> Triage {
         (Category::Fyi, 3)
     };
     let needs_reply = !automated && matches!(category, Category::Urgent | Category::Support | Category::Sales);
-    Triage { category, priority, needs_reply }
+    Triage {
+        category,
+        priority,
+        needs_reply,
+    }
 }
 
 /// Triages every message and orders them: priority first, then the queue's own order.
@@ -106,10 +131,15 @@ pub fn triage_all(messages: &[Message]) -> Vec<(usize, Triage)> {
 
 fn run(input: Input, ctx: &Context) -> Result<Output> {
     if input.messages.len() > MAX_MESSAGES {
-        return Err(Error::invalid_input(format!("at most {MAX_MESSAGES} messages per run, got {}", input.messages.len())));
+        return Err(Error::invalid_input(format!(
+            "at most {MAX_MESSAGES} messages per run, got {}",
+            input.messages.len()
+        )));
     }
     let max_drafts = match config::get("max_drafts")? {
-        Some(v) => v.parse::<usize>().map_err(|_| Error::invalid_input(format!("agent parameter max_drafts must be a number, got `{v}`")))?,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| Error::invalid_input(format!("agent parameter max_drafts must be a number, got `{v}`")))?,
         None => DEFAULT_MAX_DRAFTS,
     };
     let company = config::get("company")?.unwrap_or_else(|| "our team".into());
@@ -123,7 +153,9 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
         let draft = if t.needs_reply && drafts < max_drafts {
             drafts += 1;
             let reply = ai::chat()
-                .system(format!("You answer email for {company}. Be brief, polite and concrete. End with: {signature}"))
+                .system(format!(
+                    "You answer email for {company}. Be brief, polite and concrete. End with: {signature}"
+                ))
                 .user(format!("From: {}\nSubject: {}\n\n{}", m.from, m.subject, m.body))
                 .max_tokens(400)
                 .send()?;
@@ -139,8 +171,16 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
             draft,
         });
     }
-    log::info(format!("{}: triaged {} messages, drafted {drafts} replies", ctx.tenant, triaged.len()));
-    Ok(Output { triaged, summary, drafts })
+    log::info(format!(
+        "{}: triaged {} messages, drafted {drafts} replies",
+        ctx.tenant,
+        triaged.len()
+    ));
+    Ok(Output {
+        triaged,
+        summary,
+        drafts,
+    })
 }
 
 plugin!(run);
@@ -150,15 +190,32 @@ mod tests {
     use super::*;
 
     fn msg(id: &str, from: &str, subject: &str, body: &str) -> Message {
-        Message { id: id.into(), from: from.into(), subject: subject.into(), body: body.into() }
+        Message {
+            id: id.into(),
+            from: from.into(),
+            subject: subject.into(),
+            body: body.into(),
+        }
     }
 
     #[test]
     fn classifies_by_content_and_sender() {
-        assert_eq!(triage(&msg("1", "a@b.c", "Site is DOWN", "")).category, Category::Urgent);
-        assert_eq!(triage(&msg("1", "a@b.c", "You are a WINNER", "claim your lottery prize")).category, Category::Spam);
-        assert_eq!(triage(&msg("1", "a@b.c", "Question", "How do I reset my password?")).category, Category::Support);
-        assert_eq!(triage(&msg("1", "a@b.c", "Pricing for 20 seats", "")).category, Category::Sales);
+        assert_eq!(
+            triage(&msg("1", "a@b.c", "Site is DOWN", "")).category,
+            Category::Urgent
+        );
+        assert_eq!(
+            triage(&msg("1", "a@b.c", "You are a WINNER", "claim your lottery prize")).category,
+            Category::Spam
+        );
+        assert_eq!(
+            triage(&msg("1", "a@b.c", "Question", "How do I reset my password?")).category,
+            Category::Support
+        );
+        assert_eq!(
+            triage(&msg("1", "a@b.c", "Pricing for 20 seats", "")).category,
+            Category::Sales
+        );
         let fyi = triage(&msg("1", "a@b.c", "Team lunch", "Friday at noon"));
         assert_eq!((fyi.category, fyi.needs_reply), (Category::Fyi, false));
         let automated = triage(&msg("1", "no-reply@shop.com", "Refund issued", ""));

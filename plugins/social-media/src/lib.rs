@@ -82,7 +82,9 @@ pub fn hashtags(tags: &[String]) -> Result<Vec<String>> {
         .map(|t| {
             let t = t.trim().trim_start_matches('#');
             if t.is_empty() || t.chars().any(char::is_whitespace) {
-                Err(Error::invalid_input(format!("`{t}` is not a hashtag (one word, no spaces)")))
+                Err(Error::invalid_input(format!(
+                    "`{t}` is not a hashtag (one word, no spaces)"
+                )))
             } else {
                 Ok(format!("#{t}"))
             }
@@ -131,7 +133,9 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
         return Err(Error::invalid_input("name at least one platform"));
     }
     if !(1..=MAX_POSTS_PER_PLATFORM).contains(&input.posts_per_platform) {
-        return Err(Error::invalid_input(format!("posts_per_platform must be between 1 and {MAX_POSTS_PER_PLATFORM}")));
+        return Err(Error::invalid_input(format!(
+            "posts_per_platform must be between 1 and {MAX_POSTS_PER_PLATFORM}"
+        )));
     }
     let tags = hashtags(&input.hashtags)?;
     let voice = config::get("brand_voice")?.unwrap_or_else(|| "friendly".into());
@@ -169,7 +173,11 @@ mod tests {
 
     #[test]
     fn keeps_short_text_and_adds_tags_that_fit() {
-        let (t, cut) = fit("Spring  sale\nstarts today", 40, &["#garden".into(), "#springsale2026longtag".into()]);
+        let (t, cut) = fit(
+            "Spring  sale\nstarts today",
+            40,
+            &["#garden".into(), "#springsale2026longtag".into()],
+        );
         assert_eq!((t.as_str(), cut), ("Spring sale starts today #garden", false));
     }
 

@@ -21,17 +21,27 @@ impl Host for RunState {
     async fn chat(&mut self, request: ChatRequest) -> Result<ChatResponse, AiError> {
         let model = match request.model.or_else(|| self.grants.models.first().cloned()) {
             Some(m) => m,
-            None => return Err(AiError::NotGranted(self.deny("ai", "AI is not granted to this run (no models)".into()))),
+            None => {
+                return Err(AiError::NotGranted(
+                    self.deny("ai", "AI is not granted to this run (no models)".into()),
+                ));
+            }
         };
         if !self.grants.models.contains(&model) {
             let detail = format!(
                 "model `{model}` is not granted to this run (granted: {})",
-                if self.grants.models.is_empty() { "none".to_string() } else { self.grants.models.join(", ") }
+                if self.grants.models.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.grants.models.join(", ")
+                }
             );
             return Err(AiError::NotGranted(self.deny("ai", detail)));
         }
         if request.messages.is_empty() {
-            return Err(AiError::InvalidRequest("a chat request needs at least one message".into()));
+            return Err(AiError::InvalidRequest(
+                "a chat request needs at least one message".into(),
+            ));
         }
         let prompt_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum();
         if prompt_bytes > MAX_PROMPT_BYTES {
@@ -42,14 +52,20 @@ impl Host for RunState {
         if let Some(t) = request.temperature
             && !(0.0..=2.0).contains(&t)
         {
-            return Err(AiError::InvalidRequest(format!("temperature must be between 0 and 2, got {t}")));
+            return Err(AiError::InvalidRequest(format!(
+                "temperature must be between 0 and 2, got {t}"
+            )));
         }
         let max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
         if max_tokens == 0 || max_tokens > MAX_TOKENS {
-            return Err(AiError::InvalidRequest(format!("max-tokens must be between 1 and {MAX_TOKENS}, got {max_tokens}")));
+            return Err(AiError::InvalidRequest(format!(
+                "max-tokens must be between 1 and {MAX_TOKENS}, got {max_tokens}"
+            )));
         }
         if self.usage.ai_calls >= MAX_AI_CALLS_PER_RUN {
-            return Err(AiError::InvalidRequest(format!("a run may make at most {MAX_AI_CALLS_PER_RUN} AI calls")));
+            return Err(AiError::InvalidRequest(format!(
+                "a run may make at most {MAX_AI_CALLS_PER_RUN} AI calls"
+            )));
         }
         self.usage.ai_calls += 1;
         let req = mc_ai::ChatRequest {

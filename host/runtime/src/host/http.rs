@@ -41,7 +41,12 @@ pub struct EgressHooks {
 }
 
 impl WasiHttpHooks for EgressHooks {
-    fn send_request(&mut self, request: http::Request<WasiBody>, options: Option<RequestOptions>, fut: IoFuture) -> SendFuture {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: IoFuture,
+    ) -> SendFuture {
         drop(fut);
         let allow = self.allow.clone();
         let denials = self.denials.clone();
@@ -51,7 +56,10 @@ impl WasiHttpHooks for EgressHooks {
                 return Err(Error::ConnectionLimitReached);
             }
             let uri = request.uri();
-            let scheme = uri.scheme_str().and_then(Scheme::parse).ok_or(Error::HttpProtocolError)?;
+            let scheme = uri
+                .scheme_str()
+                .and_then(Scheme::parse)
+                .ok_or(Error::HttpProtocolError)?;
             let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_string();
             let port = uri.port_u16().unwrap_or(scheme.default_port());
             let vetted = match allow.vet(scheme, &host, port).await {
@@ -87,11 +95,12 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.into(),
             };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+            let config =
+                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
             Arc::new(config)
         })
         .clone()
@@ -101,8 +110,15 @@ trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin
 impl<T> Stream for T where T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static {}
 
 /// Sends `request` over a connection to one of `vetted.addrs`, presenting `vetted.host` for TLS.
-async fn send_vetted(mut request: http::Request<WasiBody>, options: Option<RequestOptions>, vetted: Vetted) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
-    let connect_timeout = options.and_then(|o| o.connect_timeout).unwrap_or(CONNECT_TIMEOUT).min(CONNECT_TIMEOUT);
+async fn send_vetted(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    vetted: Vetted,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(CONNECT_TIMEOUT)
+        .min(CONNECT_TIMEOUT);
     let first_byte_timeout = options
         .and_then(|o| o.first_byte_timeout)
         .unwrap_or(FIRST_BYTE_TIMEOUT)
@@ -121,20 +137,34 @@ async fn send_vetted(mut request: http::Request<WasiBody>, options: Option<Reque
                 Ok(ip) => rustls::pki_types::ServerName::from(ip),
                 Err(_) => rustls::pki_types::ServerName::try_from(vetted.host.clone())?,
             };
-            let tls = tokio::time::timeout(connect_timeout, tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp))
-                .await
-                .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(Error::Tls)?;
+            let tls = tokio::time::timeout(
+                connect_timeout,
+                tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp),
+            )
+            .await
+            .map_err(|_| Error::ConnectionTimeout)?
+            .map_err(Error::Tls)?;
             Box::new(tls)
         }
     };
-    let (mut sender, conn) = tokio::time::timeout(connect_timeout, hyper::client::conn::http1::handshake(TokioIo::new(stream)))
-        .await
-        .map_err(|_| Error::ConnectionTimeout)??;
+    let (mut sender, conn) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)??;
 
     // The request carries scheme and authority; on the wire (no proxy) only the path is sent.
-    let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-    *request.uri_mut() = http::Uri::builder().path_and_query(path).build().map_err(|_| Error::HttpRequestUriInvalid)?;
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
 
     let send = async move {
         tokio::time::timeout(first_byte_timeout, sender.send_request(request))

@@ -23,13 +23,19 @@ fn other(e: KvError) -> Error {
 
 impl RunState {
     fn bucket_name(&self, b: &Resource<OpenBucket>) -> Result<String, Error> {
-        self.table.get(b).map(|b| b.name.clone()).map_err(|e| Error::Other(e.to_string()))
+        self.table
+            .get(b)
+            .map(|b| b.name.clone())
+            .map_err(|e| Error::Other(e.to_string()))
     }
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(Error::Other(format!("keys must be 1 to {MAX_KEY_BYTES} bytes, got {}", key.len())));
+        return Err(Error::Other(format!(
+            "keys must be 1 to {MAX_KEY_BYTES} bytes, got {}",
+            key.len()
+        )));
     }
     Ok(())
 }
@@ -37,14 +43,22 @@ fn check_key(key: &str) -> Result<(), Error> {
 impl Host for RunState {
     async fn open(&mut self, identifier: String) -> Result<Resource<OpenBucket>, Error> {
         let Some(granted) = self.grants.kv_bucket.clone() else {
-            self.deny("kv", format!("key-value bucket `{identifier}` is not granted to this run (no bucket is)"));
+            self.deny(
+                "kv",
+                format!("key-value bucket `{identifier}` is not granted to this run (no bucket is)"),
+            );
             return Err(Error::AccessDenied);
         };
         if identifier != DEFAULT_BUCKET && identifier != granted {
-            self.deny("kv", format!("key-value bucket `{identifier}` is not granted to this run (only its own bucket is)"));
+            self.deny(
+                "kv",
+                format!("key-value bucket `{identifier}` is not granted to this run (only its own bucket is)"),
+            );
             return Err(Error::AccessDenied);
         }
-        self.table.push(OpenBucket { name: granted }).map_err(|e| Error::Other(e.to_string()))
+        self.table
+            .push(OpenBucket { name: granted })
+            .map_err(|e| Error::Other(e.to_string()))
     }
 }
 
@@ -59,7 +73,10 @@ impl HostBucket for RunState {
         let bucket = self.bucket_name(&b)?;
         check_key(&key)?;
         if value.len() > MAX_VALUE_BYTES {
-            return Err(Error::Other(format!("values are limited to {MAX_VALUE_BYTES} bytes, got {}", value.len())));
+            return Err(Error::Other(format!(
+                "values are limited to {MAX_VALUE_BYTES} bytes, got {}",
+                value.len()
+            )));
         }
         self.services.kv.set(&bucket, &key, value).await.map_err(other)
     }
@@ -79,7 +96,10 @@ impl HostBucket for RunState {
     async fn list_keys(&mut self, b: Resource<OpenBucket>, cursor: Option<u64>) -> Result<KeyResponse, Error> {
         let bucket = self.bucket_name(&b)?;
         let page = self.services.kv.list_keys(&bucket, cursor).await.map_err(other)?;
-        Ok(KeyResponse { keys: page.keys, cursor: page.cursor })
+        Ok(KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
     }
 
     async fn drop(&mut self, b: Resource<OpenBucket>) -> wasmtime::Result<()> {

@@ -18,15 +18,24 @@ impl agents::Host for RunState {
 
 impl registry::Host for RunState {
     async fn query(&mut self, registry: String, _filters: Vec<Filter>, _limit: u32) -> Result<Vec<Row>, RegistryError> {
-        Err(RegistryError::NotGranted(self.deny("registry", format!("registry `{registry}` is not granted to this run"))))
+        Err(RegistryError::NotGranted(self.deny(
+            "registry",
+            format!("registry `{registry}` is not granted to this run"),
+        )))
     }
 
     async fn insert(&mut self, registry: String, _data: String) -> Result<Row, RegistryError> {
-        Err(RegistryError::NotGranted(self.deny("registry", format!("registry `{registry}` is not granted to this run"))))
+        Err(RegistryError::NotGranted(self.deny(
+            "registry",
+            format!("registry `{registry}` is not granted to this run"),
+        )))
     }
 
     async fn update(&mut self, registry: String, _id: String, _data: String) -> Result<Row, RegistryError> {
-        Err(RegistryError::NotGranted(self.deny("registry", format!("registry `{registry}` is not granted to this run"))))
+        Err(RegistryError::NotGranted(self.deny(
+            "registry",
+            format!("registry `{registry}` is not granted to this run"),
+        )))
     }
 }
 
