@@ -21,7 +21,10 @@ run: plugins
 		--input '{"brief": "Spring sale on garden tools, 20% off until Sunday", "voice": "warm and practical"}' \
 		--config company="Acme Garden Supplies"
 
+# croniter is the reference the schedule crate's differential test (host/schedule/tests/croniter.rs)
+# compares against; the test fails without it.
 test: plugins
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0
 	$(CARGO) test --workspace
 
 lint:

@@ -1,8 +1,11 @@
 //! `missionctl`: the Mission Control command line. Parsing and dispatch only; each command lives in
 //! its own module.
 
+mod cron;
 mod exit;
+mod manage;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +25,14 @@ struct Cli {
 enum Command {
     /// Run one plugin once, sandboxed, and print its output and what it consumed.
     Run(run::RunArgs),
+    /// Work with cron expressions: `cron next` prints the next fire times of one.
+    Cron(cron::CronArgs),
+    /// Create or update a tenant's agents and automations from a YAML file, printing what changed.
+    Apply(manage::ApplyArgs),
+    /// List tenants, or a tenant's agents or automations (with their next run).
+    Get(manage::GetArgs),
+    /// Run the engine on this node (scheduler and workers) until stopped with Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +54,10 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Cron(args) => cron::run(args),
+            Command::Apply(args) => manage::apply(args).await,
+            Command::Get(args) => manage::get(args).await,
+            Command::Serve(args) => serve::serve(args).await,
         }
     });
     code.into()

@@ -74,7 +74,7 @@ fn usage_error(message: impl std::fmt::Display) -> u8 {
 }
 
 /// The plugin directories to search, in order.
-fn plugin_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
+pub(crate) fn plugin_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
     if let Some(d) = explicit {
         return vec![d.to_path_buf()];
     }

@@ -186,3 +186,202 @@ fn bad_input_gets_one_clear_line() {
         assert!(stderr(&o).contains(&message), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn cron_next_prints_fire_times() {
+    let o = missionctl(&[
+        "cron",
+        "next",
+        "30 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--after",
+        "2026-03-27T12:00:00Z",
+        "--count",
+        "3",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // 2026-03-29 has no 02:30 in Berlin: the job runs when the clock jumps to 03:00.
+    assert_eq!(
+        stdout(&o),
+        "2026-03-28T02:30:00+01:00\n2026-03-29T03:00:00+02:00\n2026-03-30T02:30:00+02:00\n"
+    );
+    assert_eq!(stderr(&o), "");
+
+    // No zone: UTC, five times.
+    let o = missionctl(&["cron", "next", "0 9 * * MON", "--after", "2026-01-01T00:00:00Z"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "2026-01-05T09:00:00Z\n2026-01-12T09:00:00Z\n2026-01-19T09:00:00Z\n2026-01-26T09:00:00Z\n2026-02-02T09:00:00Z\n"
+    );
+
+    let o = missionctl(&[
+        "cron",
+        "next",
+        "0 30 9 * * *",
+        "--tz",
+        "Asia/Kolkata",
+        "--after",
+        "2026-05-01T10:00:00+05:30",
+        "--count",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!(["2026-05-02T09:30:00+05:30", "2026-05-03T09:30:00+05:30"])
+    );
+
+    // Without --after: from now on.
+    let o = missionctl(&["cron", "next", "@hourly", "--count", "2"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    assert!(stdout(&o).lines().all(|l| l.ends_with(":00:00Z")), "{}", stdout(&o));
+
+    let o = missionctl(&["cron", "next", "--help"]);
+    for flag in ["--tz", "--after", "--count", "--json"] {
+        assert!(stdout(&o).contains(flag), "{flag} missing from cron next --help");
+    }
+}
+
+#[test]
+fn cron_next_bad_input_gets_one_clear_line() {
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["61 * * * *"],
+            "invalid cron expression `61 * * * *`: minute: 61 is out of range 0-59",
+        ),
+        (
+            &["* * *"],
+            "invalid cron expression `* * *`: expected 5 fields (minute hour day-of-month month day-of-week) or 6 (a second field first), found 3",
+        ),
+        (
+            &["0 0 L * *"],
+            "invalid cron expression `0 0 L * *`: day-of-month: `L` (last day of the month) is not supported (in `L`)",
+        ),
+        (
+            &["0 9 * * *", "--tz", "Mars/Base"],
+            "--tz: unknown time zone `Mars/Base` (expected an IANA name such as Europe/Berlin or UTC)",
+        ),
+        (
+            &["0 9 * * *", "--after", "2026-12-01T09:00:00"],
+            "--after: invalid time `2026-12-01T09:00:00`: expected an RFC 3339 timestamp with an offset, such as 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00 (failed to find offset component, which is required for parsing a timestamp)",
+        ),
+        (
+            &["0 9 * * *", "--count", "0"],
+            "--count must be between 1 and 1000, got 0",
+        ),
+        (
+            &["0 9 * * *", "--count", "1001"],
+            "--count must be between 1 and 1000, got 1001",
+        ),
+        (
+            &["0 0 30 2 *", "--after", "2026-01-01T00:00:00Z"],
+            "`0 0 30 2 *` does not fire within 9 years after 2026-01-01T00:00:00Z (does the date exist?)",
+        ),
+        (
+            &["0 0 31 4 *", "--tz", "Europe/Berlin", "--after", "2026-01-01T00:00:00Z"],
+            "`0 0 31 4 *` does not fire within 9 years after 2026-01-01T00:00:00Z (does the date exist?)",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["cron", "next"];
+        all.extend_from_slice(args);
+        let o = missionctl(&all);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), format!("error: {message}\n"), "{args:?}");
+        assert_eq!(stdout(&o), "", "{args:?}");
+    }
+}
+
+const TENANT_FILE: &str = "tenant: acme
+agents:
+  - name: writer
+    role: Content writer
+    plugin: content-writer
+automations:
+  - name: weekly-post
+    agent: writer
+    trigger: { cron: \"0 9 * * 1\", timezone: Europe/Berlin }
+    input: { brief: \"Spring sale\" }
+";
+
+#[test]
+fn apply_and_get_manage_a_tenant_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(&file, TENANT_FILE).unwrap();
+    let data = dir.path().join("data");
+    let (f, d) = (file.to_str().unwrap(), data.to_str().unwrap());
+    let o = missionctl(&["apply", "-f", f, "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "tenant acme: created\nagent writer: created\nautomation weekly-post: created\napplied acme: 3 created, 0 updated, 0 deleted, 0 unchanged\n"
+    );
+    let o = missionctl(&["apply", "-f", f, "--data-dir", d]);
+    assert!(
+        stdout(&o).ends_with("applied acme: 0 created, 0 updated, 0 deleted, 2 unchanged\n"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = missionctl(&["get", "automations", "--tenant", "acme", "--data-dir", d, "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows[0]["name"], "weekly-post");
+    assert!(
+        rows[0]["next"].as_str().unwrap().ends_with("09:00 CET")
+            || rows[0]["next"].as_str().unwrap().ends_with("09:00 CEST")
+    );
+    let o = missionctl(&["get", "agents", "--tenant", "acme", "--data-dir", d]);
+    assert!(
+        stdout(&o).contains("writer  Content writer  content-writer"),
+        "{}",
+        stdout(&o)
+    );
+    let o = missionctl(&["get", "tenants", "--data-dir", d]);
+    assert_eq!(stdout(&o), "TENANT  NAME\nacme    acme\n");
+}
+
+#[test]
+fn apply_refuses_mistakes_with_their_position_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let cases = [
+        (
+            TENANT_FILE.replace("plugin: content-writer", "plugin: no-such-plugin"),
+            "line 5, column 13: agents[0].plugin: unknown plugin `no-such-plugin`",
+        ),
+        (
+            TENANT_FILE.replace("0 9 * * 1", "0 9 * * 8"),
+            "line 9, column 22: automations[0].trigger.cron: invalid cron expression `0 9 * * 8`",
+        ),
+        (
+            TENANT_FILE.replace("Europe/Berlin", "Europe/Atlantis"),
+            "line 9, column 45: automations[0].trigger.timezone:",
+        ),
+        (
+            TENANT_FILE.replace("    role: Content writer\n", ""),
+            "line 3, column 5: agents[0]: missing field `role`",
+        ),
+    ];
+    for (i, (text, message)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("bad{i}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d]);
+        assert_eq!(code(&o), 2, "{message}: {}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{message}: {}", stderr(&o));
+    }
+    let o = missionctl(&["get", "tenants", "--data-dir", d]);
+    assert_eq!(stdout(&o), "TENANT  NAME\n", "nothing was written");
+    let o = missionctl(&["get", "agents", "--tenant", "ghost", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (2, "error: no tenant `ghost` (see `missionctl get tenants`)")
+    );
+}

@@ -1,0 +1,315 @@
+//! `missionctl apply` and `missionctl get`: tenant configuration against a local store (the SQLite
+//! file in the data directory, or the database named by `--database-url`).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use mc_config::{Known, Trigger};
+use mc_store::{ChangeKind, Store};
+
+use crate::exit;
+
+/// File name of the embedded database inside the data directory.
+const DB_FILE: &str = "missionctl.db";
+
+/// Where the store is.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Database URL: `sqlite:PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// The data directory (the embedded database lives here).
+    #[arg(long, env = "MISSIONCTL_DATA_DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Opens the store, printing one error line on failure.
+    pub async fn open(&self) -> Result<Store, u8> {
+        let result = match &self.database_url {
+            Some(url) => Store::open(url).await,
+            None => {
+                if let Err(e) = std::fs::create_dir_all(&self.data_dir) {
+                    eprintln!(
+                        "error: cannot create the data directory {}: {e}",
+                        self.data_dir.display()
+                    );
+                    return Err(exit::USAGE);
+                }
+                Store::open_sqlite(&self.data_dir.join(DB_FILE)).await
+            }
+        };
+        result.map_err(|e| {
+            eprintln!("error: {e}");
+            exit::HOST
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The tenant configuration file (YAML).
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// Print the changes as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Where plugins are looked up, to refuse agents whose plugin does not exist.
+    #[arg(long, env = "MISSIONCTL_PLUGIN_DIR")]
+    plugin_dir: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Names of the plugins in the first plugin directory that exists, if any does.
+fn known_plugins(explicit: Option<&std::path::Path>) -> Option<BTreeSet<String>> {
+    let dir = crate::run::plugin_dirs(explicit).into_iter().find(|d| d.is_dir())?;
+    let names = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".wasm").map(|n| n.replace('_', "-"))
+        })
+        .collect();
+    Some(names)
+}
+
+pub async fn apply(args: ApplyArgs) -> u8 {
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.file.display());
+            return exit::USAGE;
+        }
+    };
+    let known = Known {
+        plugins: known_plugins(args.plugin_dir.as_deref()),
+    };
+    let config = match mc_config::parse(&text, &known) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return exit::USAGE;
+        }
+    };
+    let store = match args.store.open().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let report = match store.apply(&config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: nothing was applied: {e}");
+            return exit::HOST;
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return exit::OK;
+    }
+    for c in &report.changes {
+        let detail = if c.fields.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.fields.join(", "))
+        };
+        let kind = match c.kind {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Unchanged => "unchanged",
+        };
+        println!("{} {}: {kind}{detail}", c.object, c.name);
+    }
+    let count = |k: ChangeKind| report.changes.iter().filter(|c| c.kind == k).count();
+    println!(
+        "applied {}: {} created, {} updated, {} deleted, {} unchanged",
+        report.tenant,
+        count(ChangeKind::Created),
+        count(ChangeKind::Updated),
+        count(ChangeKind::Deleted),
+        count(ChangeKind::Unchanged)
+    );
+    exit::OK
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Tenants,
+    Agents,
+    Automations,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// What to list.
+    kind: Kind,
+    /// The tenant (required for agents and automations).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Prints rows as a table with aligned columns.
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_uppercase()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+/// The trigger in a few words, and its next fire time when it has one.
+pub fn describe_trigger(t: &Trigger, now: jiff::Timestamp) -> (String, String) {
+    match t {
+        Trigger::Cron { expr, timezone } => {
+            let next = mc_schedule::CronSchedule::parse(expr)
+                .ok()
+                .zip(mc_schedule::parse_timezone(timezone).ok())
+                .and_then(|(s, tz)| {
+                    s.next_after(now, &tz)
+                        .map(|ts| ts.to_zoned_datetime(tz).strftime("%Y-%m-%d %H:%M %Z").to_string())
+                });
+            (
+                format!("cron \"{expr}\" {timezone}"),
+                next.unwrap_or_else(|| "never".into()),
+            )
+        }
+        Trigger::Interval { seconds } => (format!("every {seconds}s"), "when the engine runs".into()),
+        Trigger::At { time } => {
+            let next = match time.parse::<jiff::Timestamp>() {
+                Ok(ts) if ts > now => time.clone(),
+                _ => "past".into(),
+            };
+            (format!("at {time}"), next)
+        }
+        Trigger::Webhook => ("webhook".into(), "on delivery".into()),
+        Trigger::After { automation } => (format!("after {automation}"), "on completion".into()),
+        Trigger::Manual => ("manual".into(), "on request".into()),
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {e}");
+    exit::HOST
+}
+
+pub async fn get(args: GetArgs) -> u8 {
+    if args.kind != Kind::Tenants && args.tenant.is_none() {
+        eprintln!(
+            "error: --tenant is required to list {}",
+            format!("{:?}", args.kind).to_lowercase()
+        );
+        return exit::USAGE;
+    }
+    let store = match args.store.open().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let tenant = args.tenant.as_deref().unwrap_or_default();
+    if args.kind != Kind::Tenants {
+        match store.tenant(tenant).get().await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                eprintln!("error: no tenant `{tenant}` (see `missionctl get tenants`)");
+                return exit::USAGE;
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    let now = jiff::Timestamp::now();
+    match args.kind {
+        Kind::Tenants => {
+            let rows = match store.tenants().await {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+            } else {
+                table(
+                    &["tenant", "name"],
+                    rows.into_iter().map(|t| vec![t.id, t.name]).collect(),
+                );
+            }
+        }
+        Kind::Agents => {
+            let rows = match store.tenant(tenant).agents().await {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+            } else {
+                table(
+                    &["agent", "role", "plugin", "model"],
+                    rows.into_iter()
+                        .map(|a| {
+                            vec![
+                                a.name,
+                                a.role,
+                                a.plugin,
+                                a.model.unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into()),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Kind::Automations => {
+            let rows = match store.tenant(tenant).automations().await {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            if args.json {
+                let docs: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|a| {
+                        let (_, next) = describe_trigger(&a.trigger, now);
+                        let mut v = serde_json::to_value(a).unwrap_or_default();
+                        v["next"] = next.into();
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string(&docs).unwrap_or_default());
+            } else {
+                table(
+                    &["automation", "agent", "trigger", "next", "enabled"],
+                    rows.into_iter()
+                        .map(|a| {
+                            let (trigger, next) = describe_trigger(&a.trigger, now);
+                            vec![
+                                a.name,
+                                a.agent,
+                                trigger,
+                                next,
+                                if a.enabled { "yes".into() } else { "no".into() },
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+    exit::OK
+}

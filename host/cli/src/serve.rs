@@ -1,0 +1,122 @@
+//! `missionctl serve`: runs this node's engine (scheduler, workers, lease keeper) against the store
+//! until Ctrl-C or SIGTERM, then shuts down gracefully: no new claims, running jobs get a grace
+//! period, the rest go back to the queue for other nodes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use mc_engine::{Engine, EngineConfig};
+use mc_runtime::{Runtime, RuntimeConfig};
+
+use crate::exit;
+use crate::manage::StoreArgs;
+
+/// Most jobs one node runs at once; each holds a plugin instance and a database connection now
+/// and then, and the machine has only so many cores.
+const MAX_WORKERS: usize = 256;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Where plugins are found by name.
+    #[arg(long, env = "MISSIONCTL_PLUGIN_DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Where compiled plugins are cached (default: `cache/` in the data directory).
+    #[arg(long, env = "MISSIONCTL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// This node's id, recorded on the jobs it claims (default: host name and process id).
+    #[arg(long, env = "MISSIONCTL_NODE_ID")]
+    node_id: Option<String>,
+    /// Jobs this node runs at once.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Seconds running jobs may take to finish after a shutdown request.
+    #[arg(long = "grace-secs", default_value_t = 10)]
+    grace_secs: u64,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn serve(args: ServeArgs) -> u8 {
+    if args.workers == 0 || args.workers > MAX_WORKERS {
+        eprintln!(
+            "error: --workers must be between 1 and {MAX_WORKERS}, got {}",
+            args.workers
+        );
+        return exit::USAGE;
+    }
+    let plugin_dir = match crate::run::plugin_dirs(args.plugin_dir.as_deref())
+        .into_iter()
+        .find(|d| d.is_dir())
+    {
+        Some(d) => d,
+        None => {
+            eprintln!("error: no plugin directory found: build the plugins with `make plugins` or pass --plugin-dir");
+            return exit::USAGE;
+        }
+    };
+    let store = match args.store.open().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runtime = match Runtime::new(RuntimeConfig {
+        cache_dir: Some(
+            args.cache_dir
+                .clone()
+                .unwrap_or_else(|| args.store.data_dir().join("cache")),
+        ),
+        max_instances: (args.workers as u32).max(4) * 2,
+        ..RuntimeConfig::default()
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the plugin runtime: {e:#}");
+            return exit::HOST;
+        }
+    };
+    let node_id = args.node_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "node".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let mut config = EngineConfig::new(node_id.clone(), plugin_dir);
+    config.workers = args.workers;
+    config.grace = Duration::from_secs(args.grace_secs);
+    let engine = Arc::new(Engine::new(store, runtime, config, Arc::new(mc_ai::OfflineProvider)));
+    eprintln!(
+        "missionctl serve: node {node_id} running ({} workers); Ctrl-C or SIGTERM to stop",
+        args.workers
+    );
+    match engine.run(shutdown_signal()).await {
+        Ok(()) => {
+            eprintln!("missionctl serve: node {node_id} stopped");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::HOST
+        }
+    }
+}

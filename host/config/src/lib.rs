@@ -1,0 +1,391 @@
+//! Tenant configuration files: the format (`TenantConfig` and its parts), parsing, and validation,
+//! with the line and column of every mistake.
+//!
+//! ```yaml
+//! tenant: acme                      # the tenant's id: lower-case letters, digits and dashes
+//! name: Acme Garden Supplies        # optional display name
+//! agents:
+//!   - name: writer                  # unique within the tenant
+//!     role: Content writer          # what the agent does, shown in the dashboard
+//!     plugin: content-writer        # the plugin that is its workflow logic
+//!     model: offline                # optional: the model it uses (default: offline)
+//!     instructions: Write warmly.   # optional: standing instructions
+//!     config: { brand_voice: warm } # optional: parameters the plugin reads through wasi:config
+//! automations:
+//!   - name: weekly-post             # unique within the tenant
+//!     agent: writer                 # an agent of this file
+//!     trigger: { cron: "0 9 * * 1", timezone: Europe/Berlin }
+//!     # or { interval: 15m } | { at: 2026-12-01T09:00:00Z } | { webhook: {} }
+//!     #  | { after: other-automation } | { manual: true }
+//!     input: { brief: "Spring sale" } # optional: the run's input (a JSON value), default {}
+//!     enabled: true                 # optional, default true
+//!     priority: 0                   # optional, -100 (background) to 100 (urgent), default 0
+//!     overlap: skip                 # optional: skip | queue | allow a run while one is running, default skip
+//!     catch_up: once                # optional: after downtime, skip | once | all missed ticks, default once
+//! ```
+//!
+//! Parsing happens in two passes: serde_yaml turns the text into these types (its errors carry a
+//! position), then `validate` checks what types cannot (names, references, schedules), looking
+//! positions up in an index of every node's path built by a second, event-level parse.
+
+mod positions;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+pub use positions::Positions;
+
+/// Longest name accepted for a tenant, agent or automation (names appear in URLs and logs).
+pub const MAX_NAME_LEN: usize = 63;
+/// Priority bounds: wide enough to express urgency, narrow enough that aging can lift a
+/// background job to the top in bounded time.
+pub const MIN_PRIORITY: i32 = -100;
+pub const MAX_PRIORITY: i32 = 100;
+/// Largest configuration file accepted.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// A tenant's whole configuration: applying it makes the tenant's agents and automations exactly
+/// these.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub tenant: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub agents: Vec<AgentSpec>,
+    #[serde(default)]
+    pub automations: Vec<AutomationSpec>,
+}
+
+/// One agent.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    pub name: String,
+    pub role: String,
+    pub plugin: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+/// What to do when a trigger fires while a run of the same automation is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overlap {
+    /// Record the tick as skipped.
+    #[default]
+    Skip,
+    /// Enqueue it to run after the current one.
+    Queue,
+    /// Run it concurrently.
+    Allow,
+}
+
+/// What to do with ticks missed while no node was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    /// Record them as missed; run nothing.
+    Skip,
+    /// Run once for all of them.
+    #[default]
+    Once,
+    /// Run each (up to a limit the engine sets).
+    All,
+}
+
+/// The trigger as written: exactly one of its fields must be set.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<bool>,
+}
+
+/// Webhook trigger options (none yet; `{}` enables the endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {}
+
+/// The trigger once validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Trigger {
+    Cron { expr: String, timezone: String },
+    Interval { seconds: u64 },
+    At { time: String },
+    Webhook,
+    After { automation: String },
+    Manual,
+}
+
+/// One automation.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationSpec {
+    pub name: String,
+    pub agent: String,
+    pub trigger: TriggerSpec,
+    #[serde(default = "empty_object")]
+    pub input: serde_json::Value,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub overlap: Overlap,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A mistake in a configuration file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ConfigError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// What `validate` needs to know beyond the file.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Plugins that exist; `None` skips the check (e.g. when the plugin directory is elsewhere).
+    pub plugins: Option<BTreeSet<String>>,
+}
+
+/// A validated configuration: the file's content with each trigger resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
+    pub config: TenantConfig,
+    /// The resolved trigger of each automation, by automation name.
+    pub triggers: HashMap<String, Trigger>,
+}
+
+/// Parses and validates a configuration file's text.
+pub fn parse(text: &str, known: &Known) -> Result<Validated, ConfigError> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(ConfigError {
+            line: 1,
+            column: 1,
+            message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
+        });
+    }
+    let config: TenantConfig = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+        // serde_yaml appends " at line X column Y" to its message; the position is ours to print.
+        let message = e.to_string();
+        let message = match message.find(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        ConfigError { line, column, message }
+    })?;
+    let positions = Positions::index(text);
+    validate(config, known, &positions)
+}
+
+fn valid_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name: use 1 to {MAX_NAME_LEN} lower-case letters, digits and dashes, not starting or ending with a dash"
+        ))
+    }
+}
+
+/// Checks what the types cannot: names, uniqueness, references, triggers, plugins.
+pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> Result<Validated, ConfigError> {
+    let err = |path: &str, message: String| {
+        let (line, column) = positions.of(path);
+        ConfigError {
+            line,
+            column,
+            message: format!("{path}: {message}"),
+        }
+    };
+    valid_name(&config.tenant).map_err(|m| err("tenant", m))?;
+
+    let mut agents = BTreeSet::new();
+    for (i, a) in config.agents.iter().enumerate() {
+        let at = |f: &str| format!("agents[{i}].{f}");
+        valid_name(&a.name).map_err(|m| err(&at("name"), m))?;
+        if !agents.insert(a.name.as_str()) {
+            return Err(err(&at("name"), format!("agent `{}` is defined twice", a.name)));
+        }
+        if a.role.trim().is_empty() {
+            return Err(err(&at("role"), "the role must not be empty".into()));
+        }
+        valid_name(&a.plugin).map_err(|m| err(&at("plugin"), m))?;
+        if let Some(plugins) = &known.plugins
+            && !plugins.contains(&a.plugin)
+        {
+            let list: Vec<&str> = plugins.iter().map(String::as_str).collect();
+            return Err(err(
+                &at("plugin"),
+                format!("unknown plugin `{}` (available: {})", a.plugin, list.join(", ")),
+            ));
+        }
+    }
+
+    let names: BTreeSet<&str> = config.automations.iter().map(|a| a.name.as_str()).collect();
+    let mut seen = BTreeSet::new();
+    let mut triggers = HashMap::new();
+    let mut after_edges: BTreeMap<&str, &str> = BTreeMap::new();
+    for (i, a) in config.automations.iter().enumerate() {
+        let at = |f: &str| format!("automations[{i}].{f}");
+        valid_name(&a.name).map_err(|m| err(&at("name"), m))?;
+        if !seen.insert(a.name.as_str()) {
+            return Err(err(&at("name"), format!("automation `{}` is defined twice", a.name)));
+        }
+        if !agents.contains(a.agent.as_str()) {
+            let list: Vec<&str> = agents.iter().copied().collect();
+            return Err(err(
+                &at("agent"),
+                format!(
+                    "agent `{}` is not defined in this file (agents: {})",
+                    a.agent,
+                    if list.is_empty() {
+                        "none".into()
+                    } else {
+                        list.join(", ")
+                    }
+                ),
+            ));
+        }
+        if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&a.priority) {
+            return Err(err(
+                &at("priority"),
+                format!(
+                    "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {}",
+                    a.priority
+                ),
+            ));
+        }
+        let trigger = resolve_trigger(&a.trigger).map_err(|(field, m)| err(&at(&format!("trigger{field}")), m))?;
+        if let Trigger::After { automation } = &trigger {
+            if automation == &a.name {
+                return Err(err(&at("trigger.after"), "an automation cannot trigger itself".into()));
+            }
+            if !names.contains(automation.as_str()) {
+                return Err(err(
+                    &at("trigger.after"),
+                    format!("automation `{automation}` is not defined in this file"),
+                ));
+            }
+            after_edges.insert(a.name.as_str(), names.get(automation.as_str()).copied().unwrap_or(""));
+        }
+        triggers.insert(a.name.clone(), trigger);
+    }
+    // Completion chains must not loop: A after B after A would run forever.
+    for start in after_edges.keys() {
+        let mut chain = vec![*start];
+        let mut cur = *start;
+        while let Some(next) = after_edges.get(cur) {
+            if chain.contains(next) {
+                chain.push(next);
+                let i = config.automations.iter().position(|a| a.name == *start).unwrap_or(0);
+                return Err(err(
+                    &format!("automations[{i}].trigger.after"),
+                    format!("completion triggers form a loop: {}", chain.join(" → ")),
+                ));
+            }
+            chain.push(next);
+            cur = next;
+        }
+    }
+    Ok(Validated { config, triggers })
+}
+
+/// Resolves a trigger, or names the offending field (as a path suffix) and the problem.
+fn resolve_trigger(t: &TriggerSpec) -> Result<Trigger, (String, String)> {
+    let set = [
+        t.cron.is_some(),
+        t.interval.is_some(),
+        t.at.is_some(),
+        t.webhook.is_some(),
+        t.after.is_some(),
+        t.manual.is_some(),
+    ]
+    .iter()
+    .filter(|s| **s)
+    .count();
+    if set != 1 {
+        return Err((
+            String::new(),
+            format!("expected exactly one of cron, interval, at, webhook, after, manual; found {set}"),
+        ));
+    }
+    if t.timezone.is_some() && t.cron.is_none() {
+        return Err((".timezone".into(), "timezone applies only to cron triggers".into()));
+    }
+    if let Some(expr) = &t.cron {
+        mc_schedule::CronSchedule::parse(expr).map_err(|e| (".cron".to_string(), e.to_string()))?;
+        let tz = t.timezone.clone().unwrap_or_else(|| "UTC".into());
+        mc_schedule::parse_timezone(&tz).map_err(|e| (".timezone".to_string(), e.to_string()))?;
+        return Ok(Trigger::Cron {
+            expr: expr.clone(),
+            timezone: tz,
+        });
+    }
+    if let Some(every) = &t.interval {
+        let d = mc_schedule::parse_interval(every).map_err(|e| (".interval".to_string(), e.to_string()))?;
+        return Ok(Trigger::Interval { seconds: d.as_secs() });
+    }
+    if let Some(at) = &t.at {
+        let ts = mc_schedule::parse_at(at).map_err(|e| (".at".to_string(), e.to_string()))?;
+        return Ok(Trigger::At { time: ts.to_string() });
+    }
+    if t.webhook.is_some() {
+        return Ok(Trigger::Webhook);
+    }
+    if let Some(after) = &t.after {
+        return Ok(Trigger::After {
+            automation: after.clone(),
+        });
+    }
+    match t.manual {
+        Some(true) => Ok(Trigger::Manual),
+        _ => Err((
+            ".manual".into(),
+            "manual must be true (omit the trigger field instead of false)".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! Tests of parsing and validation: every mistake is reported with its line, column and meaning.
+
+use super::*;
+
+const GOOD: &str = r#"tenant: acme
+name: Acme Garden Supplies
+agents:
+  - name: writer
+    role: Content writer
+    plugin: content-writer
+    config: { brand_voice: warm }
+  - name: analyst
+    role: Analytics
+    plugin: analytics
+automations:
+  - name: weekly-post
+    agent: writer
+    trigger: { cron: "0 9 * * 1", timezone: Europe/Berlin }
+    input: { brief: "Spring sale", voice: friendly }
+  - name: kpis
+    agent: analyst
+    trigger: { interval: 15m }
+    priority: 10
+    overlap: queue
+  - name: follow-up
+    agent: writer
+    trigger: { after: weekly-post }
+  - name: launch
+    agent: writer
+    trigger: { at: "2026-12-01T09:00:00Z" }
+  - name: hook
+    agent: analyst
+    trigger: { webhook: {} }
+    catch_up: skip
+"#;
+
+fn known() -> Known {
+    Known::default()
+}
+
+fn error(text: &str) -> String {
+    parse(text, &known()).unwrap_err().to_string()
+}
+
+#[test]
+fn parses_a_full_configuration() {
+    let v = parse(GOOD, &known()).unwrap();
+    assert_eq!(v.config.tenant, "acme");
+    assert_eq!(v.config.agents[0].config["brand_voice"], "warm");
+    assert_eq!(v.config.automations[0].input["brief"], "Spring sale");
+    assert_eq!(v.config.automations[1].overlap, Overlap::Queue);
+    assert_eq!(v.config.automations[2].input, serde_json::json!({}));
+    assert!(v.config.automations[2].enabled);
+    assert_eq!(
+        v.triggers["weekly-post"],
+        Trigger::Cron {
+            expr: "0 9 * * 1".into(),
+            timezone: "Europe/Berlin".into()
+        }
+    );
+    assert_eq!(v.triggers["kpis"], Trigger::Interval { seconds: 900 });
+    assert_eq!(
+        v.triggers["follow-up"],
+        Trigger::After {
+            automation: "weekly-post".into()
+        }
+    );
+    assert_eq!(v.triggers["hook"], Trigger::Webhook);
+    assert!(matches!(v.triggers["launch"], Trigger::At { .. }));
+}
+
+#[test]
+fn type_errors_carry_serde_positions() {
+    assert_eq!(
+        error("tenant: acme\nagents:\n  - name: writer\n    rol: Content writer\n    plugin: x\n"),
+        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`"
+    );
+    assert_eq!(
+        error("tenant: acme\nagents:\n  - name: writer\n    plugin: x\n"),
+        "line 3, column 5: agents[0]: missing field `role`"
+    );
+    assert_eq!(
+        error(
+            "tenant: acme\nautomations:\n  - name: a\n    agent: w\n    trigger: {interval: 1m}\n    priority: high\n"
+        ),
+        "line 6, column 15: automations[0].priority: invalid type: string \"high\", expected i32"
+    );
+    let syntax = error("tenant: acme\nagents: [\n  {name: x\n");
+    assert!(syntax.starts_with("line 4, column 1: "), "{syntax}");
+}
+
+#[test]
+fn semantic_errors_point_at_the_value() {
+    let bad_agent = GOOD.replace(
+        "    agent: analyst\n    trigger: { interval: 15m }",
+        "    agent: analist\n    trigger: { interval: 15m }",
+    );
+    assert_eq!(
+        error(&bad_agent),
+        "line 17, column 12: automations[1].agent: agent `analist` is not defined in this file (agents: analyst, writer)"
+    );
+    let bad_cron = GOOD.replace("0 9 * * 1", "0 25 * * 1");
+    let e = error(&bad_cron);
+    assert!(e.starts_with("line 14, column 22: automations[0].trigger.cron: invalid cron expression `0 25 * * 1`: hour: 25 is out of range 0-23"), "{e}");
+    let bad_tz = GOOD.replace("Europe/Berlin", "Mars/Base");
+    let e = error(&bad_tz);
+    assert!(
+        e.starts_with("line 14, column 45: automations[0].trigger.timezone:"),
+        "{e}"
+    );
+    assert!(e.contains("Mars/Base"), "{e}");
+    let dup = GOOD.replace("  - name: analyst\n", "  - name: writer\n");
+    assert_eq!(
+        error(&dup),
+        "line 8, column 11: agents[1].name: agent `writer` is defined twice"
+    );
+    let bad_name = GOOD.replace("tenant: acme", "tenant: Acme Corp");
+    assert!(error(&bad_name).starts_with("line 1, column 9: tenant: `Acme Corp` is not a valid name"));
+    let two = GOOD.replace("{ interval: 15m }", "{ interval: 15m, cron: \"* * * * *\" }");
+    assert_eq!(
+        error(&two),
+        "line 18, column 14: automations[1].trigger: expected exactly one of cron, interval, at, webhook, after, manual; found 2"
+    );
+    let bad_interval = GOOD.replace("{ interval: 15m }", "{ interval: 0s }");
+    assert!(
+        error(&bad_interval).starts_with("line 18, column 26: automations[1].trigger.interval:"),
+        "{}",
+        error(&bad_interval)
+    );
+    let prio = GOOD.replace("priority: 10", "priority: 1000");
+    assert_eq!(
+        error(&prio),
+        "line 19, column 15: automations[1].priority: priority must be between -100 and 100, got 1000"
+    );
+}
+
+#[test]
+fn completion_chains_must_not_loop() {
+    let looped = GOOD.replace(
+        "{ cron: \"0 9 * * 1\", timezone: Europe/Berlin }",
+        "{ after: follow-up }",
+    );
+    let e = error(&looped);
+    assert!(
+        e.ends_with(
+            "automations[2].trigger.after: completion triggers form a loop: follow-up → weekly-post → follow-up"
+        ),
+        "{e}"
+    );
+    let own = GOOD.replace("{ after: weekly-post }", "{ after: follow-up }");
+    assert!(error(&own).ends_with("automations[2].trigger.after: an automation cannot trigger itself"));
+    let missing = GOOD.replace("{ after: weekly-post }", "{ after: nothing }");
+    assert!(error(&missing).ends_with("automation `nothing` is not defined in this file"));
+}
+
+#[test]
+fn unknown_plugins_are_refused_when_the_plugin_list_is_known() {
+    let known = Known {
+        plugins: Some(["content-writer".to_string()].into()),
+    };
+    let e = parse(GOOD, &known).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "line 10, column 13: agents[1].plugin: unknown plugin `analytics` (available: content-writer)"
+    );
+}
+
+#[test]
+fn positions_index_nested_paths() {
+    let p = Positions::index(GOOD);
+    assert_eq!(p.of("tenant"), (1, 9));
+    assert_eq!(p.of("agents[1].plugin"), (10, 13));
+    assert_eq!(p.of("automations[0].trigger.timezone"), (14, 45));
+    assert_eq!(p.of("automations[0].trigger.nothing"), p.of("automations[0].trigger"));
+    assert_eq!(p.of("no.such.path"), (1, 1));
+}

@@ -1,0 +1,161 @@
+//! The scheduler pass: due ticks since each automation's durable mark, catch-up and overlap
+//! policies, and one compare-and-set transaction per automation that records and enqueues them.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mc_config::Trigger;
+use mc_runtime::CancelToken;
+use mc_store::{NewJob, Schedulable, TickOutcome};
+
+use crate::{DEFAULT_MAX_ATTEMPTS, Engine, EngineError};
+
+/// A tick this close to now counts as on time: the `skip` catch-up policy still fires it.
+pub const CATCH_UP_GRACE: Duration = Duration::from_secs(60);
+/// Most ticks one automation handles in one pass (a per-second schedule after a day of downtime
+/// has 86,400); the rest are handled in the following passes.
+pub const MAX_TICKS_PER_PASS: usize = 1_000;
+/// Most missed ticks the `all` catch-up policy runs; older ones are recorded as missed.
+pub const MAX_CATCH_UP_RUNS: usize = 100;
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+/// The ticks of `s` in (`after`, `now`], at most [`MAX_TICKS_PER_PASS`].
+fn due_ticks(s: &Schedulable, after: i64, now: i64) -> Vec<i64> {
+    let mut ticks = Vec::new();
+    match &s.trigger {
+        Trigger::Cron { expr, timezone } => {
+            let (Ok(cron), Ok(tz)) = (
+                mc_schedule::CronSchedule::parse(expr),
+                mc_schedule::parse_timezone(timezone),
+            ) else {
+                // Validated when applied; a stored expression that no longer parses fires nothing.
+                return ticks;
+            };
+            let Ok(mut t) = Timestamp::from_microsecond(after) else {
+                return ticks;
+            };
+            while ticks.len() < MAX_TICKS_PER_PASS {
+                match cron.next_after(t, &tz) {
+                    Some(next) if micros(next) <= now => {
+                        ticks.push(micros(next));
+                        t = next;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Trigger::Interval { seconds } => {
+            let step = (*seconds as i64).max(1) * 1_000_000;
+            let mut t = after + step;
+            while t <= now && ticks.len() < MAX_TICKS_PER_PASS {
+                ticks.push(t);
+                t += step;
+            }
+        }
+        Trigger::At { time } => {
+            if let Ok(at) = time.parse::<Timestamp>() {
+                let at = micros(at);
+                if at > after && at <= now {
+                    ticks.push(at);
+                }
+            }
+        }
+        _ => {}
+    }
+    ticks
+}
+
+impl Engine {
+    fn job_for(&self, s: &Schedulable, tick: i64) -> NewJob {
+        let kind = match s.trigger {
+            Trigger::Cron { .. } => "cron",
+            Trigger::Interval { .. } => "interval",
+            _ => "at",
+        };
+        NewJob {
+            tenant: s.tenant.clone(),
+            automation: Some(s.automation.clone()),
+            agent: s.agent.clone(),
+            plugin: s.plugin.clone(),
+            input: s.input.clone(),
+            trigger: kind.into(),
+            priority: s.priority,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            run_at: None,
+            // The same tick can never enqueue two jobs, even if two nodes raced past the mark.
+            idempotency_key: Some(format!("tick:{}:{tick}", s.automation)),
+        }
+    }
+
+    /// One pass over every schedule at time `now`. Returns how many jobs were enqueued.
+    pub async fn schedule_once(&self, now: Timestamp) -> Result<usize, EngineError> {
+        let now_us = micros(now);
+        let mut fired = 0;
+        for s in self.store.schedulable().await? {
+            let Some(mark) = s.last_tick else {
+                // First sight: start from now. Ticks before an automation existed are not missed.
+                self.store.init_schedule(&s.tenant, &s.automation, now_us).await?;
+                continue;
+            };
+            let ticks = due_ticks(&s, mark, now_us);
+            let Some(&last) = ticks.last() else { continue };
+            let on_time = now_us - last <= CATCH_UP_GRACE.as_micros() as i64;
+            let fire: Vec<i64> = match s.catch_up.as_str() {
+                "skip" if on_time => vec![last],
+                "skip" => vec![],
+                "all" => ticks.iter().rev().take(MAX_CATCH_UP_RUNS).rev().copied().collect(),
+                _ => vec![last],
+            };
+            let busy = s.overlap == "skip" && self.store.has_unfinished(&s.tenant, &s.automation).await?;
+            let mut records = Vec::with_capacity(ticks.len());
+            for &t in &ticks {
+                let outcome = if !fire.contains(&t) {
+                    TickOutcome::Missed(match s.catch_up.as_str() {
+                        "skip" => "missed while no node was running (catch-up policy: skip)".into(),
+                        "all" => format!("more than {MAX_CATCH_UP_RUNS} ticks were missed; only the latest run"),
+                        _ => "missed while no node was running; the latest missed tick ran instead (catch-up policy: once)".into(),
+                    })
+                } else if busy
+                    || (s.overlap == "skip" && records.iter().any(|(_, o)| matches!(o, TickOutcome::Fired(_))))
+                {
+                    TickOutcome::Skipped(
+                        "the previous run of this automation had not finished (overlap policy: skip)".into(),
+                    )
+                } else {
+                    TickOutcome::Fired(self.job_for(&s, t))
+                };
+                records.push((t, outcome));
+            }
+            let n = records
+                .iter()
+                .filter(|(_, o)| matches!(o, TickOutcome::Fired(_)))
+                .count();
+            match self
+                .store
+                .advance_schedule(&s.tenant, &s.automation, mark, last, records)
+                .await?
+            {
+                Some(_) => fired += n,
+                None => {
+                    tracing::debug!(tenant = %s.tenant, automation = %s.automation, "another node handled these ticks")
+                }
+            }
+        }
+        Ok(fired)
+    }
+
+    pub(crate) async fn schedule_loop(&self, stop: CancelToken) {
+        while !stop.is_cancelled() {
+            if let Err(e) = self.schedule_once(Timestamp::now()).await {
+                tracing::warn!(error = %e, "scheduler pass failed; retrying");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.schedule_every) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+}

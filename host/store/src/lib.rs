@@ -1,0 +1,161 @@
+//! The durable store: one interface over SQLite (one file, the embedded default) and PostgreSQL
+//! (production, and several nodes sharing one database).
+//!
+//! Both backends go through sqlx's `Any` driver with SQL written once where the dialects agree
+//! (`$1` placeholders, BIGINT, TEXT); statements that must differ (claiming work, locking) branch
+//! on [`Backend`]. Times are integer microseconds since the Unix epoch, UTC; money and token counts
+//! are integers; JSON documents are text.
+//!
+//! Every tenant-owned row is reached through [`TenantScope`], whose queries all carry the tenant
+//! id: a handler cannot forget the scope because there is no unscoped query to call.
+
+mod migrate;
+mod queue;
+mod schedules;
+mod tenants;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use queue::{
+    BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, JobRow, MAX_ATTEMPTS, MAX_CLAIM, NewJob, PRIORITY_STEP,
+    backoff, fair_shares,
+};
+pub use schedules::{Schedulable, TickEvent, TickOutcome};
+pub use tenants::{AgentRow, ApplyReport, AutomationRow, Change, ChangeKind, TenantRow, TenantScope};
+
+/// How long a statement waits for a SQLite write lock before failing: several engine tasks write
+/// concurrently, and SQLite serialises them.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections per pool. SQLite has one writer regardless; PostgreSQL's default limit is 100
+/// connections shared by every node.
+const MAX_CONNECTIONS: u32 = 10;
+/// How long to wait for a connection from the pool before reporting the database unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database URL `{0}`: expected sqlite:PATH or postgres://USER@HOST/DB")]
+    InvalidUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database was migrated by a newer version of Mission Control (schema {found}, this build knows up to {known})"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A connection pool to one database, migrated to this build's schema.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite:PATH`, `sqlite::memory:` or `postgres://…`) and
+    /// applies any migration it lacks.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::InvalidUrl(url.to_string()));
+        };
+        let url = match backend {
+            // Create the file when it does not exist yet.
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            }
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::InvalidUrl(url.clone()))?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers proceed while one writer writes; foreign keys are off by
+                    // default in SQLite and the schema relies on them.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()).as_str())
+                        .await?;
+                    Ok(())
+                })
+            });
+            if url.contains(":memory:") {
+                // Every connection to `:memory:` is its own database: keep exactly one.
+                pool = pool
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            }
+        }
+        let pool = pool.connect_with(options).await?;
+        let store = Store { pool, backend };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Opens (creating) the SQLite database file `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        Store::open(&format!("sqlite:{}", path.display())).await
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for the crate's modules.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,104 @@
+//! Schema migrations, embedded in the binary and applied at start, in order, each in its own
+//! transaction. Migrations are append-only: a released one is never edited.
+//!
+//! On PostgreSQL a transaction-scoped advisory lock serialises nodes that start at the same time;
+//! on SQLite the database's single writer does.
+
+use sqlx::Connection;
+
+use crate::{Backend, Store, StoreError, now_micros};
+
+/// One migration: its SQL for SQLite and for PostgreSQL (the same text where the dialects agree).
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenants",
+        sqlite: include_str!("../migrations/0001_tenants.sql"),
+        postgres: include_str!("../migrations/0001_tenants.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "jobs",
+        sqlite: concat!(
+            include_str!("../migrations/0002_jobs_sqlite.sql"),
+            include_str!("../migrations/0002_jobs_common.sql")
+        ),
+        postgres: concat!(
+            include_str!("../migrations/0002_jobs_postgres.sql"),
+            include_str!("../migrations/0002_jobs_common.sql")
+        ),
+    },
+    Migration {
+        version: 3,
+        name: "schedules and key-value state",
+        sqlite: include_str!("../migrations/0003_schedules_kv.sql"),
+        postgres: include_str!("../migrations/0003_schedules_kv.sql"),
+    },
+];
+
+/// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").
+const MIGRATION_LOCK: i64 = 0x006d_632d_6d69_6772;
+
+pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    let mut conn = store.pool().acquire().await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS mc_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await
+    .or_else(|e| match store.backend() {
+        // Two nodes creating the table at once on PostgreSQL: one loses the race harmlessly.
+        Backend::Postgres if e.to_string().contains("already exists") => Ok(Default::default()),
+        _ => Err(e),
+    })?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    for m in MIGRATIONS {
+        let mut tx = conn.begin().await?;
+        if store.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let applied: Option<(i64,)> = sqlx::query_as("SELECT version FROM mc_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if applied.is_some() {
+            continue;
+        }
+        let sql = match store.backend() {
+            Backend::Sqlite => m.sqlite,
+            Backend::Postgres => m.postgres,
+        };
+        let fail = |source| StoreError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(fail)?;
+        sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    let (found,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM mc_migrations")
+        .fetch_one(&mut *conn)
+        .await?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    Ok(())
+}

@@ -1,0 +1,646 @@
+//! The durable job queue: enqueue (with idempotency keys), fair batched claims with leases,
+//! completion, failure with exponential backoff and jitter, dead letters, lease recovery and
+//! cancellation — the same semantics on SQLite and PostgreSQL.
+//!
+//! Fair share: claims walk `queue_tenants` least-recently-served first and take at most an equal
+//! share of the batch from each tenant that has work, then return the jobs interleaved round-robin.
+//! A tenant with one job waiting is therefore in the very next batch, at the front of its round,
+//! however many jobs another tenant has queued.
+//!
+//! Within a tenant, `rank_key` (priority with aging, see the migration) decides the order.
+
+use std::time::Duration;
+
+use sqlx::{Any, Transaction};
+
+use crate::{Backend, Store, StoreError, now_micros};
+
+/// One priority level is worth this much waiting: a job waiting this long ranks with a job one
+/// level above it that has just arrived. Ten seconds lets urgent work jump ahead while bounding a
+/// background job's wait behind a flood of urgent ones.
+pub const PRIORITY_STEP: Duration = Duration::from_secs(10);
+/// First retry delay; each further attempt doubles it.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
+/// Most attempts a job may be given (the first run plus retries).
+pub const MAX_ATTEMPTS: u32 = 25;
+/// Most jobs one claim may take.
+pub const MAX_CLAIM: usize = 1_000;
+/// Most tenants one claim looks at; the rest wait for the next claim (they are least recently
+/// served by then, so they come first).
+const MAX_TENANTS_PER_CLAIM: i64 = 256;
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub tenant: String,
+    pub automation: Option<String>,
+    pub agent: String,
+    pub plugin: String,
+    /// The input JSON document.
+    pub input: String,
+    /// What enqueued it: `cron`, `interval`, `webhook`, `manual`, ...
+    pub trigger: String,
+    /// -100 to 100; higher runs first.
+    pub priority: i32,
+    /// 1 to [`MAX_ATTEMPTS`].
+    pub max_attempts: u32,
+    /// Earliest start, microseconds since the epoch; `None` is now.
+    pub run_at: Option<i64>,
+    /// A second enqueue with the same key (per tenant) returns the first job instead.
+    pub idempotency_key: Option<String>,
+}
+
+/// What `enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Created(i64),
+    /// A job with the same idempotency key exists; its id.
+    Duplicate(i64),
+}
+
+impl Enqueued {
+    pub fn id(self) -> i64 {
+        match self {
+            Enqueued::Created(id) | Enqueued::Duplicate(id) => id,
+        }
+    }
+}
+
+/// A claimed job, leased to the claiming node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub tenant: String,
+    pub automation: Option<String>,
+    pub agent: String,
+    pub plugin: String,
+    pub input: String,
+    pub trigger: String,
+    pub priority: i32,
+    /// 1 for the first run.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub lease_until: i64,
+}
+
+/// A job's state and result, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub tenant: String,
+    pub automation: Option<String>,
+    pub agent: String,
+    pub state: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub run_at: i64,
+    pub output: Option<String>,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How a failed attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failed {
+    /// Scheduled again at this time (µs).
+    Retrying { run_at: i64 },
+    /// Out of attempts, or not retryable: in the dead-letter state.
+    Dead,
+}
+
+fn check_new(job: &NewJob) -> Result<(), StoreError> {
+    if !(1..=MAX_ATTEMPTS).contains(&job.max_attempts) {
+        return Err(StoreError::Invalid(format!(
+            "max_attempts must be between 1 and {MAX_ATTEMPTS}, got {}",
+            job.max_attempts
+        )));
+    }
+    if !(-100..=100).contains(&job.priority) {
+        return Err(StoreError::Invalid(format!(
+            "priority must be between -100 and 100, got {}",
+            job.priority
+        )));
+    }
+    Ok(())
+}
+
+fn rank_key(priority: i32, run_at: i64) -> i64 {
+    i64::from(priority) * PRIORITY_STEP.as_micros() as i64 - run_at
+}
+
+/// The delay before attempt `attempt + 1`: exponential from [`BACKOFF_BASE`], capped at
+/// [`BACKOFF_MAX`], with "equal jitter" (half fixed, half spread) so retries of jobs that failed
+/// together do not return together. The spread comes from a hash of the job and attempt, so it
+/// needs no random source and is reproducible in tests.
+pub fn backoff(job_id: i64, attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE
+        .as_micros()
+        .saturating_mul(1u128 << attempt.saturating_sub(1).min(30));
+    let capped = exp.min(BACKOFF_MAX.as_micros()) as u64;
+    let mut h = (job_id as u64) ^ (u64::from(attempt) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    Duration::from_micros(capped / 2 + h % (capped / 2 + 1))
+}
+
+/// Splits `max` claims between tenants that have `available[i]` jobs each, given in round-robin
+/// order (least recently served first): equal shares, earlier tenants rounding up, and what a
+/// small tenant cannot use going to the others, so a batch is never cut short while work waits.
+pub fn fair_shares(max: usize, available: &[i64]) -> Vec<usize> {
+    let mut shares = vec![0usize; available.len()];
+    let mut remaining = max;
+    loop {
+        let open: Vec<usize> = (0..available.len())
+            .filter(|&i| (shares[i] as i64) < available[i])
+            .collect();
+        if remaining == 0 || open.is_empty() {
+            return shares;
+        }
+        let mut left = open.len();
+        for i in open {
+            let fair = remaining.div_ceil(left);
+            let take = fair.min((available[i] - shares[i] as i64) as usize);
+            shares[i] += take;
+            remaining -= take;
+            left -= 1;
+        }
+    }
+}
+
+type ClaimTuple = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+);
+
+impl Store {
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first can fail to upgrade its lock
+    /// without waiting.
+    /// `FOR UPDATE` on PostgreSQL (row locks for read-then-write); nothing on SQLite, whose
+    /// write transactions are already exclusive.
+    fn for_update(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend() {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool().begin().await?,
+        })
+    }
+
+    /// Adds jobs in one transaction. Jobs whose idempotency key exists already are not added;
+    /// their existing id is returned as a duplicate.
+    pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let out = enqueue_in(&mut tx, jobs).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Moves scheduled jobs whose time has come to available. Returns how many moved.
+    pub async fn stage_due(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        // Count what this statement moved, not what a prior read saw: on PostgreSQL another node
+        // may stage the same rows concurrently, and its rows must not be counted twice.
+        let moved: Vec<(String,)> = sqlx::query_as(
+            "UPDATE jobs SET state = 'available' WHERE state = 'scheduled' AND run_at <= $1 RETURNING tenant_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut per_tenant: std::collections::BTreeMap<&str, i64> = Default::default();
+        for (tenant,) in &moved {
+            *per_tenant.entry(tenant.as_str()).or_default() += 1;
+        }
+        for (tenant, n) in per_tenant {
+            bump_available(&mut tx, tenant, n).await?;
+        }
+        tx.commit().await?;
+        Ok(moved.len() as u64)
+    }
+
+    /// Claims up to `max` available jobs for `node`, leased for `lease`, fairly across tenants.
+    pub async fn claim(&self, node: &str, max: usize, lease: Duration) -> Result<Vec<ClaimedJob>, StoreError> {
+        let max = max.clamp(1, MAX_CLAIM);
+        let now = now_micros();
+        let lease_until = now + lease.as_micros() as i64;
+        let mut tx = self.write_tx().await?;
+        let skip_locked = if self.backend() == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let tenants: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT tenant_id, available FROM queue_tenants WHERE available > 0 ORDER BY served_at, tenant_id LIMIT $1{skip_locked}"
+        ))
+        .bind(MAX_TENANTS_PER_CLAIM)
+        .fetch_all(&mut *tx)
+        .await?;
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shares = fair_shares(max, &tenants.iter().map(|(_, n)| *n).collect::<Vec<_>>());
+        let mut per_tenant: Vec<Vec<ClaimedJob>> = Vec::new();
+        let mut taken = 0usize;
+        for ((tenant, _), limit) in tenants.iter().zip(shares) {
+            if limit == 0 {
+                continue;
+            }
+            let ids: Vec<(i64,)> = sqlx::query_as(&format!(
+                "SELECT id FROM jobs WHERE tenant_id = $1 AND state = 'available' ORDER BY rank_key DESC, id LIMIT $2{skip_locked}"
+            ))
+            .bind(tenant)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            if ids.is_empty() {
+                continue;
+            }
+            let list = ids.iter().map(|(id,)| id.to_string()).collect::<Vec<_>>().join(",");
+            // Ids are integers from the database, so formatting them into the statement is safe;
+            // it keeps one statement per tenant whatever the batch size.
+            let rows: Vec<ClaimTuple> = sqlx::query_as(&format!(
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = $1, lease_until = $2, started_at = $3 \
+                 WHERE id IN ({list}) AND state = 'available' \
+                 RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts"
+            ))
+            .bind(node)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            let n = rows.len() as i64;
+            sqlx::query("UPDATE queue_tenants SET available = available - $2, running = running + $2, served_at = $3 WHERE tenant_id = $1")
+                .bind(tenant)
+                .bind(n)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            taken += rows.len();
+            let mut jobs: Vec<ClaimedJob> = rows
+                .into_iter()
+                .map(|r| ClaimedJob {
+                    id: r.0,
+                    tenant: r.1,
+                    automation: r.2,
+                    agent: r.3,
+                    plugin: r.4,
+                    input: r.5,
+                    trigger: r.6,
+                    priority: r.7 as i32,
+                    attempt: r.8 as u32,
+                    max_attempts: r.9 as u32,
+                    lease_until,
+                })
+                .collect();
+            // RETURNING does not promise an order: restore the claim order.
+            jobs.sort_by_key(|j| ids.iter().position(|(id,)| *id == j.id));
+            per_tenant.push(jobs);
+        }
+        tx.commit().await?;
+        // Interleave: first job of each tenant, then the second of each, and so on.
+        let mut out = Vec::with_capacity(taken);
+        let mut round = 0;
+        while out.len() < taken {
+            for jobs in &per_tenant {
+                if let Some(j) = jobs.get(round) {
+                    out.push(j.clone());
+                }
+            }
+            round += 1;
+        }
+        Ok(out)
+    }
+
+    /// Extends the leases of `ids` held by `node`; returns the ids whose lease it still holds
+    /// (a job missing from the answer was recovered by another node or cancelled: stop it).
+    pub async fn heartbeat(&self, node: &str, ids: &[i64], lease: Duration) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let held: Vec<(i64,)> = sqlx::query_as(&format!(
+            "UPDATE jobs SET lease_until = $1 WHERE id IN ({list}) AND state = 'running' AND claimed_by = $2 RETURNING id"
+        ))
+        .bind(now_micros() + lease.as_micros() as i64)
+        .bind(node)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(held.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Records success of a job `node` holds. Returns false if the node no longer held it (its
+    /// lease expired and the job was recovered): the result is then discarded, never recorded twice.
+    pub async fn complete(&self, node: &str, id: i64, output: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done: Option<(String,)> = sqlx::query_as(
+            "UPDATE jobs SET state = 'succeeded', output = $3, finished_at = $4, lease_until = NULL \
+             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id",
+        )
+        .bind(id)
+        .bind(node)
+        .bind(output)
+        .bind(now_micros())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((tenant,)) = done else { return Ok(false) };
+        bump_running(&mut tx, &tenant, -1).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a failed attempt of a job `node` holds: retried with backoff while attempts remain
+    /// and `retryable`, else dead. `None` if the node no longer held the job.
+    pub async fn fail(
+        &self,
+        node: &str,
+        id: i64,
+        kind: &str,
+        error: &str,
+        retryable: bool,
+    ) -> Result<Option<Failed>, StoreError> {
+        let now = now_micros();
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT tenant_id, attempt, max_attempts, priority FROM jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running'{}",
+            self.for_update()
+        ))
+        .bind(id)
+        .bind(node)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((tenant, attempt, max_attempts, priority)) = row else {
+            return Ok(None);
+        };
+        let outcome = if retryable && attempt < max_attempts {
+            let run_at = now + backoff(id, attempt as u32).as_micros() as i64;
+            sqlx::query(
+                "UPDATE jobs SET state = 'scheduled', run_at = $2, rank_key = $3, error_kind = $4, error = $5, lease_until = NULL, claimed_by = NULL \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(run_at)
+            .bind(rank_key(priority as i32, run_at))
+            .bind(kind)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            Failed::Retrying { run_at }
+        } else {
+            sqlx::query("UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, lease_until = NULL WHERE id = $1")
+                .bind(id)
+                .bind(kind)
+                .bind(error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            Failed::Dead
+        };
+        bump_running(&mut tx, &tenant, -1).await?;
+        tx.commit().await?;
+        Ok(Some(outcome))
+    }
+
+    /// Returns running jobs whose lease expired (their node died or hung) to the queue, as an
+    /// attempt that failed for a platform reason. Returns how many were recovered.
+    pub async fn recover_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let expired: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, tenant_id, attempt, max_attempts, priority FROM jobs WHERE state = 'running' AND lease_until < $1",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut recovered = 0;
+        for (id, tenant, attempt, max_attempts, priority) in &expired {
+            // A lost node is the platform's fault, not the plugin's: the job always gets its run,
+            // but a job that keeps killing nodes still ends dead after its attempts.
+            let (state, delta_available) = if attempt < max_attempts {
+                ("available", 1)
+            } else {
+                ("dead", 0)
+            };
+            let changed = sqlx::query(
+                "UPDATE jobs SET state = $2, rank_key = $3, lease_until = NULL, claimed_by = NULL, error_kind = 'lease_expired', \
+                 error = 'the node running this job stopped responding' WHERE id = $1 AND state = 'running' AND lease_until < $4",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(rank_key(*priority as i32, now))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                // Recovered by another node, or its lease was renewed meanwhile.
+                continue;
+            }
+            recovered += 1;
+            bump_running(&mut tx, tenant, -1).await?;
+            if delta_available > 0 {
+                bump_available(&mut tx, tenant, delta_available).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(recovered)
+    }
+
+    /// Hands jobs `node` holds back to the queue without counting an attempt (a node shutting
+    /// down). Returns how many it released.
+    pub async fn release(&self, node: &str, ids: &[i64]) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let mut tx = self.write_tx().await?;
+        let released: Vec<(String,)> = sqlx::query_as(&format!(
+            "UPDATE jobs SET state = 'available', attempt = attempt - 1, claimed_by = NULL, lease_until = NULL \
+             WHERE id IN ({list}) AND claimed_by = $1 AND state = 'running' RETURNING tenant_id"
+        ))
+        .bind(node)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (tenant,) in &released {
+            bump_running(&mut tx, tenant, -1).await?;
+            bump_available(&mut tx, tenant, 1).await?;
+        }
+        tx.commit().await?;
+        Ok(released.len() as u64)
+    }
+
+    /// The tenant's queue counters: jobs available and running.
+    pub async fn queue_counts(&self, tenant: &str) -> Result<(i64, i64), StoreError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT available, running FROM queue_tenants WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.unwrap_or((0, 0)))
+    }
+
+    /// The jobs of one tenant, newest first, at most `limit`.
+    pub async fn jobs(&self, tenant: &str, limit: i64) -> Result<Vec<JobRow>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, automation, agent, state, attempt, max_attempts, run_at, output, error_kind, error \
+             FROM jobs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(tenant)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| JobRow {
+                id: r.0,
+                tenant: r.1,
+                automation: r.2,
+                agent: r.3,
+                state: r.4,
+                attempt: r.5 as u32,
+                max_attempts: r.6 as u32,
+                run_at: r.7,
+                output: r.8,
+                error_kind: r.9,
+                error: r.10,
+            })
+            .collect())
+    }
+
+    /// Cancels a job of `tenant` that has not finished. Returns false if there is no such job or
+    /// it already finished. A running job's node learns of it at its next heartbeat.
+    pub async fn cancel(&self, tenant: &str, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String,)> = sqlx::query_as(&format!(
+            "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2{}",
+            self.for_update()
+        ))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state,)) = row else { return Ok(false) };
+        if !matches!(state.as_str(), "scheduled" | "available" | "running") {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_until = NULL WHERE id = $1")
+            .bind(id)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+        match state.as_str() {
+            "available" => bump_available(&mut tx, tenant, -1).await?,
+            "running" => bump_running(&mut tx, tenant, -1).await?,
+            _ => {}
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO queue_tenants (tenant_id, available, running, served_at) VALUES ($1, $2, 0, 0) \
+         ON CONFLICT (tenant_id) DO UPDATE SET available = queue_tenants.available + $2",
+    )
+    .bind(tenant)
+    .bind(n)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE queue_tenants SET running = running + $2 WHERE tenant_id = $1")
+        .bind(tenant)
+        .bind(n)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds jobs inside `tx` (see [`Store::enqueue`]); the scheduler uses it to enqueue a tick's job
+/// in the same transaction that records the tick.
+pub(crate) async fn enqueue_in(
+    tx: &mut Transaction<'static, Any>,
+    jobs: &[NewJob],
+) -> Result<Vec<Enqueued>, StoreError> {
+    for j in jobs {
+        check_new(j)?;
+    }
+    let now = now_micros();
+    let mut out = Vec::with_capacity(jobs.len());
+
+    let mut added: std::collections::BTreeMap<&str, i64> = Default::default();
+    for j in jobs {
+        if let Some(key) = &j.idempotency_key {
+            let existing: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2")
+                    .bind(&j.tenant)
+                    .bind(key)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if let Some((id,)) = existing {
+                out.push(Enqueued::Duplicate(id));
+                continue;
+            }
+        }
+        let run_at = j.run_at.unwrap_or(now);
+        let state = if run_at <= now { "available" } else { "scheduled" };
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO jobs (tenant_id, automation, agent, plugin, input, trigger_kind, priority, rank_key, state, \
+                 attempt, max_attempts, run_at, idempotency_key, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(&j.tenant)
+        .bind(&j.automation)
+        .bind(&j.agent)
+        .bind(&j.plugin)
+        .bind(&j.input)
+        .bind(&j.trigger)
+        .bind(i64::from(j.priority))
+        .bind(rank_key(j.priority, run_at))
+        .bind(state)
+        .bind(i64::from(j.max_attempts))
+        .bind(run_at)
+        .bind(&j.idempotency_key)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        if state == "available" {
+            *added.entry(j.tenant.as_str()).or_default() += 1;
+        }
+        out.push(Enqueued::Created(id));
+    }
+    for (tenant, n) in added {
+        bump_available(tx, tenant, n).await?;
+    }
+    Ok(out)
+}

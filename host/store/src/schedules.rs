@@ -1,0 +1,262 @@
+//! Durable schedule state (the last tick each time-triggered automation handled), the record of
+//! every tick (fired, skipped, missed), and the tenant key-value buckets.
+
+use mc_config::Trigger;
+
+use crate::queue::{Enqueued, NewJob, enqueue_in};
+use crate::{Store, StoreError, now_micros};
+
+/// An automation the scheduler evaluates: enabled and time-triggered (cron, interval, at).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedulable {
+    pub tenant: String,
+    pub automation: String,
+    pub agent: String,
+    pub plugin: String,
+    pub trigger: Trigger,
+    pub input: String,
+    pub priority: i32,
+    pub overlap: String,
+    pub catch_up: String,
+    /// The last tick handled, if the scheduler has seen this automation before.
+    pub last_tick: Option<i64>,
+}
+
+/// What happened at one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// A job was enqueued for it.
+    Fired(NewJob),
+    /// The overlap policy skipped it (a run was still going).
+    Skipped(String),
+    /// It passed while no node ran and the catch-up policy did not run it.
+    Missed(String),
+}
+
+/// A recorded tick.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TickEvent {
+    pub tick: i64,
+    pub outcome: String,
+    pub job_id: Option<i64>,
+    pub reason: Option<String>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, StoreError> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| StoreError::Corrupt("a key-value entry is not hex".into()))
+}
+
+impl Store {
+    /// Every enabled, time-triggered automation of every tenant, with its schedule mark. This is
+    /// the engine's own cross-tenant read; nothing tenant-facing calls it.
+    pub async fn schedulable(&self) -> Result<Vec<Schedulable>, StoreError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT a.tenant_id, a.name, a.agent, g.plugin, a.trigger_spec, a.input, a.priority, a.overlap, a.catch_up, s.last_tick \
+             FROM automations a \
+             JOIN agents g ON g.tenant_id = a.tenant_id AND g.name = a.agent \
+             LEFT JOIN schedule_state s ON s.tenant_id = a.tenant_id AND s.automation = a.name \
+             WHERE a.enabled = 1 ORDER BY a.tenant_id, a.name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let trigger: Trigger =
+                serde_json::from_str(&r.4).map_err(|e| StoreError::Corrupt(format!("automation trigger: {e}")))?;
+            if matches!(
+                trigger,
+                Trigger::Cron { .. } | Trigger::Interval { .. } | Trigger::At { .. }
+            ) {
+                out.push(Schedulable {
+                    tenant: r.0,
+                    automation: r.1,
+                    agent: r.2,
+                    plugin: r.3,
+                    trigger,
+                    input: r.5,
+                    priority: r.6 as i32,
+                    overlap: r.7,
+                    catch_up: r.8,
+                    last_tick: r.9,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets the first mark of an automation the scheduler has not seen; a mark that exists wins.
+    pub async fn init_schedule(&self, tenant: &str, automation: &str, tick: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO schedule_state (tenant_id, automation, last_tick) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, automation) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .bind(tick)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Advances an automation's mark from `from` to `to` and records `ticks` (enqueueing the fired
+    /// ones) in one transaction. Returns `None` when the mark was no longer `from` — another node
+    /// handled these ticks — in which case nothing is written.
+    pub async fn advance_schedule(
+        &self,
+        tenant: &str,
+        automation: &str,
+        from: i64,
+        to: i64,
+        ticks: Vec<(i64, TickOutcome)>,
+    ) -> Result<Option<Vec<TickEvent>>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let moved = sqlx::query(
+            "UPDATE schedule_state SET last_tick = $4 WHERE tenant_id = $1 AND automation = $2 AND last_tick = $3",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return Ok(None);
+        }
+        let now = now_micros();
+        let mut events = Vec::with_capacity(ticks.len());
+        for (tick, outcome) in ticks {
+            let (name, job_id, reason) = match outcome {
+                TickOutcome::Fired(job) => {
+                    let id = match enqueue_in(&mut tx, std::slice::from_ref(&job)).await?[0] {
+                        Enqueued::Created(id) | Enqueued::Duplicate(id) => id,
+                    };
+                    ("fired", Some(id), None)
+                }
+                TickOutcome::Skipped(why) => ("skipped", None, Some(why)),
+                TickOutcome::Missed(why) => ("missed", None, Some(why)),
+            };
+            sqlx::query(
+                "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, automation, tick) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(automation)
+            .bind(tick)
+            .bind(name)
+            .bind(job_id)
+            .bind(&reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            events.push(TickEvent {
+                tick,
+                outcome: name.to_string(),
+                job_id,
+                reason,
+            });
+        }
+        tx.commit().await?;
+        Ok(Some(events))
+    }
+
+    /// Whether the automation has a job that has not finished (for the overlap policy).
+    pub async fn has_unfinished(&self, tenant: &str, automation: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM jobs WHERE tenant_id = $1 AND automation = $2 AND state IN ('scheduled', 'available', 'running') LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// The recorded ticks of one automation, newest first.
+    pub async fn tick_events(&self, tenant: &str, automation: &str, limit: i64) -> Result<Vec<TickEvent>, StoreError> {
+        let rows: Vec<(i64, String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT tick, outcome, job_id, reason FROM tick_events WHERE tenant_id = $1 AND automation = $2 ORDER BY tick DESC LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tick, outcome, job_id, reason)| TickEvent {
+                tick,
+                outcome,
+                job_id,
+                reason,
+            })
+            .collect())
+    }
+
+    /// The value under `key` in `bucket`.
+    pub async fn kv_get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT value FROM kv WHERE bucket = $1 AND key = $2")
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|(v,)| unhex(&v)).transpose()
+    }
+
+    /// Stores `value` under `key` in `bucket`.
+    pub async fn kv_set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO kv (bucket, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(bucket)
+        .bind(key)
+        .bind(hex(value))
+        .bind(now_micros())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes `key` from `bucket`.
+    pub async fn kv_delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM kv WHERE bucket = $1 AND key = $2")
+            .bind(bucket)
+            .bind(key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` keys of `bucket` in order, starting at offset `offset`.
+    pub async fn kv_keys(&self, bucket: &str, offset: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT key FROM kv WHERE bucket = $1 ORDER BY key LIMIT $2 OFFSET $3")
+                .bind(bucket)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+}

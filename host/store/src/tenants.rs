@@ -1,0 +1,491 @@
+//! Tenants, agents and automations: applying a validated configuration file (one transaction,
+//! idempotent, reporting what changed) and reading them back, always scoped to one tenant.
+
+use std::collections::BTreeMap;
+
+use crate::{Store, StoreError, now_micros};
+use mc_config::{AgentSpec, AutomationSpec, Trigger, Validated};
+use serde::Serialize;
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An agent as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentRow {
+    pub tenant: String,
+    pub name: String,
+    pub role: String,
+    pub plugin: String,
+    pub model: Option<String>,
+    pub instructions: Option<String>,
+    pub config: BTreeMap<String, String>,
+}
+
+/// An automation as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AutomationRow {
+    pub tenant: String,
+    pub name: String,
+    pub agent: String,
+    pub trigger: Trigger,
+    pub input: serde_json::Value,
+    pub enabled: bool,
+    pub priority: i32,
+    pub overlap: String,
+    pub catch_up: String,
+}
+
+/// What applying changed for one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Created,
+    Updated,
+    Deleted,
+    Unchanged,
+}
+
+/// One line of an apply report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// `tenant`, `agent` or `automation`.
+    pub object: &'static str,
+    pub name: String,
+    /// For updates: the fields that changed.
+    pub fields: Vec<String>,
+}
+
+/// Everything an apply did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    pub tenant: String,
+    pub changes: Vec<Change>,
+}
+
+impl ApplyReport {
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        self.changes.iter().any(|c| c.kind != ChangeKind::Unchanged)
+    }
+}
+
+type AgentTuple = (String, String, String, String, Option<String>, Option<String>, String);
+type AutomationTuple = (String, String, String, String, String, i64, i64, String, String);
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn agent_row(t: AgentTuple) -> Result<AgentRow, StoreError> {
+    Ok(AgentRow {
+        tenant: t.0,
+        name: t.1,
+        role: t.2,
+        plugin: t.3,
+        model: t.4,
+        instructions: t.5,
+        config: serde_json::from_str(&t.6).map_err(|e| corrupt("agent config", e))?,
+    })
+}
+
+fn automation_row(t: AutomationTuple) -> Result<AutomationRow, StoreError> {
+    Ok(AutomationRow {
+        tenant: t.0,
+        name: t.1,
+        agent: t.2,
+        trigger: serde_json::from_str(&t.3).map_err(|e| corrupt("automation trigger", e))?,
+        input: serde_json::from_str(&t.4).map_err(|e| corrupt("automation input", e))?,
+        enabled: t.5 != 0,
+        priority: t.6 as i32,
+        overlap: t.7,
+        catch_up: t.8,
+    })
+}
+
+const AGENT_COLUMNS: &str = "tenant_id, name, role, plugin, model, instructions, config";
+const AUTOMATION_COLUMNS: &str = "tenant_id, name, agent, trigger_spec, input, enabled, priority, overlap, catch_up";
+
+fn lower<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn agent_from_spec(tenant: &str, a: &AgentSpec) -> AgentRow {
+    AgentRow {
+        tenant: tenant.to_string(),
+        name: a.name.clone(),
+        role: a.role.clone(),
+        plugin: a.plugin.clone(),
+        model: a.model.clone(),
+        instructions: a.instructions.clone(),
+        config: a.config.clone(),
+    }
+}
+
+fn automation_from_spec(tenant: &str, a: &AutomationSpec, trigger: &Trigger) -> AutomationRow {
+    AutomationRow {
+        tenant: tenant.to_string(),
+        name: a.name.clone(),
+        agent: a.agent.clone(),
+        trigger: trigger.clone(),
+        input: a.input.clone(),
+        enabled: a.enabled,
+        priority: a.priority,
+        overlap: lower(&a.overlap),
+        catch_up: lower(&a.catch_up),
+    }
+}
+
+fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
+    let mut f = Vec::new();
+    if old.role != new.role {
+        f.push("role".into());
+    }
+    if old.plugin != new.plugin {
+        f.push("plugin".into());
+    }
+    if old.model != new.model {
+        f.push("model".into());
+    }
+    if old.instructions != new.instructions {
+        f.push("instructions".into());
+    }
+    if old.config != new.config {
+        f.push("config".into());
+    }
+    f
+}
+
+fn automation_diff(old: &AutomationRow, new: &AutomationRow) -> Vec<String> {
+    let mut f = Vec::new();
+    let pairs: [(&str, bool); 7] = [
+        ("agent", old.agent != new.agent),
+        ("trigger", old.trigger != new.trigger),
+        ("input", old.input != new.input),
+        ("enabled", old.enabled != new.enabled),
+        ("priority", old.priority != new.priority),
+        ("overlap", old.overlap != new.overlap),
+        ("catch_up", old.catch_up != new.catch_up),
+    ];
+    for (name, changed) in pairs {
+        if changed {
+            f.push(name.to_string());
+        }
+    }
+    f
+}
+
+impl Store {
+    /// All tenants (an operator's view).
+    pub async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> =
+            sqlx::query_as("SELECT id, name, created_at, updated_at FROM tenants ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at, updated_at)| TenantRow {
+                id,
+                name,
+                created_at,
+                updated_at,
+            })
+            .collect())
+    }
+
+    /// The data of one tenant.
+    pub fn tenant<'a>(&'a self, tenant: &'a str) -> TenantScope<'a> {
+        TenantScope { store: self, tenant }
+    }
+
+    /// Makes the tenant's agents and automations exactly those of `config`, in one transaction:
+    /// either everything is applied or nothing is. Applying the same file twice changes nothing.
+    pub async fn apply(&self, config: &Validated) -> Result<ApplyReport, StoreError> {
+        let c = &config.config;
+        let tenant = c.tenant.as_str();
+        let now = now_micros();
+        let mut tx = self.write_tx().await?;
+        let mut changes = Vec::new();
+
+        let existing: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let name = c.name.clone().unwrap_or_else(|| tenant.to_string());
+        match existing {
+            None => {
+                sqlx::query("INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+                    .bind(tenant)
+                    .bind(&name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                changes.push(Change {
+                    kind: ChangeKind::Created,
+                    object: "tenant",
+                    name: tenant.into(),
+                    fields: vec![],
+                });
+            }
+            Some((old,)) if old != name => {
+                sqlx::query("UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1")
+                    .bind(tenant)
+                    .bind(&name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                changes.push(Change {
+                    kind: ChangeKind::Updated,
+                    object: "tenant",
+                    name: tenant.into(),
+                    fields: vec!["name".into()],
+                });
+            }
+            Some(_) => {}
+        }
+
+        let old_agents: BTreeMap<String, AgentRow> =
+            sqlx::query_as::<_, AgentTuple>(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = $1"))
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|t| agent_row(t).map(|a| (a.name.clone(), a)))
+                .collect::<Result<_, _>>()?;
+        let old_automations: BTreeMap<String, AutomationRow> = sqlx::query_as::<_, AutomationTuple>(&format!(
+            "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE tenant_id = $1"
+        ))
+        .bind(tenant)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|t| automation_row(t).map(|a| (a.name.clone(), a)))
+        .collect::<Result<_, _>>()?;
+
+        // Automations that go away first: they reference agents that may go away too.
+        for name in old_automations.keys() {
+            if !c.automations.iter().any(|a| &a.name == name) {
+                sqlx::query("DELETE FROM automations WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                changes.push(Change {
+                    kind: ChangeKind::Deleted,
+                    object: "automation",
+                    name: name.clone(),
+                    fields: vec![],
+                });
+            }
+        }
+
+        for spec in &c.agents {
+            let new = agent_from_spec(tenant, spec);
+            let config = serde_json::to_string(&new.config).map_err(|e| corrupt("agent config", e))?;
+            let (kind, fields) = match old_agents.get(&spec.name) {
+                None => (ChangeKind::Created, vec![]),
+                Some(old) => {
+                    let f = agent_diff(old, &new);
+                    (
+                        if f.is_empty() {
+                            ChangeKind::Unchanged
+                        } else {
+                            ChangeKind::Updated
+                        },
+                        f,
+                    )
+                }
+            };
+            match kind {
+                ChangeKind::Created => {
+                    sqlx::query(&format!(
+                        "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
+                    ))
+                    .bind(tenant)
+                    .bind(&new.name)
+                    .bind(&new.role)
+                    .bind(&new.plugin)
+                    .bind(&new.model)
+                    .bind(&new.instructions)
+                    .bind(&config)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ChangeKind::Updated => {
+                    sqlx::query(
+                        "UPDATE agents SET role = $3, plugin = $4, model = $5, instructions = $6, config = $7, updated_at = $8 \
+                         WHERE tenant_id = $1 AND name = $2",
+                    )
+                    .bind(tenant)
+                    .bind(&new.name)
+                    .bind(&new.role)
+                    .bind(&new.plugin)
+                    .bind(&new.model)
+                    .bind(&new.instructions)
+                    .bind(&config)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                _ => {}
+            }
+            changes.push(Change {
+                kind,
+                object: "agent",
+                name: spec.name.clone(),
+                fields,
+            });
+        }
+
+        for spec in &c.automations {
+            let trigger = config
+                .triggers
+                .get(&spec.name)
+                .ok_or_else(|| corrupt("apply", "automation without a resolved trigger"))?;
+            let new = automation_from_spec(tenant, spec, trigger);
+            let trigger_json = serde_json::to_string(&new.trigger).map_err(|e| corrupt("trigger", e))?;
+            let input_json = serde_json::to_string(&new.input).map_err(|e| corrupt("input", e))?;
+            let (kind, fields) = match old_automations.get(&spec.name) {
+                None => (ChangeKind::Created, vec![]),
+                Some(old) => {
+                    let f = automation_diff(old, &new);
+                    (
+                        if f.is_empty() {
+                            ChangeKind::Unchanged
+                        } else {
+                            ChangeKind::Updated
+                        },
+                        f,
+                    )
+                }
+            };
+            let sql = match kind {
+                ChangeKind::Created => format!(
+                    "INSERT INTO automations ({AUTOMATION_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+                ),
+                ChangeKind::Updated => {
+                    "UPDATE automations SET agent = $3, trigger_spec = $4, input = $5, enabled = $6, priority = $7, \
+                     overlap = $8, catch_up = $9, updated_at = $10 WHERE tenant_id = $1 AND name = $2"
+                        .to_string()
+                }
+                _ => String::new(),
+            };
+            if !sql.is_empty() {
+                sqlx::query(&sql)
+                    .bind(tenant)
+                    .bind(&new.name)
+                    .bind(&new.agent)
+                    .bind(&trigger_json)
+                    .bind(&input_json)
+                    .bind(i64::from(new.enabled))
+                    .bind(i64::from(new.priority))
+                    .bind(&new.overlap)
+                    .bind(&new.catch_up)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            changes.push(Change {
+                kind,
+                object: "automation",
+                name: spec.name.clone(),
+                fields,
+            });
+        }
+
+        for name in old_agents.keys() {
+            if !c.agents.iter().any(|a| &a.name == name) {
+                sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND name = $2")
+                    .bind(tenant)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                changes.push(Change {
+                    kind: ChangeKind::Deleted,
+                    object: "agent",
+                    name: name.clone(),
+                    fields: vec![],
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(ApplyReport {
+            tenant: tenant.to_string(),
+            changes,
+        })
+    }
+}
+
+/// One tenant's data. Every query here is filtered by the tenant id.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantScope<'a> {
+    store: &'a Store,
+    tenant: &'a str,
+}
+
+impl TenantScope<'_> {
+    /// The tenant, if it exists.
+    pub async fn get(&self) -> Result<Option<TenantRow>, StoreError> {
+        let row: Option<(String, String, i64, i64)> =
+            sqlx::query_as("SELECT id, name, created_at, updated_at FROM tenants WHERE id = $1")
+                .bind(self.tenant)
+                .fetch_optional(self.store.pool())
+                .await?;
+        Ok(row.map(|(id, name, created_at, updated_at)| TenantRow {
+            id,
+            name,
+            created_at,
+            updated_at,
+        }))
+    }
+
+    /// Its agents, by name.
+    pub async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        sqlx::query_as::<_, AgentTuple>(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY name"
+        ))
+        .bind(self.tenant)
+        .fetch_all(self.store.pool())
+        .await?
+        .into_iter()
+        .map(agent_row)
+        .collect()
+    }
+
+    /// One of its agents.
+    pub async fn agent(&self, name: &str) -> Result<Option<AgentRow>, StoreError> {
+        sqlx::query_as::<_, AgentTuple>(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE tenant_id = $1 AND name = $2"
+        ))
+        .bind(self.tenant)
+        .bind(name)
+        .fetch_optional(self.store.pool())
+        .await?
+        .map(agent_row)
+        .transpose()
+    }
+
+    /// Its automations, by name.
+    pub async fn automations(&self) -> Result<Vec<AutomationRow>, StoreError> {
+        sqlx::query_as::<_, AutomationTuple>(&format!(
+            "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE tenant_id = $1 ORDER BY name"
+        ))
+        .bind(self.tenant)
+        .fetch_all(self.store.pool())
+        .await?
+        .into_iter()
+        .map(automation_row)
+        .collect()
+    }
+}

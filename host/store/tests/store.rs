@@ -1,0 +1,472 @@
+//! The store's tests, each run against both backends: a fresh SQLite file, and a fresh PostgreSQL
+//! database on the local server (127.0.0.1:5432, user postgres) created and dropped by the test.
+
+use mc_config::{Known, Validated};
+use mc_store::{Backend, Store, StoreError};
+use sqlx::Connection;
+
+use mc_testkit::on_both;
+
+const ACME: &str = r#"tenant: acme
+name: Acme Garden Supplies
+agents:
+  - name: writer
+    role: Content writer
+    plugin: content-writer
+    config: { brand_voice: warm }
+  - name: analyst
+    role: Analytics
+    plugin: analytics
+automations:
+  - name: weekly-post
+    agent: writer
+    trigger: { cron: "0 9 * * 1", timezone: Europe/Berlin }
+    input: { brief: "Spring sale" }
+  - name: kpis
+    agent: analyst
+    trigger: { interval: 15m }
+"#;
+
+fn config(text: &str) -> Validated {
+    mc_config::parse(text, &Known::default()).unwrap()
+}
+
+fn summary(report: &mc_store::ApplyReport) -> Vec<String> {
+    report
+        .changes
+        .iter()
+        .map(|c| {
+            format!("{:?} {} {} {}", c.kind, c.object, c.name, c.fields.join(","))
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn apply_is_idempotent_and_reports_each_change() {
+    on_both(|store| async move {
+        let first = store.apply(&config(ACME)).await.unwrap();
+        assert_eq!(
+            summary(&first),
+            [
+                "Created tenant acme",
+                "Created agent writer",
+                "Created agent analyst",
+                "Created automation weekly-post",
+                "Created automation kpis"
+            ]
+        );
+        let again = store.apply(&config(ACME)).await.unwrap();
+        assert!(!again.changed(), "{:?}", again.changes);
+
+        let edited = ACME
+            .replace("brand_voice: warm", "brand_voice: bold")
+            .replace("{ interval: 15m }", "{ interval: 30m }")
+            .replace("  - name: weekly-post\n    agent: writer\n    trigger: { cron: \"0 9 * * 1\", timezone: Europe/Berlin }\n    input: { brief: \"Spring sale\" }\n", "")
+            + "  - name: launch\n    agent: writer\n    trigger: { manual: true }\n";
+        let report = store.apply(&config(&edited)).await.unwrap();
+        assert_eq!(
+            summary(&report),
+            [
+                "Deleted automation weekly-post",
+                "Updated agent writer config",
+                "Unchanged agent analyst",
+                "Updated automation kpis trigger",
+                "Created automation launch"
+            ]
+        );
+        let scope = store.tenant("acme");
+        let autos = scope.automations().await.unwrap();
+        assert_eq!(autos.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["kpis", "launch"]);
+        assert_eq!(autos[0].trigger, mc_config::Trigger::Interval { seconds: 1800 });
+        assert_eq!(scope.agents().await.unwrap()[1].config["brand_voice"], "bold");
+
+        // Removing an agent together with its automations works in one apply.
+        let shrunk = "tenant: acme\nagents:\n  - name: analyst\n    role: Analytics\n    plugin: analytics\n";
+        let report = store.apply(&config(shrunk)).await.unwrap();
+        assert!(summary(&report).contains(&"Deleted agent writer".to_string()), "{:?}", summary(&report));
+        assert_eq!(scope.automations().await.unwrap().len(), 0);
+        assert_eq!(scope.get().await.unwrap().unwrap().name, "acme");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_apply_changes_nothing() {
+    on_both(|store| async move {
+        store.apply(&config(ACME)).await.unwrap();
+        // Bypass validation to make the database refuse the second half of the change: an
+        // automation naming an agent that does not exist violates a foreign key.
+        let mut bad = config(&ACME.replace("brand_voice: warm", "brand_voice: changed"));
+        bad.config.automations[1].agent = "ghost".into();
+        let err = store.apply(&bad).await.unwrap_err();
+        assert!(matches!(err, StoreError::Database(_)), "{err}");
+        let scope = store.tenant("acme");
+        assert_eq!(
+            scope.agents().await.unwrap()[1].config["brand_voice"],
+            "warm",
+            "the agent update was rolled back"
+        );
+        assert_eq!(scope.automations().await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_own_rows() {
+    on_both(|store| async move {
+        store.apply(&config(ACME)).await.unwrap();
+        store
+            .apply(&config(
+                &ACME
+                    .replace("tenant: acme", "tenant: globex")
+                    .replace("Acme Garden Supplies", "Globex"),
+            ))
+            .await
+            .unwrap();
+        let acme = store.tenant("acme");
+        let globex = store.tenant("globex");
+        assert!(acme.agents().await.unwrap().iter().all(|a| a.tenant == "acme"));
+        assert!(globex.automations().await.unwrap().iter().all(|a| a.tenant == "globex"));
+        // Emptying one tenant leaves the other intact.
+        store.apply(&config("tenant: globex\n")).await.unwrap();
+        assert_eq!(globex.agents().await.unwrap().len(), 0);
+        assert_eq!(acme.agents().await.unwrap().len(), 2);
+        assert!(store.tenant("initech").get().await.unwrap().is_none());
+        assert_eq!(
+            store
+                .tenants()
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.id.as_str())
+                .collect::<Vec<_>>(),
+            ["acme", "globex"]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn migrations_apply_once_and_refuse_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mc.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.apply(&config(ACME)).await.unwrap();
+    store.close().await;
+    // Reopening keeps the data and applies nothing twice.
+    let store = Store::open_sqlite(&path).await.unwrap();
+    assert_eq!(store.tenant("acme").agents().await.unwrap().len(), 2);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM mc_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    store.close().await;
+    let err = Store::open_sqlite(&path).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 3)"
+    );
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused() {
+    let err = Store::open("mysql://localhost/x").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid database URL `mysql://localhost/x`: expected sqlite:PATH or postgres://USER@HOST/DB"
+    );
+}
+
+fn job(tenant: &str, n: usize) -> mc_store::NewJob {
+    mc_store::NewJob {
+        tenant: tenant.into(),
+        automation: Some("kpis".into()),
+        agent: "analyst".into(),
+        plugin: "analytics".into(),
+        input: format!("{{\"n\":{n}}}"),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 3,
+        run_at: None,
+        idempotency_key: None,
+    }
+}
+
+async fn with_tenants(store: &Store) {
+    store.apply(&config(ACME)).await.unwrap();
+    store
+        .apply(&config(&ACME.replace("tenant: acme", "tenant: globex")))
+        .await
+        .unwrap();
+}
+
+/// The counters the claim relies on agree with the jobs themselves.
+async fn assert_counters(store: &Store, tenant: &str) {
+    let jobs = store.jobs(tenant, 100_000).await.unwrap();
+    let count = |s: &str| jobs.iter().filter(|j| j.state == s).count() as i64;
+    assert_eq!(
+        store.queue_counts(tenant).await.unwrap(),
+        (count("available"), count("running")),
+        "{tenant}"
+    );
+}
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test]
+async fn jobs_run_once_and_idempotency_keys_deduplicate() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let mut keyed = job("acme", 1);
+        keyed.idempotency_key = Some("webhook-delivery-42".into());
+        let first = store.enqueue(&[keyed.clone()]).await.unwrap();
+        let again = store.enqueue(&[keyed.clone()]).await.unwrap();
+        assert!(matches!(first[0], mc_store::Enqueued::Created(_)));
+        assert_eq!(again[0], mc_store::Enqueued::Duplicate(first[0].id()));
+        // The same key in another tenant is another job.
+        keyed.tenant = "globex".into();
+        assert!(matches!(
+            store.enqueue(&[keyed]).await.unwrap()[0],
+            mc_store::Enqueued::Created(_)
+        ));
+
+        let claimed = store.claim("node-1", 10, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert!(
+            store.claim("node-2", 10, LEASE).await.unwrap().is_empty(),
+            "a claimed job is not claimed again"
+        );
+        for j in &claimed {
+            assert_eq!(j.attempt, 1);
+            assert!(store.complete("node-1", j.id, "{\"ok\":true}").await.unwrap());
+            assert!(
+                !store.complete("node-1", j.id, "{}").await.unwrap(),
+                "completing twice records nothing"
+            );
+        }
+        let rows = store.jobs("acme", 10).await.unwrap();
+        assert_eq!(
+            (rows[0].state.as_str(), rows[0].output.as_deref()),
+            ("succeeded", Some("{\"ok\":true}"))
+        );
+        assert_counters(&store, "acme").await;
+        let bad = mc_store::NewJob {
+            max_attempts: 0,
+            ..job("acme", 0)
+        };
+        assert_eq!(
+            store.enqueue(&[bad]).await.unwrap_err().to_string(),
+            "max_attempts must be between 1 and 25, got 0"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_tenants_flood_does_not_delay_another_beyond_one_job() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let flood: Vec<_> = (0..2_000).map(|n| job("acme", n)).collect();
+        store.enqueue(&flood).await.unwrap();
+        store.enqueue(&[job("globex", 0)]).await.unwrap();
+        // One slot at a time: globex's job is the second job to run.
+        let first = store.claim("node", 1, LEASE).await.unwrap();
+        let second = store.claim("node", 1, LEASE).await.unwrap();
+        assert_eq!(
+            (first[0].tenant.as_str(), second[0].tenant.as_str()),
+            ("acme", "globex")
+        );
+        // In batches, the lone job is in the next batch, behind at most one job of the flood.
+        store.enqueue(&[job("globex", 1)]).await.unwrap();
+        let batch = store.claim("node", 50, LEASE).await.unwrap();
+        assert_eq!(batch.len(), 50, "the flood fills the rest of the batch");
+        assert!(
+            batch.iter().position(|j| j.tenant == "globex").is_some_and(|p| p <= 1),
+            "{:?}",
+            batch.iter().map(|j| &j.tenant).collect::<Vec<_>>()
+        );
+        assert_counters(&store, "acme").await;
+        assert_counters(&store, "globex").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn priorities_order_work_and_waiting_jobs_age() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let now = mc_store::now_micros();
+        let low = mc_store::NewJob {
+            priority: 0,
+            ..job("acme", 1)
+        };
+        let high = mc_store::NewJob {
+            priority: 5,
+            ..job("acme", 2)
+        };
+        store.enqueue(&[low.clone(), high.clone()]).await.unwrap();
+        let order: Vec<String> = store
+            .claim("n", 2, LEASE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| j.input)
+            .collect();
+        assert_eq!(order, ["{\"n\":2}", "{\"n\":1}"]);
+        // A low-priority job that has waited 60 s outranks a priority-5 job that just arrived
+        // (one level per 10 s of waiting).
+        let waited = mc_store::NewJob {
+            run_at: Some(now - 60_000_000),
+            ..low
+        };
+        store.enqueue(&[high, waited]).await.unwrap();
+        let first = store.claim("n", 1, LEASE).await.unwrap();
+        assert_eq!(first[0].input, "{\"n\":1}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failures_retry_with_backoff_then_go_dead() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let id = store
+            .enqueue(&[mc_store::NewJob {
+                max_attempts: 2,
+                ..job("acme", 1)
+            }])
+            .await
+            .unwrap()[0]
+            .id();
+        let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
+        let before = mc_store::now_micros();
+        let Some(mc_store::Failed::Retrying { run_at }) = store.fail("n", j.id, "trap", "boom", true).await.unwrap()
+        else {
+            panic!("expected a retry")
+        };
+        let delay = run_at - before;
+        assert!(
+            (500_000..=1_100_000).contains(&delay),
+            "first retry after 0.5-1 s, got {delay} µs"
+        );
+        assert!(
+            store.claim("n", 1, LEASE).await.unwrap().is_empty(),
+            "not before its time"
+        );
+        assert_eq!(store.stage_due(run_at).await.unwrap(), 1);
+        let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
+        assert_eq!((j.id, j.attempt), (id, 2));
+        assert_eq!(
+            store.fail("n", j.id, "trap", "boom again", true).await.unwrap(),
+            Some(mc_store::Failed::Dead)
+        );
+        let row = &store.jobs("acme", 1).await.unwrap()[0];
+        assert_eq!((row.state.as_str(), row.error.as_deref()), ("dead", Some("boom again")));
+        // A failure that retrying cannot fix goes dead at once.
+        store.enqueue(&[job("acme", 2)]).await.unwrap();
+        let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
+        assert_eq!(
+            store.fail("n", j.id, "invalid_input", "bad", false).await.unwrap(),
+            Some(mc_store::Failed::Dead)
+        );
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[test]
+fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+    use std::time::Duration;
+    for attempt in 1..=12u32 {
+        let d = mc_store::backoff(7, attempt);
+        let full = (Duration::from_secs(1) * 2u32.pow(attempt - 1)).min(mc_store::BACKOFF_MAX);
+        assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+    }
+    assert_ne!(
+        mc_store::backoff(1, 3),
+        mc_store::backoff(2, 3),
+        "jobs failing together spread out"
+    );
+}
+
+#[tokio::test]
+async fn expired_leases_return_work_and_late_results_are_discarded() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        store.enqueue(&[job("acme", 1)]).await.unwrap();
+        let j = store
+            .claim("dead-node", 1, std::time::Duration::from_millis(1))
+            .await
+            .unwrap()
+            .remove(0);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(store.recover_expired(mc_store::now_micros()).await.unwrap(), 1);
+        assert!(
+            store.heartbeat("dead-node", &[j.id], LEASE).await.unwrap().is_empty(),
+            "the old node lost its lease"
+        );
+        let again = store.claim("live-node", 1, LEASE).await.unwrap().remove(0);
+        assert_eq!((again.id, again.attempt), (j.id, 2));
+        assert_eq!(store.heartbeat("live-node", &[j.id], LEASE).await.unwrap(), [j.id]);
+        assert!(!store.complete("dead-node", j.id, "{\"late\":1}").await.unwrap());
+        assert!(store.complete("live-node", j.id, "{\"ok\":1}").await.unwrap());
+        // A finished job is never recovered or run again.
+        assert_eq!(store.recover_expired(i64::MAX).await.unwrap(), 0);
+        assert!(store.claim("x", 10, LEASE).await.unwrap().is_empty());
+        assert_eq!(
+            store.jobs("acme", 1).await.unwrap()[0].output.as_deref(),
+            Some("{\"ok\":1}")
+        );
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancellation_stops_queued_and_running_jobs_of_the_own_tenant_only() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let ids: Vec<i64> = store
+            .enqueue(&[job("acme", 1), job("acme", 2)])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id())
+            .collect();
+        assert!(
+            !store.cancel("globex", ids[0]).await.unwrap(),
+            "another tenant cannot cancel it"
+        );
+        assert!(store.cancel("acme", ids[0]).await.unwrap());
+        let running = store.claim("n", 10, LEASE).await.unwrap();
+        assert_eq!(running.iter().map(|j| j.id).collect::<Vec<_>>(), [ids[1]]);
+        assert!(store.cancel("acme", ids[1]).await.unwrap());
+        assert!(
+            store.heartbeat("n", &[ids[1]], LEASE).await.unwrap().is_empty(),
+            "the node learns of it"
+        );
+        assert!(!store.complete("n", ids[1], "{}").await.unwrap());
+        assert!(!store.cancel("acme", ids[1]).await.unwrap(), "already cancelled");
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[test]
+fn fair_shares_fill_the_batch() {
+    assert_eq!(mc_store::fair_shares(50, &[2000, 1]), [49, 1]);
+    assert_eq!(mc_store::fair_shares(10, &[5, 5, 5]), [4, 3, 3]);
+    assert_eq!(mc_store::fair_shares(10, &[1, 1]), [1, 1]);
+    assert_eq!(mc_store::fair_shares(3, &[100, 100, 100, 100]).iter().sum::<usize>(), 3);
+}

@@ -1,0 +1,91 @@
+//! Test support shared by the crates whose tests need a database: a fresh SQLite file, or a fresh
+//! PostgreSQL database on the local server (127.0.0.1:5432, user postgres, trust auth) created for
+//! the test and dropped after it.
+
+use std::future::Future;
+
+use mc_store::Store;
+use sqlx::Connection;
+
+/// The maintenance database used to create and drop test databases.
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database for one test; `finish` drops the PostgreSQL one.
+pub struct TestDb {
+    pub store: Store,
+    /// The URL the store was opened with (to open it again, e.g. from another process).
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    nanos * 1000 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl TestDb {
+    /// A fresh SQLite file in a temporary directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite:{}", dir.path().join("mc.db").display());
+        let store = Store::open(&url).await.expect("open SQLite");
+        TestDb {
+            store,
+            url,
+            pg_name: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database. Panics with a clear message when the server is down.
+    pub async fn postgres() -> TestDb {
+        let name = format!("mc_test_{}_{}", std::process::id(), unique());
+        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL must run on 127.0.0.1:5432 for these tests (`.ci/run` starts it): {e}")
+        });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let store = Store::open(&url).await.expect("open PostgreSQL");
+        TestDb {
+            store,
+            url,
+            pg_name: Some(name),
+            _dir: None,
+        }
+    }
+
+    /// Closes the store and drops the PostgreSQL database.
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let Some(name) = self.pg_name {
+            let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+                .await
+                .expect("connect to PostgreSQL");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .expect("drop database");
+        }
+    }
+}
+
+/// Runs `test` against a fresh SQLite database, then a fresh PostgreSQL one.
+pub async fn on_both<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for db in [TestDb::sqlite().await, TestDb::postgres().await] {
+        test(db.store.clone()).await;
+        db.finish().await;
+    }
+}
