@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Jobs this node runs at once.
     #[arg(long, default_value_t = 8)]
     workers: usize,
+    /// Most jobs of one tenant running at once across all nodes (default: no limit).
+    #[arg(long = "tenant-max-running")]
+    tenant_max_running: Option<usize>,
     /// Seconds running jobs may take to finish after a shutdown request.
     #[arg(long = "grace-secs", default_value_t = 10)]
     grace_secs: u64,
@@ -104,6 +107,11 @@ pub async fn serve(args: ServeArgs) -> u8 {
     let mut config = EngineConfig::new(node_id.clone(), plugin_dir);
     config.workers = args.workers;
     config.grace = Duration::from_secs(args.grace_secs);
+    if args.tenant_max_running == Some(0) {
+        eprintln!("error: --tenant-max-running must be at least 1");
+        return exit::USAGE;
+    }
+    config.tenant_max_running = args.tenant_max_running;
     let engine = Arc::new(Engine::new(store, runtime, config, Arc::new(mc_ai::OfflineProvider)));
     eprintln!(
         "missionctl serve: node {node_id} running ({} workers); Ctrl-C or SIGTERM to stop",

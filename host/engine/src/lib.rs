@@ -45,6 +45,8 @@ pub struct EngineConfig {
     pub schedule_every: Duration,
     /// How long running jobs may finish after shutdown is requested.
     pub grace: Duration,
+    /// Most jobs of one tenant running at once across all nodes; `None` for no limit.
+    pub tenant_max_running: Option<usize>,
 }
 
 impl EngineConfig {
@@ -58,6 +60,7 @@ impl EngineConfig {
             poll: Duration::from_millis(200),
             schedule_every: Duration::from_millis(250),
             grace: Duration::from_secs(10),
+            tenant_max_running: None,
         }
     }
 }

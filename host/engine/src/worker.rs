@@ -100,7 +100,15 @@ impl Engine {
     /// ran.
     pub async fn work_once(self: &Arc<Self>, max: usize) -> Result<usize, EngineError> {
         self.store.stage_due(mc_store::now_micros()).await?;
-        let jobs = self.store.claim(&self.config.node_id, max, self.config.lease).await?;
+        let jobs = self
+            .store
+            .claim_limited(
+                &self.config.node_id,
+                max,
+                self.config.lease,
+                self.config.tenant_max_running,
+            )
+            .await?;
         let n = jobs.len();
         let mut set = JoinSet::new();
         for job in jobs {
@@ -126,7 +134,16 @@ impl Engine {
             let free = self.config.workers.saturating_sub(set.len());
             let claimed = if free > 0 {
                 let _ = self.store.stage_due(mc_store::now_micros()).await;
-                match self.store.claim(&self.config.node_id, free, self.config.lease).await {
+                match self
+                    .store
+                    .claim_limited(
+                        &self.config.node_id,
+                        free,
+                        self.config.lease,
+                        self.config.tenant_max_running,
+                    )
+                    .await
+                {
                     Ok(jobs) => jobs,
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming failed; retrying");

@@ -25,6 +25,8 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// Most attempts a job may be given (the first run plus retries).
 pub const MAX_ATTEMPTS: u32 = 25;
+/// Attempts a follow-up (`after`) job gets.
+const FOLLOW_UP_ATTEMPTS: u32 = 3;
 /// Most jobs one claim may take.
 pub const MAX_CLAIM: usize = 1_000;
 /// Most tenants one claim looks at; the rest wait for the next claim (they are least recently
@@ -236,6 +238,17 @@ impl Store {
 
     /// Claims up to `max` available jobs for `node`, leased for `lease`, fairly across tenants.
     pub async fn claim(&self, node: &str, max: usize, lease: Duration) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim_limited(node, max, lease, None).await
+    }
+
+    /// [`Store::claim`], taking no tenant past `per_tenant` jobs running at once (across nodes).
+    pub async fn claim_limited(
+        &self,
+        node: &str,
+        max: usize,
+        lease: Duration,
+        per_tenant: Option<usize>,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         let max = max.clamp(1, MAX_CLAIM);
         let now = now_micros();
         let lease_until = now + lease.as_micros() as i64;
@@ -245,19 +258,28 @@ impl Store {
         } else {
             ""
         };
-        let tenants: Vec<(String, i64)> = sqlx::query_as(&format!(
-            "SELECT tenant_id, available FROM queue_tenants WHERE available > 0 ORDER BY served_at, tenant_id LIMIT $1{skip_locked}"
+        let tenants: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT tenant_id, available, running FROM queue_tenants WHERE available > 0 AND ($2 < 0 OR running < $2) \
+             ORDER BY served_at, tenant_id LIMIT $1{skip_locked}"
         ))
         .bind(MAX_TENANTS_PER_CLAIM)
+        .bind(per_tenant.map_or(-1, |n| n as i64))
         .fetch_all(&mut *tx)
         .await?;
         if tenants.is_empty() {
             return Ok(Vec::new());
         }
-        let shares = fair_shares(max, &tenants.iter().map(|(_, n)| *n).collect::<Vec<_>>());
+        let claimable: Vec<i64> = tenants
+            .iter()
+            .map(|(_, available, running)| match per_tenant {
+                Some(limit) => (*available).min(limit as i64 - running),
+                None => *available,
+            })
+            .collect();
+        let shares = fair_shares(max, &claimable);
         let mut per_tenant: Vec<Vec<ClaimedJob>> = Vec::new();
         let mut taken = 0usize;
-        for ((tenant, _), limit) in tenants.iter().zip(shares) {
+        for ((tenant, _, _), limit) in tenants.iter().zip(shares) {
             if limit == 0 {
                 continue;
             }
@@ -344,13 +366,16 @@ impl Store {
         Ok(held.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Records success of a job `node` holds. Returns false if the node no longer held it (its
-    /// lease expired and the job was recovered): the result is then discarded, never recorded twice.
+    /// Records success of a job `node` holds, and in the same transaction enqueues the
+    /// automations that run after it (`trigger: { after: ... }`) with its output as their input,
+    /// so a completed job never loses or doubles its follow-ups. Returns false if the node no
+    /// longer held the job (its lease expired and the job was recovered, or it was cancelled): the
+    /// result is then discarded, never recorded twice.
     pub async fn complete(&self, node: &str, id: i64, output: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let done: Option<(String,)> = sqlx::query_as(
+        let done: Option<(String, Option<String>)> = sqlx::query_as(
             "UPDATE jobs SET state = 'succeeded', output = $3, finished_at = $4, lease_until = NULL \
-             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id",
+             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, automation",
         )
         .bind(id)
         .bind(node)
@@ -358,8 +383,62 @@ impl Store {
         .bind(now_micros())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((tenant,)) = done else { return Ok(false) };
+        let Some((tenant, automation)) = done else {
+            return Ok(false);
+        };
         bump_running(&mut tx, &tenant, -1).await?;
+        if let Some(automation) = automation {
+            let after = serde_json::to_string(&mc_config::Trigger::After { automation })
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let followers: Vec<(String, String, String, i64)> = sqlx::query_as(
+                "SELECT a.name, a.agent, g.plugin, a.priority FROM automations a \
+                 JOIN agents g ON g.tenant_id = a.tenant_id AND g.name = a.agent \
+                 WHERE a.tenant_id = $1 AND a.enabled = 1 AND a.trigger_spec = $2 ORDER BY a.name",
+            )
+            .bind(&tenant)
+            .bind(&after)
+            .fetch_all(&mut *tx)
+            .await?;
+            let jobs: Vec<NewJob> = followers
+                .into_iter()
+                .map(|(name, agent, plugin, priority)| NewJob {
+                    idempotency_key: Some(format!("after:{id}:{name}")),
+                    tenant: tenant.clone(),
+                    automation: Some(name),
+                    agent,
+                    plugin,
+                    input: output.to_string(),
+                    trigger: "after".into(),
+                    priority: priority as i32,
+                    max_attempts: FOLLOW_UP_ATTEMPTS,
+                    run_at: None,
+                })
+                .collect();
+            enqueue_in(&mut tx, &jobs).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Puts a dead job of `tenant` back in the queue with a fresh set of attempts (the dashboard's
+    /// one-click retry). Returns false if there is no such dead job.
+    pub async fn retry_dead(&self, tenant: &str, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now = now_micros();
+        let revived: Option<(i64,)> = sqlx::query_as(
+            "UPDATE jobs SET state = 'available', attempt = 0, run_at = $3, rank_key = priority * $4 - $3, \
+             finished_at = NULL, claimed_by = NULL WHERE id = $1 AND tenant_id = $2 AND state = 'dead' RETURNING id",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(now)
+        .bind(PRIORITY_STEP.as_micros() as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if revived.is_none() {
+            return Ok(false);
+        }
+        bump_available(&mut tx, tenant, 1).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -470,3 +470,95 @@ fn fair_shares_fill_the_batch() {
     assert_eq!(mc_store::fair_shares(10, &[1, 1]), [1, 1]);
     assert_eq!(mc_store::fair_shares(3, &[100, 100, 100, 100]).iter().sum::<usize>(), 3);
 }
+
+const CHAIN: &str = r#"tenant: acme
+agents:
+  - name: writer
+    role: Content writer
+    plugin: content-writer
+  - name: social
+    role: Social media
+    plugin: social-media
+automations:
+  - name: draft
+    agent: writer
+    trigger: { manual: true }
+  - name: share
+    agent: social
+    trigger: { after: draft }
+    priority: 7
+"#;
+
+#[tokio::test]
+async fn completion_enqueues_followers_with_the_output_as_input_once() {
+    on_both(|store| async move {
+        store.apply(&config(CHAIN)).await.unwrap();
+        let draft = mc_store::NewJob {
+            automation: Some("draft".into()),
+            agent: "writer".into(),
+            plugin: "content-writer".into(),
+            ..job("acme", 1)
+        };
+        store.enqueue(&[draft]).await.unwrap();
+        let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
+        assert!(store.complete("n", j.id, "{\"title\":\"Spring\"}").await.unwrap());
+        let follow = store.claim("n", 10, LEASE).await.unwrap();
+        assert_eq!(follow.len(), 1);
+        let f = &follow[0];
+        assert_eq!(
+            (
+                f.automation.as_deref(),
+                f.agent.as_str(),
+                f.input.as_str(),
+                f.trigger.as_str(),
+                f.priority
+            ),
+            (Some("share"), "social", "{\"title\":\"Spring\"}", "after", 7)
+        );
+        // The follower's own completion starts nothing (nobody runs after `share`).
+        assert!(store.complete("n", f.id, "{}").await.unwrap());
+        assert!(store.claim("n", 10, LEASE).await.unwrap().is_empty());
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dead_jobs_can_be_retried_by_their_tenant() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let id = store.enqueue(&[job("acme", 1)]).await.unwrap()[0].id();
+        let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
+        store.fail("n", j.id, "trap", "boom", false).await.unwrap();
+        assert!(!store.retry_dead("globex", id).await.unwrap(), "not another tenant's");
+        assert!(store.retry_dead("acme", id).await.unwrap());
+        assert!(!store.retry_dead("acme", id).await.unwrap(), "no longer dead");
+        let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
+        assert_eq!((j.id, j.attempt), (id, 1));
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_per_tenant_limit_caps_running_jobs_across_claims() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        store
+            .enqueue(&(0..10).map(|n| job("acme", n)).collect::<Vec<_>>())
+            .await
+            .unwrap();
+        store.enqueue(&[job("globex", 0)]).await.unwrap();
+        let first = store.claim_limited("n1", 10, LEASE, Some(3)).await.unwrap();
+        assert_eq!(first.iter().filter(|j| j.tenant == "acme").count(), 3);
+        assert_eq!(first.iter().filter(|j| j.tenant == "globex").count(), 1);
+        assert!(
+            store.claim_limited("n2", 10, LEASE, Some(3)).await.unwrap().is_empty(),
+            "acme is at its limit"
+        );
+        store.complete("n1", first[0].id, "{}").await.unwrap();
+        assert_eq!(store.claim_limited("n2", 10, LEASE, Some(3)).await.unwrap().len(), 1);
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
