@@ -29,8 +29,10 @@ enum Command {
     Cron(cron::CronArgs),
     /// Create or update a tenant's agents and automations from a YAML file, printing what changed.
     Apply(manage::ApplyArgs),
-    /// List tenants, or a tenant's agents or automations (with their next run).
+    /// List tenants, or a tenant's agents, automations (with their next run) or runs.
     Get(manage::GetArgs),
+    /// Enqueue a run of an automation now (a running `serve` picks it up).
+    RunNow(manage::RunNowArgs),
     /// Run the engine on this node (scheduler and workers) until stopped with Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
 }
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
             Command::Cron(args) => cron::run(args),
             Command::Apply(args) => manage::apply(args).await,
             Command::Get(args) => manage::get(args).await,
+            Command::RunNow(args) => manage::run_now(args).await,
             Command::Serve(args) => serve::serve(args).await,
         }
     });

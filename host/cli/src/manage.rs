@@ -145,7 +145,11 @@ pub enum Kind {
     Tenants,
     Agents,
     Automations,
+    Runs,
 }
+
+/// Most runs `get runs` lists (newest first).
+const RUNS_LISTED: i64 = 50;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -276,6 +280,31 @@ pub async fn get(args: GetArgs) -> u8 {
                 );
             }
         }
+        Kind::Runs => {
+            let rows = match store.jobs(tenant, RUNS_LISTED).await {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+            } else {
+                table(
+                    &["run", "automation", "agent", "state", "attempt", "error"],
+                    rows.into_iter()
+                        .map(|j| {
+                            vec![
+                                j.id.to_string(),
+                                j.automation.unwrap_or_else(|| "-".into()),
+                                j.agent,
+                                j.state,
+                                format!("{}/{}", j.attempt, j.max_attempts),
+                                j.error.unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
+        }
         Kind::Automations => {
             let rows = match store.tenant(tenant).automations().await {
                 Ok(r) => r,
@@ -312,4 +341,73 @@ pub async fn get(args: GetArgs) -> u8 {
         }
     }
     exit::OK
+}
+
+#[derive(Debug, Args)]
+pub struct RunNowArgs {
+    /// The automation to run now.
+    automation: String,
+    /// Its tenant.
+    #[arg(long)]
+    tenant: String,
+    /// Input for this run instead of the automation's own (JSON).
+    #[arg(long)]
+    input: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `missionctl run-now`: enqueue a manual run of an automation; a running `serve` picks it up.
+pub async fn run_now(args: RunNowArgs) -> u8 {
+    if let Some(input) = &args.input
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(input)
+    {
+        eprintln!("error: --input is not valid JSON: {e}");
+        return exit::USAGE;
+    }
+    let store = match args.store.open().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let scope = store.tenant(&args.tenant);
+    let automations = match scope.automations().await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let Some(a) = automations.into_iter().find(|a| a.name == args.automation) else {
+        eprintln!(
+            "error: tenant `{}` has no automation `{}`",
+            args.tenant, args.automation
+        );
+        return exit::USAGE;
+    };
+    let plugin = match scope.agent(&a.agent).await {
+        Ok(Some(agent)) => agent.plugin,
+        Ok(None) => {
+            return fail(format_args!(
+                "automation `{}` names a missing agent `{}`",
+                a.name, a.agent
+            ));
+        }
+        Err(e) => return fail(e),
+    };
+    let job = mc_store::NewJob {
+        tenant: args.tenant.clone(),
+        automation: Some(a.name.clone()),
+        agent: a.agent.clone(),
+        plugin,
+        input: args.input.clone().unwrap_or_else(|| a.input.to_string()),
+        trigger: "manual".into(),
+        priority: a.priority,
+        max_attempts: mc_engine::DEFAULT_MAX_ATTEMPTS,
+        run_at: None,
+        idempotency_key: None,
+    };
+    match store.enqueue(&[job]).await {
+        Ok(ids) => {
+            println!("enqueued run {} of {}", ids[0].id(), a.name);
+            exit::OK
+        }
+        Err(e) => fail(e),
+    }
 }

@@ -385,3 +385,53 @@ fn apply_refuses_mistakes_with_their_position_and_writes_nothing() {
         (2, "error: no tenant `ghost` (see `missionctl get tenants`)")
     );
 }
+
+#[test]
+fn run_now_enqueues_and_serve_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(&file, TENANT_FILE).unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    assert_eq!(
+        code(&missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d])),
+        0
+    );
+    let o = missionctl(&["run-now", "weekly-post", "--tenant", "acme", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "enqueued run 1 of weekly-post\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = missionctl(&["run-now", "nothing", "--tenant", "acme", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (2, "error: tenant `acme` has no automation `nothing`")
+    );
+
+    // A node runs it, and stops cleanly on SIGTERM.
+    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["serve", "--data-dir", d])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let o = missionctl(&["get", "runs", "--tenant", "acme", "--data-dir", d, "--json"]);
+        let runs: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        if runs[0]["state"] == "succeeded" {
+            assert!(runs[0]["output"].as_str().unwrap().contains("Offline draft"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the run did not finish: {runs}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+}
