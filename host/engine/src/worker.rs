@@ -2,15 +2,25 @@
 //! the outcome against the lease; and the lease keeper that heartbeats running jobs, stops the ones
 //! cancelled elsewhere, and recovers the jobs of dead nodes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mc_egress::AllowList;
 use mc_runtime::{CancelToken, Grants, Limits, RunContext, RunRequest, Services};
-use mc_store::ClaimedJob;
+use mc_store::{AgentRow, ClaimedJob};
 use tokio::task::JoinSet;
 
 use crate::{Engine, EngineError, lock};
+
+/// How one run ended, before it is recorded.
+enum Execution {
+    Succeeded(String),
+    Failed {
+        kind: String,
+        error: String,
+        retryable: bool,
+    },
+}
 
 /// The bucket name of a tenant's key-value state.
 fn bucket(tenant: &str) -> String {
@@ -28,21 +38,30 @@ impl Engine {
         Ok(plugin)
     }
 
-    /// Runs one claimed job and records its outcome.
-    async fn run_job(&self, job: ClaimedJob) -> Result<(), EngineError> {
-        let node = &self.config.node_id;
+    /// Runs one claimed job as `agent` (looked up when `None`) and returns how it ended, without
+    /// recording it.
+    async fn execute(&self, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
         let plugin = match self.plugin(&job.plugin) {
             Ok(p) => p,
             Err(e) => {
-                self.store.fail(node, job.id, "load", &e, false).await?;
-                return Ok(());
+                return Ok(Execution::Failed {
+                    kind: "load".into(),
+                    error: e,
+                    retryable: false,
+                });
             }
         };
-        let agent = self.store.tenant(&job.tenant).agent(&job.agent).await?;
+        let agent = match agent {
+            Some(a) => Some(a),
+            None => self.store.tenant(&job.tenant).agent(&job.agent).await?,
+        };
         let Some(agent) = agent else {
-            let msg = format!("agent `{}` no longer exists in tenant `{}`", job.agent, job.tenant);
-            self.store.fail(node, job.id, "config", &msg, false).await?;
-            return Ok(());
+            let error = format!("agent `{}` no longer exists in tenant `{}`", job.agent, job.tenant);
+            return Ok(Execution::Failed {
+                kind: "config".into(),
+                error,
+                retryable: false,
+            });
         };
         let cancel = CancelToken::new();
         lock(&self.running).insert(job.id, cancel.clone());
@@ -71,33 +90,60 @@ impl Engine {
         };
         let outcome = self.runtime.run(&plugin, request).await;
         lock(&self.running).remove(&job.id);
-        match outcome {
+        Ok(match outcome {
             Ok(o) => match o.result {
-                Ok(output) => {
-                    if !self.store.complete(node, job.id, &output).await? {
-                        tracing::info!(
-                            job = job.id,
-                            "result discarded: the job was cancelled or recovered meanwhile"
-                        );
-                    }
-                }
-                Err(f) => {
-                    self.store
-                        .fail(node, job.id, f.kind(), &f.to_string(), f.retryable())
-                        .await?;
-                }
+                Ok(output) => Execution::Succeeded(output),
+                Err(f) => Execution::Failed {
+                    kind: f.kind().into(),
+                    error: f.to_string(),
+                    retryable: f.retryable(),
+                },
             },
-            Err(limit) => {
-                self.store
-                    .fail(node, job.id, "limits", &limit.to_string(), false)
-                    .await?;
+            Err(limit) => Execution::Failed {
+                kind: "limits".into(),
+                error: limit.to_string(),
+                retryable: false,
+            },
+        })
+    }
+
+    /// Records a failed execution against the job's lease.
+    async fn record_failure(&self, id: i64, kind: &str, error: &str, retryable: bool) -> Result<(), EngineError> {
+        if self
+            .store
+            .fail(&self.config.node_id, id, kind, error, retryable)
+            .await?
+            .is_none()
+        {
+            tracing::info!(
+                job = id,
+                "failure discarded: the job was cancelled or recovered meanwhile"
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs one claimed job and records its outcome (the serving loop's path: lowest latency).
+    async fn run_job(&self, job: ClaimedJob) -> Result<(), EngineError> {
+        match self.execute(&job, None).await? {
+            Execution::Succeeded(output) => {
+                if !self.store.complete(&self.config.node_id, job.id, &output).await? {
+                    tracing::info!(
+                        job = job.id,
+                        "result discarded: the job was cancelled or recovered meanwhile"
+                    );
+                }
+            }
+            Execution::Failed { kind, error, retryable } => {
+                self.record_failure(job.id, &kind, &error, retryable).await?
             }
         }
         Ok(())
     }
 
-    /// Stages due retries, claims up to `max` jobs and runs them to completion. Returns how many
-    /// ran.
+    /// Stages due retries, claims up to `max` jobs, runs them concurrently and records their
+    /// results together: the batch's agents are read once and its successes committed in one
+    /// transaction. Returns how many ran.
     pub async fn work_once(self: &Arc<Self>, max: usize) -> Result<usize, EngineError> {
         self.store.stage_due(mc_store::now_micros()).await?;
         let jobs = self
@@ -110,16 +156,35 @@ impl Engine {
             )
             .await?;
         let n = jobs.len();
+        let mut agents: HashMap<(String, String), Option<AgentRow>> = HashMap::new();
+        for j in &jobs {
+            let key = (j.tenant.clone(), j.agent.clone());
+            if !agents.contains_key(&key) {
+                let row = self.store.tenant(&j.tenant).agent(&j.agent).await?;
+                agents.insert(key, row);
+            }
+        }
         let mut set = JoinSet::new();
         for job in jobs {
             let engine = self.clone();
-            set.spawn(async move { engine.run_job(job).await });
+            let agent = agents.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
+            set.spawn(async move {
+                let ended = engine.execute(&job, agent).await;
+                (job.id, ended)
+            });
         }
+        let mut succeeded = Vec::with_capacity(n);
         while let Some(r) = set.join_next().await {
-            if let Ok(Err(e)) = r {
-                tracing::warn!(error = %e, "recording a job's outcome failed");
+            let Ok((id, ended)) = r else { continue };
+            match ended {
+                Ok(Execution::Succeeded(output)) => succeeded.push((id, output)),
+                Ok(Execution::Failed { kind, error, retryable }) => {
+                    self.record_failure(id, &kind, &error, retryable).await?
+                }
+                Err(e) => tracing::warn!(error = %e, job = id, "running a job failed; its lease will return it"),
             }
         }
+        self.store.complete_many(&self.config.node_id, &succeeded).await?;
         Ok(n)
     }
 

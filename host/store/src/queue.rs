@@ -372,52 +372,42 @@ impl Store {
     /// longer held the job (its lease expired and the job was recovered, or it was cancelled): the
     /// result is then discarded, never recorded twice.
     pub async fn complete(&self, node: &str, id: i64, output: &str) -> Result<bool, StoreError> {
+        Ok(self.complete_many(node, &[(id, output.to_string())]).await?[0])
+    }
+
+    /// [`Store::complete`] for many jobs in one transaction (a worker's batch): one commit instead
+    /// of one per job. Returns, per job, whether its result was recorded.
+    pub async fn complete_many(&self, node: &str, results: &[(i64, String)]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let done: Option<(String, Option<String>)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'succeeded', output = $3, finished_at = $4, lease_until = NULL \
-             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, automation",
-        )
-        .bind(id)
-        .bind(node)
-        .bind(output)
-        .bind(now_micros())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((tenant, automation)) = done else {
-            return Ok(false);
-        };
-        bump_running(&mut tx, &tenant, -1).await?;
-        if let Some(automation) = automation {
-            let after = serde_json::to_string(&mc_config::Trigger::After { automation })
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let followers: Vec<(String, String, String, i64)> = sqlx::query_as(
-                "SELECT a.name, a.agent, g.plugin, a.priority FROM automations a \
-                 JOIN agents g ON g.tenant_id = a.tenant_id AND g.name = a.agent \
-                 WHERE a.tenant_id = $1 AND a.enabled = 1 AND a.trigger_spec = $2 ORDER BY a.name",
+        let now = now_micros();
+        let mut recorded = Vec::with_capacity(results.len());
+        let mut finished: std::collections::BTreeMap<String, i64> = Default::default();
+        for (id, output) in results {
+            let done: Option<(String, Option<String>)> = sqlx::query_as(
+                "UPDATE jobs SET state = 'succeeded', output = $3, finished_at = $4, lease_until = NULL \
+                 WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, automation",
             )
-            .bind(&tenant)
-            .bind(&after)
-            .fetch_all(&mut *tx)
+            .bind(id)
+            .bind(node)
+            .bind(output)
+            .bind(now)
+            .fetch_optional(&mut *tx)
             .await?;
-            let jobs: Vec<NewJob> = followers
-                .into_iter()
-                .map(|(name, agent, plugin, priority)| NewJob {
-                    idempotency_key: Some(format!("after:{id}:{name}")),
-                    tenant: tenant.clone(),
-                    automation: Some(name),
-                    agent,
-                    plugin,
-                    input: output.to_string(),
-                    trigger: "after".into(),
-                    priority: priority as i32,
-                    max_attempts: FOLLOW_UP_ATTEMPTS,
-                    run_at: None,
-                })
-                .collect();
-            enqueue_in(&mut tx, &jobs).await?;
+            let Some((tenant, automation)) = done else {
+                recorded.push(false);
+                continue;
+            };
+            if let Some(automation) = automation {
+                enqueue_followers(&mut tx, &tenant, &automation, *id, output).await?;
+            }
+            *finished.entry(tenant).or_default() += 1;
+            recorded.push(true);
+        }
+        for (tenant, n) in &finished {
+            bump_running(&mut tx, tenant, -n).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(recorded)
     }
 
     /// Puts a dead job of `tenant` back in the queue with a fresh set of attempts (the dashboard's
@@ -722,4 +712,48 @@ pub(crate) async fn enqueue_in(
         bump_available(tx, tenant, n).await?;
     }
     Ok(out)
+}
+
+/// Enqueues, inside `tx`, the automations of `tenant` that run after `automation`, with `output`
+/// (of job `id`) as their input.
+async fn enqueue_followers(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    automation: &str,
+    id: i64,
+    output: &str,
+) -> Result<(), StoreError> {
+    let after = serde_json::to_string(&mc_config::Trigger::After {
+        automation: automation.to_string(),
+    })
+    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let followers: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT a.name, a.agent, g.plugin, a.priority FROM automations a \
+         JOIN agents g ON g.tenant_id = a.tenant_id AND g.name = a.agent \
+         WHERE a.tenant_id = $1 AND a.enabled = 1 AND a.trigger_spec = $2 ORDER BY a.name",
+    )
+    .bind(tenant)
+    .bind(&after)
+    .fetch_all(&mut **tx)
+    .await?;
+    if followers.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<NewJob> = followers
+        .into_iter()
+        .map(|(name, agent, plugin, priority)| NewJob {
+            idempotency_key: Some(format!("after:{id}:{name}")),
+            tenant: tenant.to_string(),
+            automation: Some(name),
+            agent,
+            plugin,
+            input: output.to_string(),
+            trigger: "after".into(),
+            priority: priority as i32,
+            max_attempts: FOLLOW_UP_ATTEMPTS,
+            run_at: None,
+        })
+        .collect();
+    enqueue_in(tx, &jobs).await?;
+    Ok(())
 }
