@@ -16,6 +16,8 @@ use crate::manage::StoreArgs;
 /// Most jobs one node runs at once; each holds a plugin instance and a database connection now
 /// and then, and the machine has only so many cores.
 const MAX_WORKERS: usize = 256;
+/// Longest lease accepted: a dead node's work waits this long before another node takes it.
+const MAX_LEASE_SECS: u64 = 3_600;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -36,6 +38,10 @@ pub struct ServeArgs {
     /// Most jobs of one tenant running at once across all nodes (default: no limit).
     #[arg(long = "tenant-max-running")]
     tenant_max_running: Option<usize>,
+    /// Seconds a claim stays valid without a heartbeat: a dead node's jobs return to the queue
+    /// after it.
+    #[arg(long = "lease-secs", default_value_t = 30)]
+    lease_secs: u64,
     /// Seconds running jobs may take to finish after a shutdown request.
     #[arg(long = "grace-secs", default_value_t = 10)]
     grace_secs: u64,
@@ -107,6 +113,14 @@ pub async fn serve(args: ServeArgs) -> u8 {
     let mut config = EngineConfig::new(node_id.clone(), plugin_dir);
     config.workers = args.workers;
     config.grace = Duration::from_secs(args.grace_secs);
+    if !(1..=MAX_LEASE_SECS).contains(&args.lease_secs) {
+        eprintln!(
+            "error: --lease-secs must be between 1 and {MAX_LEASE_SECS}, got {}",
+            args.lease_secs
+        );
+        return exit::USAGE;
+    }
+    config.lease = Duration::from_secs(args.lease_secs);
     if args.tenant_max_running == Some(0) {
         eprintln!("error: --tenant-max-running must be at least 1");
         return exit::USAGE;

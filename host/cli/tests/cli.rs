@@ -435,3 +435,90 @@ fn run_now_enqueues_and_serve_runs_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
 }
+
+/// Two nodes on one PostgreSQL database share the queue; killing one (SIGKILL, mid-run) loses no
+/// job and runs none twice: its jobs return when their leases expire and finish on the other.
+#[test]
+fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
+    const JOBS: usize = 40;
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let db = tokio.block_on(mc_testkit::TestDb::postgres());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(
+        &file,
+        "tenant: acme\nagents:\n  - name: sleeper\n    role: Sleeps\n    plugin: hostile\n",
+    )
+    .unwrap();
+    let url = db.url.clone();
+    let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let job = mc_store::NewJob {
+        tenant: "acme".into(),
+        automation: None,
+        agent: "sleeper".into(),
+        plugin: "hostile".into(),
+        input: r#"{"mode":"sleep","ms":1500}"#.into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 3,
+        run_at: None,
+        idempotency_key: None,
+    };
+    tokio.block_on(db.store.enqueue(&vec![job; JOBS])).unwrap();
+    let node = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_missionctl"))
+            .args([
+                "serve",
+                "--database-url",
+                &url,
+                "--workers",
+                "16",
+                "--lease-secs",
+                "2",
+                "--node-id",
+                name,
+            ])
+            .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+            .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = node("node-a");
+    let b = node("node-b");
+    let jobs = || tokio.block_on(db.store.jobs("acme", JOBS as i64)).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Wait until node A holds running work, then kill it without warning.
+    loop {
+        let running = jobs().iter().filter(|j| j.state == "running").count();
+        if running >= 16 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the nodes did not start work");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    loop {
+        let all = jobs();
+        if all.iter().all(|j| j.state == "succeeded") {
+            assert_eq!(all.len(), JOBS);
+            assert!(all.iter().all(|j| (1..=2).contains(&j.attempt)), "{all:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs did not all finish: {:?}",
+            all.iter().map(|j| &j.state).collect::<Vec<_>>()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(tokio.block_on(db.store.queue_counts("acme")).unwrap(), (0, 0));
+    Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(b.wait_with_output().unwrap().status.success());
+    tokio.block_on(db.finish());
+}

@@ -25,6 +25,9 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// Most attempts a job may be given (the first run plus retries).
 pub const MAX_ATTEMPTS: u32 = 25;
+/// Jobs completed per statement: keeps the bound parameters (two per job) well under SQLite's
+/// limit of 32,766.
+const COMPLETE_CHUNK: usize = 400;
 /// Attempts a follow-up (`after`) job gets.
 const FOLLOW_UP_ATTEMPTS: u32 = 3;
 /// Most jobs one claim may take.
@@ -380,28 +383,38 @@ impl Store {
     pub async fn complete_many(&self, node: &str, results: &[(i64, String)]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
         let now = now_micros();
-        let mut recorded = Vec::with_capacity(results.len());
+        let mut recorded = vec![false; results.len()];
         let mut finished: std::collections::BTreeMap<String, i64> = Default::default();
-        for (id, output) in results {
-            let done: Option<(String, Option<String>)> = sqlx::query_as(
-                "UPDATE jobs SET state = 'succeeded', output = $3, finished_at = $4, lease_until = NULL \
-                 WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, automation",
-            )
-            .bind(id)
-            .bind(node)
-            .bind(output)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((tenant, automation)) = done else {
-                recorded.push(false);
-                continue;
-            };
-            if let Some(automation) = automation {
-                enqueue_followers(&mut tx, &tenant, &automation, *id, output).await?;
+        // One statement per chunk: `output = CASE id WHEN … END`, so a batch costs a few round
+        // trips instead of one per job.
+        for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
+            let mut case = String::from("CASE id");
+            for i in 0..chunk.len() {
+                case.push_str(&format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i));
             }
-            *finished.entry(tenant).or_default() += 1;
-            recorded.push(true);
+            case.push_str(" END");
+            let ids = chunk.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>().join(",");
+            let sql = format!(
+                "UPDATE jobs SET state = 'succeeded', output = {case}, finished_at = $2, lease_until = NULL \
+                 WHERE id IN ({ids}) AND claimed_by = $1 AND state = 'running' \
+                 RETURNING id, tenant_id, automation"
+            );
+            let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
+                .bind(node)
+                .bind(now);
+            for (id, output) in chunk {
+                q = q.bind(*id).bind(output.as_str());
+            }
+            let done = q.fetch_all(&mut *tx).await?;
+            for (id, tenant, automation) in done {
+                if let Some(pos) = chunk.iter().position(|(i, _)| *i == id) {
+                    recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
+                    if let Some(automation) = automation {
+                        enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].1).await?;
+                    }
+                }
+                *finished.entry(tenant).or_default() += 1;
+            }
         }
         for (tenant, n) in &finished {
             bump_running(&mut tx, tenant, -n).await?;
