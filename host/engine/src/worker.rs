@@ -158,10 +158,8 @@ impl Engine {
         let n = jobs.len();
         let mut agents: HashMap<(String, String), Option<AgentRow>> = HashMap::new();
         for j in &jobs {
-            let key = (j.tenant.clone(), j.agent.clone());
-            if !agents.contains_key(&key) {
-                let row = self.store.tenant(&j.tenant).agent(&j.agent).await?;
-                agents.insert(key, row);
+            if let std::collections::hash_map::Entry::Vacant(slot) = agents.entry((j.tenant.clone(), j.agent.clone())) {
+                slot.insert(self.store.tenant(&j.tenant).agent(&j.agent).await?);
             }
         }
         let mut set = JoinSet::new();
