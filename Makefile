@@ -24,7 +24,7 @@ run: plugins
 # croniter is the reference the schedule crate's differential test (host/schedule/tests/croniter.rs)
 # compares against; the test fails without it.
 test: plugins
-	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0
 	$(CARGO) test --workspace
 
 lint:

@@ -33,7 +33,10 @@ enum Command {
     Get(manage::GetArgs),
     /// Enqueue a run of an automation now (a running `serve` picks it up).
     RunNow(manage::RunNowArgs),
-    /// Run the engine on this node (scheduler and workers) until stopped with Ctrl-C or SIGTERM.
+    /// Print the signing secret of a webhook automation (created the first time).
+    WebhookSecret(manage::WebhookSecretArgs),
+    /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
+    /// stopped with Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
 }
 
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
             Command::Apply(args) => manage::apply(args).await,
             Command::Get(args) => manage::get(args).await,
             Command::RunNow(args) => manage::run_now(args).await,
+            Command::WebhookSecret(args) => manage::webhook_secret(args).await,
             Command::Serve(args) => serve::serve(args).await,
         }
     });

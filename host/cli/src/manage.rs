@@ -411,3 +411,55 @@ pub async fn run_now(args: RunNowArgs) -> u8 {
         Err(e) => fail(e),
     }
 }
+
+#[derive(Debug, Args)]
+pub struct WebhookSecretArgs {
+    /// The webhook automation.
+    automation: String,
+    /// Its tenant.
+    #[arg(long)]
+    tenant: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// `missionctl webhook-secret`: prints (creating it the first time) the signing secret of a webhook
+/// automation and the path deliveries go to.
+pub async fn webhook_secret(args: WebhookSecretArgs) -> u8 {
+    let store = match args.store.open().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let automations = match store.tenant(&args.tenant).automations().await {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    match automations.iter().find(|a| a.name == args.automation) {
+        Some(a) if a.trigger == Trigger::Webhook => {}
+        Some(_) => {
+            eprintln!("error: automation `{}` is not triggered by a webhook", args.automation);
+            return exit::USAGE;
+        }
+        None => {
+            eprintln!(
+                "error: tenant `{}` has no automation `{}`",
+                args.tenant, args.automation
+            );
+            return exit::USAGE;
+        }
+    }
+    match store
+        .webhook_secret(&args.tenant, &args.automation, mc_server::webhook::new_secret)
+        .await
+    {
+        Ok(secret) => {
+            println!("{secret}");
+            eprintln!(
+                "deliver to POST /hooks/{}/{}, signed per the Standard Webhooks spec with this secret",
+                args.tenant, args.automation
+            );
+            exit::OK
+        }
+        Err(e) => fail(e),
+    }
+}

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// This node's id, recorded on the jobs it claims (default: host name and process id).
     #[arg(long, env = "MISSIONCTL_NODE_ID")]
     node_id: Option<String>,
+    /// Address of the HTTP endpoint (webhooks, /healthz, /readyz).
+    #[arg(long, env = "MISSIONCTL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
     /// Jobs this node runs at once.
     #[arg(long, default_value_t = 8)]
     workers: usize,

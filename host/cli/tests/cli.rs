@@ -404,6 +404,11 @@ fn run_now_enqueues_and_serve_runs_it() {
         "{}",
         stderr(&o)
     );
+    let o = missionctl(&["webhook-secret", "weekly-post", "--tenant", "acme", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (2, "error: automation `weekly-post` is not triggered by a webhook")
+    );
     let o = missionctl(&["run-now", "nothing", "--tenant", "acme", "--data-dir", d]);
     assert_eq!(
         (code(&o), stderr(&o).trim()),
@@ -412,7 +417,7 @@ fn run_now_enqueues_and_serve_runs_it() {
 
     // A node runs it, and stops cleanly on SIGTERM.
     let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
-        .args(["serve", "--data-dir", d])
+        .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])
         .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
         .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
         .stderr(std::process::Stdio::piped())
@@ -478,6 +483,8 @@ fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
                 "2",
                 "--node-id",
                 name,
+                "--listen",
+                "127.0.0.1:0",
             ])
             .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
             .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
@@ -489,15 +496,21 @@ fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
     let b = node("node-b");
     let jobs = || tokio.block_on(db.store.jobs("acme", JOBS as i64)).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    // Wait until node A holds running work, then kill it without warning.
+    // Wait until both nodes hold running work, then kill node A without warning.
     loop {
-        let running = jobs().iter().filter(|j| j.state == "running").count();
-        if running >= 16 {
+        let all = jobs();
+        let held_by = |n: &str| {
+            all.iter()
+                .filter(|j| j.state == "running" && j.claimed_by.as_deref() == Some(n))
+                .count()
+        };
+        if held_by("node-a") > 0 && held_by("node-b") > 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the nodes did not start work");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(std::time::Instant::now() < deadline, "both nodes should be working");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert!(a.try_wait().unwrap().is_none(), "node A is alive until killed");
     a.kill().unwrap();
     a.wait().unwrap();
     loop {
@@ -505,6 +518,14 @@ fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
         if all.iter().all(|j| j.state == "succeeded") {
             assert_eq!(all.len(), JOBS);
             assert!(all.iter().all(|j| (1..=2).contains(&j.attempt)), "{all:?}");
+            assert!(
+                all.iter().any(|j| j.attempt == 2),
+                "node A's jobs were recovered and run again"
+            );
+            assert!(
+                all.iter()
+                    .all(|j| j.claimed_by.as_deref() == Some("node-b") || j.attempt == 1)
+            );
             break;
         }
         assert!(

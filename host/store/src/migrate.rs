@@ -41,6 +41,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0003_schedules_kv.sql"),
         postgres: include_str!("../migrations/0003_schedules_kv.sql"),
     },
+    Migration {
+        version: 4,
+        name: "webhooks",
+        sqlite: include_str!("../migrations/0004_webhooks.sql"),
+        postgres: include_str!("../migrations/0004_webhooks.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

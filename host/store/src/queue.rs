@@ -104,6 +104,8 @@ pub struct JobRow {
     pub output: Option<String>,
     pub error_kind: Option<String>,
     pub error: Option<String>,
+    /// The node that claimed it last.
+    pub claimed_by: Option<String>,
 }
 
 /// How a failed attempt ended.
@@ -589,9 +591,10 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, tenant_id, automation, agent, state, attempt, max_attempts, run_at, output, error_kind, error \
+            "SELECT id, tenant_id, automation, agent, state, attempt, max_attempts, run_at, output, error_kind, error, claimed_by \
              FROM jobs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(tenant)
@@ -612,6 +615,7 @@ impl Store {
                 output: r.8,
                 error_kind: r.9,
                 error: r.10,
+                claimed_by: r.11,
             })
             .collect())
     }

@@ -260,3 +260,74 @@ impl Store {
         Ok(rows.into_iter().map(|(k,)| k).collect())
     }
 }
+
+impl Store {
+    /// The signing secret of a webhook automation, created with `generate` the first time.
+    pub async fn webhook_secret(
+        &self,
+        tenant: &str,
+        automation: &str,
+        generate: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO webhook_secrets (tenant_id, automation, secret, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, automation) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .bind(generate())
+        .bind(now_micros())
+        .execute(self.pool())
+        .await?;
+        let (secret,): (String,) =
+            sqlx::query_as("SELECT secret FROM webhook_secrets WHERE tenant_id = $1 AND automation = $2")
+                .bind(tenant)
+                .bind(automation)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(secret)
+    }
+
+    /// The signing secret, if one was created.
+    pub async fn existing_webhook_secret(&self, tenant: &str, automation: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT secret FROM webhook_secrets WHERE tenant_id = $1 AND automation = $2")
+                .bind(tenant)
+                .bind(automation)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(s,)| s))
+    }
+
+    /// Records a verified delivery and enqueues its job in one transaction. `None` when a delivery
+    /// with this message id was accepted before (a replay): nothing is enqueued.
+    pub async fn accept_webhook(&self, message_id: &str, job: NewJob) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let automation = job.automation.clone().unwrap_or_default();
+        let seen: Option<(i64,)> = sqlx::query_as(
+            "SELECT job_id FROM webhook_deliveries WHERE tenant_id = $1 AND automation = $2 AND message_id = $3",
+        )
+        .bind(&job.tenant)
+        .bind(&automation)
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if seen.is_some() {
+            return Ok(None);
+        }
+        let tenant = job.tenant.clone();
+        let id = enqueue_in(&mut tx, std::slice::from_ref(&job)).await?[0].id();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (tenant_id, automation, message_id, job_id, received_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&tenant)
+        .bind(&automation)
+        .bind(message_id)
+        .bind(id)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+}
