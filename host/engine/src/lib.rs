@@ -75,6 +75,9 @@ pub struct Engine {
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Cancel handles of the jobs running on this node, by job id.
     running: Mutex<HashMap<i64, CancelToken>>,
+    /// Wakes idle workers when this node enqueued work, so a fired tick starts at once instead of
+    /// at the next poll.
+    wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Engine {
@@ -107,6 +110,7 @@ impl Engine {
             kv,
             plugins: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
         }
     }
 

@@ -224,6 +224,7 @@ impl Engine {
             if idle {
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.poll) => {}
+                    _ = self.wake.notified() => {}
                     _ = set.join_next(), if !set.is_empty() => {}
                     _ = stop.cancelled() => {}
                 }
