@@ -2,7 +2,7 @@
 //! (production, and several nodes sharing one database).
 //!
 //! Both backends go through sqlx's `Any` driver with SQL written once where the dialects agree
-//! (`$1` placeholders, BIGINT, TEXT); statements that must differ (claiming work, locking) branch
+//! (`$1` parameters, BIGINT, TEXT); statements that must differ (claiming work, locking) branch
 //! on [`Backend`]. Times are integer microseconds since the Unix epoch, UTC; money and token counts
 //! are integers; JSON documents are text.
 //!

@@ -306,39 +306,24 @@ impl Store {
                     )
                 }
             };
-            match kind {
-                ChangeKind::Created => {
-                    sqlx::query(&format!(
-                        "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)"
-                    ))
-                    .bind(tenant)
-                    .bind(&new.name)
-                    .bind(&new.role)
-                    .bind(&new.plugin)
-                    .bind(&new.model)
-                    .bind(&new.instructions)
-                    .bind(&config)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                ChangeKind::Updated => {
-                    sqlx::query(
-                        "UPDATE agents SET role = $3, plugin = $4, model = $5, instructions = $6, config = $7, updated_at = $8 \
-                         WHERE tenant_id = $1 AND name = $2",
-                    )
-                    .bind(tenant)
-                    .bind(&new.name)
-                    .bind(&new.role)
-                    .bind(&new.plugin)
-                    .bind(&new.model)
-                    .bind(&new.instructions)
-                    .bind(&config)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                _ => {}
+            if kind != ChangeKind::Unchanged {
+                // One upsert for both cases: `created_at` is written only by the insert.
+                sqlx::query(&format!(
+                    "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                     ON CONFLICT (tenant_id, name) DO UPDATE SET role = excluded.role, plugin = excluded.plugin, \
+                     model = excluded.model, instructions = excluded.instructions, config = excluded.config, \
+                     updated_at = excluded.updated_at"
+                ))
+                .bind(tenant)
+                .bind(&new.name)
+                .bind(&new.role)
+                .bind(&new.plugin)
+                .bind(&new.model)
+                .bind(&new.instructions)
+                .bind(&config)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             }
             changes.push(Change {
                 kind,
@@ -370,18 +355,14 @@ impl Store {
                     )
                 }
             };
-            let sql = match kind {
-                ChangeKind::Created => format!(
-                    "INSERT INTO automations ({AUTOMATION_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
-                ),
-                ChangeKind::Updated => {
-                    "UPDATE automations SET agent = $3, trigger_spec = $4, input = $5, enabled = $6, priority = $7, \
-                     overlap = $8, catch_up = $9, updated_at = $10 WHERE tenant_id = $1 AND name = $2"
-                        .to_string()
-                }
-                _ => String::new(),
-            };
-            if !sql.is_empty() {
+            let sql = format!(
+                "INSERT INTO automations ({AUTOMATION_COLUMNS}, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET agent = excluded.agent, trigger_spec = excluded.trigger_spec, \
+                 input = excluded.input, enabled = excluded.enabled, priority = excluded.priority, \
+                 overlap = excluded.overlap, catch_up = excluded.catch_up, updated_at = excluded.updated_at"
+            );
+            if kind != ChangeKind::Unchanged {
                 sqlx::query(&sql)
                     .bind(tenant)
                     .bind(&new.name)
