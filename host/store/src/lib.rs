@@ -25,7 +25,7 @@ pub use queue::{
     BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, JobRow, MAX_ATTEMPTS, MAX_CLAIM, NewJob, PRIORITY_STEP,
     backoff, fair_shares,
 };
-pub use schedules::{Schedulable, TickEvent, TickOutcome};
+pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};
 pub use tenants::{AgentRow, ApplyReport, AutomationRow, Change, ChangeKind, TenantRow, TenantScope};
 
 /// How long a statement waits for a SQLite write lock before failing: several engine tasks write

@@ -3,7 +3,7 @@
 
 use mc_config::Trigger;
 
-use crate::queue::{Enqueued, NewJob, enqueue_in};
+use crate::queue::{NewJob, enqueue_in};
 use crate::{Store, StoreError, now_micros};
 
 /// An automation the scheduler evaluates: enabled and time-triggered (cron, interval, at).
@@ -31,6 +31,16 @@ pub enum TickOutcome {
     Skipped(String),
     /// It passed while no node ran and the catch-up policy did not run it.
     Missed(String),
+}
+
+/// One automation's part of a scheduler pass: move its mark from `from` to `to`, recording `ticks`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advance {
+    pub tenant: String,
+    pub automation: String,
+    pub from: i64,
+    pub to: i64,
+    pub ticks: Vec<(i64, TickOutcome)>,
 }
 
 /// A recorded tick.
@@ -129,55 +139,89 @@ impl Store {
         to: i64,
         ticks: Vec<(i64, TickOutcome)>,
     ) -> Result<Option<Vec<TickEvent>>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let moved = sqlx::query(
-            "UPDATE schedule_state SET last_tick = $4 WHERE tenant_id = $1 AND automation = $2 AND last_tick = $3",
-        )
-        .bind(tenant)
-        .bind(automation)
-        .bind(from)
-        .bind(to)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 0 {
-            return Ok(None);
+        let advance = Advance {
+            tenant: tenant.into(),
+            automation: automation.into(),
+            from,
+            to,
+            ticks,
+        };
+        Ok(self.advance_schedules(vec![advance]).await?.pop().flatten())
+    }
+
+    /// [`Store::advance_schedule`] for many automations in one transaction (a scheduler pass).
+    /// Each item's mark is compared and set on its own: an item another node handled yields
+    /// `None` and writes nothing, the others proceed.
+    pub async fn advance_schedules(&self, batch: Vec<Advance>) -> Result<Vec<Option<Vec<TickEvent>>>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut tx = self.write_tx().await?;
         let now = now_micros();
-        let mut events = Vec::with_capacity(ticks.len());
-        for (tick, outcome) in ticks {
-            let (name, job_id, reason) = match outcome {
-                TickOutcome::Fired(job) => {
-                    let id = match enqueue_in(&mut tx, std::slice::from_ref(&job)).await?[0] {
-                        Enqueued::Created(id) | Enqueued::Duplicate(id) => id,
-                    };
-                    ("fired", Some(id), None)
-                }
-                TickOutcome::Skipped(why) => ("skipped", None, Some(why)),
-                TickOutcome::Missed(why) => ("missed", None, Some(why)),
-            };
-            sqlx::query(
-                "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, automation, tick) DO NOTHING",
+        let mut out = Vec::with_capacity(batch.len());
+        for a in batch {
+            let moved = sqlx::query(
+                "UPDATE schedule_state SET last_tick = $4 WHERE tenant_id = $1 AND automation = $2 AND last_tick = $3",
             )
-            .bind(tenant)
-            .bind(automation)
-            .bind(tick)
-            .bind(name)
-            .bind(job_id)
-            .bind(&reason)
-            .bind(now)
+            .bind(&a.tenant)
+            .bind(&a.automation)
+            .bind(a.from)
+            .bind(a.to)
             .execute(&mut *tx)
-            .await?;
-            events.push(TickEvent {
-                tick,
-                outcome: name.to_string(),
-                job_id,
-                reason,
-            });
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                out.push(None);
+                continue;
+            }
+            let mut events = Vec::with_capacity(a.ticks.len());
+            for (tick, outcome) in a.ticks {
+                let (name, job_id, reason) = match outcome {
+                    TickOutcome::Fired(job) => {
+                        let id = enqueue_in(&mut tx, std::slice::from_ref(&job)).await?[0].id();
+                        ("fired", Some(id), None)
+                    }
+                    TickOutcome::Skipped(why) => ("skipped", None, Some(why)),
+                    TickOutcome::Missed(why) => ("missed", None, Some(why)),
+                };
+                sqlx::query(
+                    "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, automation, tick) DO NOTHING",
+                )
+                .bind(&a.tenant)
+                .bind(&a.automation)
+                .bind(tick)
+                .bind(name)
+                .bind(job_id)
+                .bind(&reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                events.push(TickEvent {
+                    tick,
+                    outcome: name.to_string(),
+                    job_id,
+                    reason,
+                });
+            }
+            out.push(Some(events));
         }
         tx.commit().await?;
-        Ok(Some(events))
+        Ok(out)
+    }
+
+    /// The automations (tenant, name) that have a job not yet finished, for the overlap policy of
+    /// a whole scheduler pass in one query.
+    pub async fn unfinished_automations(&self) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        // One branch per state so each uses its partial index.
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT tenant_id, automation FROM jobs WHERE state = 'running' AND automation IS NOT NULL \
+             UNION SELECT tenant_id, automation FROM jobs WHERE state = 'available' AND automation IS NOT NULL \
+             UNION SELECT tenant_id, automation FROM jobs WHERE state = 'scheduled' AND automation IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Whether the automation has a job that has not finished (for the overlap policy).
@@ -190,6 +234,24 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.is_some())
+    }
+
+    /// For each tick of `tenant` recorded as fired: the tick and when its job started (µs), for
+    /// on-time measurements; and how many ticks were recorded missed or skipped.
+    pub async fn tick_start_delays(&self, tenant: &str) -> Result<(Vec<(i64, Option<i64>)>, i64), StoreError> {
+        let fired: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT e.tick, j.started_at FROM tick_events e LEFT JOIN jobs j ON j.id = e.job_id \
+             WHERE e.tenant_id = $1 AND e.outcome = 'fired' ORDER BY e.tick",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        let (other,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM tick_events WHERE tenant_id = $1 AND outcome <> 'fired'")
+                .bind(tenant)
+                .fetch_one(self.pool())
+                .await?;
+        Ok((fired, other))
     }
 
     /// The recorded ticks of one automation, newest first.
