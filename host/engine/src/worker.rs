@@ -12,6 +12,11 @@ use tokio::task::JoinSet;
 
 use crate::{Engine, EngineError, lock};
 
+/// Most results one commit records.
+const RECORD_BATCH: usize = 400;
+/// How often the serving loop moves due retries to the queue.
+const STAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How one run ended, before it is recorded.
 enum Execution {
     Succeeded(String),
@@ -123,24 +128,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs one claimed job and records its outcome (the serving loop's path: lowest latency).
-    async fn run_job(&self, job: ClaimedJob) -> Result<(), EngineError> {
-        match self.execute(&job, None).await? {
-            Execution::Succeeded(output) => {
-                if !self.store.complete(&self.config.node_id, job.id, &output).await? {
-                    tracing::info!(
-                        job = job.id,
-                        "result discarded: the job was cancelled or recovered meanwhile"
-                    );
-                }
-            }
-            Execution::Failed { kind, error, retryable } => {
-                self.record_failure(job.id, &kind, &error, retryable).await?
-            }
-        }
-        Ok(())
-    }
-
     /// Stages due retries, claims up to `max` jobs, runs them concurrently and records their
     /// results together: the batch's agents are read once and its successes committed in one
     /// transaction. Returns how many ran.
@@ -188,6 +175,11 @@ impl Engine {
 
     pub(crate) async fn work_loop(self: Arc<Self>, stop: CancelToken) {
         let mut set: JoinSet<Result<(), EngineError>> = JoinSet::new();
+        // Successes go to one recorder that commits whatever has accumulated in one transaction:
+        // under load a commit covers many jobs, when idle each is recorded at once.
+        let (done, results) = tokio::sync::mpsc::unbounded_channel::<(i64, String)>();
+        let recorder = tokio::spawn(self.clone().record_loop(results));
+        let mut staged_at: Option<std::time::Instant> = None;
         while !stop.is_cancelled() {
             while let Some(r) = set.try_join_next() {
                 if let Ok(Err(e)) = r {
@@ -196,7 +188,12 @@ impl Engine {
             }
             let free = self.config.workers.saturating_sub(set.len());
             let claimed = if free > 0 {
-                let _ = self.store.stage_due(mc_store::now_micros()).await;
+                // Retries become due on their own clock; staging them is a write, so not on every
+                // turn of this loop.
+                if staged_at.is_none_or(|t| t.elapsed() >= STAGE_EVERY) {
+                    let _ = self.store.stage_due(mc_store::now_micros()).await;
+                    staged_at = Some(std::time::Instant::now());
+                }
                 match self
                     .store
                     .claim_limited(
@@ -219,7 +216,19 @@ impl Engine {
             let idle = claimed.is_empty();
             for job in claimed {
                 let engine = self.clone();
-                set.spawn(async move { engine.run_job(job).await });
+                let done = done.clone();
+                set.spawn(async move {
+                    match engine.execute(&job, None).await? {
+                        Execution::Succeeded(output) => {
+                            // The recorder outlives every job task (it ends when all senders are gone).
+                            let _ = done.send((job.id, output));
+                        }
+                        Execution::Failed { kind, error, retryable } => {
+                            engine.record_failure(job.id, &kind, &error, retryable).await?
+                        }
+                    }
+                    Ok(())
+                });
             }
             if idle {
                 tokio::select! {
@@ -242,6 +251,25 @@ impl Engine {
             match self.store.release(&self.config.node_id, &ids).await {
                 Ok(n) => tracing::info!(released = n, "released unfinished jobs to other nodes"),
                 Err(e) => tracing::warn!(error = %e, "releasing jobs failed; their leases will expire"),
+            }
+        }
+        drop(done);
+        let _ = recorder.await;
+    }
+
+    /// Records successes as they arrive, each commit covering everything that has accumulated.
+    async fn record_loop(self: Arc<Self>, mut results: tokio::sync::mpsc::UnboundedReceiver<(i64, String)>) {
+        while let Some(first) = results.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match results.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.store.complete_many(&self.config.node_id, &batch).await {
+                // The jobs stay running; their leases expire and they run again elsewhere.
+                tracing::warn!(error = %e, jobs = batch.len(), "recording results failed");
             }
         }
     }
