@@ -273,21 +273,16 @@ impl Store {
         .collect::<Result<_, _>>()?;
 
         // Automations that go away first: they reference agents that may go away too.
-        for name in old_automations.keys() {
-            if !c.automations.iter().any(|a| &a.name == name) {
-                sqlx::query("DELETE FROM automations WHERE tenant_id = $1 AND name = $2")
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                changes.push(Change {
-                    kind: ChangeKind::Deleted,
-                    object: "automation",
-                    name: name.clone(),
-                    fields: vec![],
-                });
-            }
-        }
+        let kept: Vec<&str> = c.automations.iter().map(|a| a.name.as_str()).collect();
+        delete_missing(
+            &mut tx,
+            tenant,
+            "automation",
+            old_automations.keys(),
+            &kept,
+            &mut changes,
+        )
+        .await?;
 
         for spec in &c.agents {
             let new = agent_from_spec(tenant, spec);
@@ -385,27 +380,44 @@ impl Store {
             });
         }
 
-        for name in old_agents.keys() {
-            if !c.agents.iter().any(|a| &a.name == name) {
-                sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND name = $2")
-                    .bind(tenant)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                changes.push(Change {
-                    kind: ChangeKind::Deleted,
-                    object: "agent",
-                    name: name.clone(),
-                    fields: vec![],
-                });
-            }
-        }
+        let kept: Vec<&str> = c.agents.iter().map(|a| a.name.as_str()).collect();
+        delete_missing(&mut tx, tenant, "agent", old_agents.keys(), &kept, &mut changes).await?;
         tx.commit().await?;
         Ok(ApplyReport {
             tenant: tenant.to_string(),
             changes,
         })
     }
+}
+
+/// Deletes the tenant's `object`s (`agent` or `automation`) that exist but are not in `kept`,
+/// reporting each.
+async fn delete_missing<'a>(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: &str,
+    object: &'static str,
+    existing: impl Iterator<Item = &'a String>,
+    kept: &[&str],
+    changes: &mut Vec<Change>,
+) -> Result<(), StoreError> {
+    let table = match object {
+        "agent" => "agents",
+        _ => "automations",
+    };
+    for name in existing.filter(|n| !kept.contains(&n.as_str())) {
+        sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND name = $2"))
+            .bind(tenant)
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        changes.push(Change {
+            kind: ChangeKind::Deleted,
+            object,
+            name: name.clone(),
+            fields: vec![],
+        });
+    }
+    Ok(())
 }
 
 /// One tenant's data. Every query here is filtered by the tenant id.
