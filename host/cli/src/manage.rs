@@ -183,8 +183,9 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-/// The trigger in a few words, and its next fire time when it has one.
-pub fn describe_trigger(t: &Trigger, now: jiff::Timestamp) -> (String, String) {
+/// The trigger in a few words, and its next fire time when it has one. `mark` is the last tick
+/// the engine handled (interval schedules count from it).
+pub fn describe_trigger(t: &Trigger, mark: Option<i64>, now: jiff::Timestamp) -> (String, String) {
     match t {
         Trigger::Cron { expr, timezone } => {
             let next = mc_schedule::CronSchedule::parse(expr)
@@ -199,7 +200,18 @@ pub fn describe_trigger(t: &Trigger, now: jiff::Timestamp) -> (String, String) {
                 next.unwrap_or_else(|| "never".into()),
             )
         }
-        Trigger::Interval { seconds } => (format!("every {seconds}s"), "when the engine runs".into()),
+        Trigger::Interval { seconds } => {
+            let next = mark
+                .map(|m| {
+                    let step = (*seconds as i64).max(1) * 1_000_000;
+                    let behind = (now.as_microsecond() - m).max(0) / step;
+                    m + (behind + 1) * step
+                })
+                .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
+                .map(|ts| ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_else(|| "when a node first runs it".into());
+            (format!("every {seconds}s"), next)
+        }
         Trigger::At { time } => {
             let next = match time.parse::<jiff::Timestamp>() {
                 Ok(ts) if ts > now => time.clone(),
@@ -310,11 +322,15 @@ pub async fn get(args: GetArgs) -> u8 {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
+            let marks = match store.tenant(tenant).schedule_marks().await {
+                Ok(m) => m,
+                Err(e) => return fail(e),
+            };
             if args.json {
                 let docs: Vec<serde_json::Value> = rows
                     .iter()
                     .map(|a| {
-                        let (_, next) = describe_trigger(&a.trigger, now);
+                        let (_, next) = describe_trigger(&a.trigger, marks.get(&a.name).copied(), now);
                         let mut v = serde_json::to_value(a).unwrap_or_default();
                         v["next"] = next.into();
                         v
@@ -326,7 +342,7 @@ pub async fn get(args: GetArgs) -> u8 {
                     &["automation", "agent", "trigger", "next", "enabled"],
                     rows.into_iter()
                         .map(|a| {
-                            let (trigger, next) = describe_trigger(&a.trigger, now);
+                            let (trigger, next) = describe_trigger(&a.trigger, marks.get(&a.name).copied(), now);
                             vec![
                                 a.name,
                                 a.agent,

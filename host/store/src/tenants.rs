@@ -469,6 +469,16 @@ impl TenantScope<'_> {
         .transpose()
     }
 
+    /// The schedule marks (last tick handled, µs) of its time-triggered automations, by name.
+    pub async fn schedule_marks(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT automation, last_tick FROM schedule_state WHERE tenant_id = $1")
+                .bind(self.tenant)
+                .fetch_all(self.store.pool())
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Its automations, by name.
     pub async fn automations(&self) -> Result<Vec<AutomationRow>, StoreError> {
         sqlx::query_as::<_, AutomationTuple>(&format!(
