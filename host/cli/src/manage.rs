@@ -253,96 +253,82 @@ pub async fn get(args: GetArgs) -> u8 {
             Err(e) => return fail(e),
         }
     }
-    let now = jiff::Timestamp::now();
-    match args.kind {
+    match list(&store, args.kind, tenant, args.json).await {
+        Ok(()) => exit::OK,
+        Err(e) => fail(e),
+    }
+}
+
+/// Prints `rows` as JSON, or as a table of `header` and the cells `cells` makes of each row.
+fn print_rows<T: serde::Serialize>(json: bool, rows: &[T], header: &[&str], cells: impl Fn(&T) -> Vec<String>) {
+    if json {
+        println!("{}", serde_json::to_string(rows).unwrap_or_default());
+    } else {
+        table(header, rows.iter().map(cells).collect());
+    }
+}
+
+async fn list(store: &Store, kind: Kind, tenant: &str, json: bool) -> Result<(), mc_store::StoreError> {
+    let scope = store.tenant(tenant);
+    match kind {
         Kind::Tenants => {
-            let rows = match store.tenants().await {
-                Ok(r) => r,
-                Err(e) => return fail(e),
-            };
-            if args.json {
-                println!("{}", serde_json::to_string(&rows).unwrap_or_default());
-            } else {
-                table(
-                    &["tenant", "name"],
-                    rows.into_iter().map(|t| vec![t.id, t.name]).collect(),
-                );
-            }
+            print_rows(json, &store.tenants().await?, &["tenant", "name"], |t| {
+                vec![t.id.clone(), t.name.clone()]
+            });
         }
         Kind::Agents => {
-            let rows = match store.tenant(tenant).agents().await {
-                Ok(r) => r,
-                Err(e) => return fail(e),
-            };
-            if args.json {
-                println!("{}", serde_json::to_string(&rows).unwrap_or_default());
-            } else {
-                table(
-                    &["agent", "role", "plugin", "model"],
-                    rows.into_iter()
-                        .map(|a| {
-                            vec![
-                                a.name,
-                                a.role,
-                                a.plugin,
-                                a.model.unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into()),
-                            ]
-                        })
-                        .collect(),
-                );
-            }
+            print_rows(
+                json,
+                &scope.agents().await?,
+                &["agent", "role", "plugin", "model"],
+                |a| {
+                    let model = a.model.clone().unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into());
+                    vec![a.name.clone(), a.role.clone(), a.plugin.clone(), model]
+                },
+            );
         }
         Kind::Runs => {
-            let rows = match store.jobs(tenant, RUNS_LISTED).await {
-                Ok(r) => r,
-                Err(e) => return fail(e),
-            };
-            if args.json {
-                println!("{}", serde_json::to_string(&rows).unwrap_or_default());
-            } else {
-                table(
-                    &["run", "automation", "agent", "state", "attempt", "error"],
-                    rows.into_iter()
-                        .map(|j| {
-                            vec![
-                                j.id.to_string(),
-                                j.automation.unwrap_or_else(|| "-".into()),
-                                j.agent,
-                                j.state,
-                                format!("{}/{}", j.attempt, j.max_attempts),
-                                j.error.unwrap_or_default(),
-                            ]
-                        })
-                        .collect(),
-                );
-            }
+            let header = ["run", "automation", "agent", "state", "attempt", "error"];
+            print_rows(json, &store.jobs(tenant, RUNS_LISTED).await?, &header, |j| {
+                vec![
+                    j.id.to_string(),
+                    j.automation.clone().unwrap_or_else(|| "-".into()),
+                    j.agent.clone(),
+                    j.state.clone(),
+                    format!("{}/{}", j.attempt, j.max_attempts),
+                    j.error.clone().unwrap_or_default(),
+                ]
+            });
         }
         Kind::Automations => {
-            let rows = match store.tenant(tenant).automations().await {
-                Ok(r) => r,
-                Err(e) => return fail(e),
-            };
-            let marks = match store.tenant(tenant).schedule_marks().await {
-                Ok(m) => m,
-                Err(e) => return fail(e),
-            };
-            if args.json {
+            let now = jiff::Timestamp::now();
+            let marks = scope.schedule_marks().await?;
+            // The next run is derived, so the JSON form carries it beside the stored fields.
+            let rows: Vec<(mc_store::AutomationRow, String, String)> = scope
+                .automations()
+                .await?
+                .into_iter()
+                .map(|a| {
+                    let (trigger, next) = describe_trigger(&a.trigger, marks.get(&a.name).copied(), now);
+                    (a, trigger, next)
+                })
+                .collect();
+            if json {
                 let docs: Vec<serde_json::Value> = rows
                     .iter()
-                    .map(|a| {
-                        let (_, next) = describe_trigger(&a.trigger, marks.get(&a.name).copied(), now);
+                    .map(|(a, _, next)| {
                         let mut v = serde_json::to_value(a).unwrap_or_default();
-                        v["next"] = next.into();
+                        v["next"] = next.clone().into();
                         v
                     })
                     .collect();
                 println!("{}", serde_json::to_string(&docs).unwrap_or_default());
             } else {
+                let header = ["automation", "agent", "trigger", "next", "enabled"];
                 table(
-                    &["automation", "agent", "trigger", "next", "enabled"],
+                    &header,
                     rows.into_iter()
-                        .map(|a| {
-                            let (trigger, next) = describe_trigger(&a.trigger, marks.get(&a.name).copied(), now);
+                        .map(|(a, trigger, next)| {
                             vec![
                                 a.name,
                                 a.agent,
@@ -356,7 +342,7 @@ pub async fn get(args: GetArgs) -> u8 {
             }
         }
     }
-    exit::OK
+    Ok(())
 }
 
 #[derive(Debug, Args)]

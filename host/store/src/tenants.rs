@@ -222,36 +222,28 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let name = c.name.clone().unwrap_or_else(|| tenant.to_string());
-        match existing {
-            None => {
-                sqlx::query("INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-                    .bind(tenant)
-                    .bind(&name)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                changes.push(Change {
-                    kind: ChangeKind::Created,
-                    object: "tenant",
-                    name: tenant.into(),
-                    fields: vec![],
-                });
-            }
-            Some((old,)) if old != name => {
-                sqlx::query("UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1")
-                    .bind(tenant)
-                    .bind(&name)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                changes.push(Change {
-                    kind: ChangeKind::Updated,
-                    object: "tenant",
-                    name: tenant.into(),
-                    fields: vec!["name".into()],
-                });
-            }
-            Some(_) => {}
+        let change = match existing {
+            None => Some((ChangeKind::Created, vec![])),
+            Some((old,)) if old != name => Some((ChangeKind::Updated, vec!["name".to_string()])),
+            Some(_) => None,
+        };
+        if let Some((kind, fields)) = change {
+            // One upsert for both cases: `created_at` is written only by the insert.
+            sqlx::query(
+                "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+            )
+            .bind(tenant)
+            .bind(&name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            changes.push(Change {
+                kind,
+                object: "tenant",
+                name: tenant.into(),
+                fields,
+            });
         }
 
         let old_agents: BTreeMap<String, AgentRow> =
