@@ -21,6 +21,9 @@
 //!     enabled: true                 # optional, default true
 //!     priority: 0                   # optional, -100 (background) to 100 (urgent), default 0
 //!     overlap: skip                 # optional: skip | queue | allow a run while one is running, default skip
+//!                                   #   (queue: the run waits until the previous one finished)
+//!     max_running: 4                # optional: most runs of this automation at once, across nodes
+//!                                   #   (1 to 1000; default no limit; `overlap: queue` means 1)
 //!     catch_up: once                # optional: after downtime, skip | once | all missed ticks, default once
 //! ```
 //!
@@ -42,6 +45,9 @@ pub const MAX_NAME_LEN: usize = 63;
 /// background job to the top in bounded time.
 pub const MIN_PRIORITY: i32 = -100;
 pub const MAX_PRIORITY: i32 = 100;
+/// Most runs of one automation a `max_running` limit may allow; more is no limit at all and
+/// probably a typo.
+pub const MAX_RUNNING_LIMIT: u32 = 1_000;
 /// Largest configuration file accepted.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
@@ -152,6 +158,8 @@ pub struct AutomationSpec {
     pub priority: i32,
     #[serde(default)]
     pub overlap: Overlap,
+    #[serde(default)]
+    pub max_running: Option<u32>,
     #[serde(default)]
     pub catch_up: CatchUp,
 }
@@ -294,6 +302,14 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
                     "priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {}",
                     a.priority
                 ),
+            ));
+        }
+        if let Some(n) = a.max_running
+            && !(1..=MAX_RUNNING_LIMIT).contains(&n)
+        {
+            return Err(err(
+                &at("max_running"),
+                format!("max_running must be between 1 and {MAX_RUNNING_LIMIT}, got {n}"),
             ));
         }
         let trigger = resolve_trigger(&a.trigger).map_err(|(field, m)| err(&at(&format!("trigger{field}")), m))?;

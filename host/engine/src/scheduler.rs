@@ -124,10 +124,11 @@ impl Engine {
         let now_us = micros(now);
         let mut next_due: Option<i64> = None;
         let mut due: Vec<(Schedulable, i64, Vec<i64>)> = Vec::new();
+        let mut unseen: Vec<(String, String)> = Vec::new();
         for s in self.store.schedulable().await? {
             let Some(mark) = s.last_tick else {
                 // First sight: start from now. Ticks before an automation existed are not missed.
-                self.store.init_schedule(&s.tenant, &s.automation, now_us).await?;
+                unseen.push((s.tenant.clone(), s.automation.clone()));
                 next_due = Some(now_us);
                 continue;
             };
@@ -144,6 +145,7 @@ impl Engine {
                 due.push((s, mark, ticks));
             }
         }
+        self.store.init_schedules(&unseen, now_us).await?;
         if due.is_empty() {
             return Ok((0, next_due));
         }

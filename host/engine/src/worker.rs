@@ -17,6 +17,34 @@ const RECORD_BATCH: usize = 400;
 /// How often the serving loop moves due retries to the queue.
 const STAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// First pause before recording a result again after a database error; doubles up to
+/// [`RECORD_RETRY_MAX`]. Recording is retried for up to a lease: a database that is away for a few
+/// seconds must not turn finished runs into reruns.
+const RECORD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+const RECORD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `op` until it succeeds or `within` has passed, pausing with exponential backoff between
+/// attempts. Returns the last error.
+async fn retrying<T, F, Fut>(within: std::time::Duration, what: &str, mut op: F) -> Result<T, EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, mc_store::StoreError>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = RECORD_RETRY_FIRST;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if started.elapsed() + pause < within => {
+                tracing::warn!(error = %e, "{what} failed; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// How one run ended, before it is recorded.
 enum Execution {
     Succeeded(String),
@@ -114,12 +142,12 @@ impl Engine {
 
     /// Records a failed execution against the job's lease.
     async fn record_failure(&self, id: i64, kind: &str, error: &str, retryable: bool) -> Result<(), EngineError> {
-        if self
-            .store
-            .fail(&self.config.node_id, id, kind, error, retryable)
-            .await?
-            .is_none()
-        {
+        let node = &self.config.node_id;
+        let failed = retrying(self.config.lease, "recording a failure", || {
+            self.store.fail(node, id, kind, error, retryable)
+        })
+        .await?;
+        if failed.is_none() {
             tracing::info!(
                 job = id,
                 "failure discarded: the job was cancelled or recovered meanwhile"
@@ -267,7 +295,12 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.store.complete_many(&self.config.node_id, &batch).await {
+            let node = &self.config.node_id;
+            let recorded = retrying(self.config.lease, "recording results", || {
+                self.store.complete_many(node, &batch)
+            })
+            .await;
+            if let Err(e) = recorded {
                 // The jobs stay running; their leases expire and they run again elsewhere.
                 tracing::warn!(error = %e, jobs = batch.len(), "recording results failed");
             }

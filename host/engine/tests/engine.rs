@@ -294,3 +294,86 @@ async fn shutdown_releases_unfinished_jobs_to_other_nodes() {
     })
     .await;
 }
+
+/// A database that goes away for a few seconds — a private PostgreSQL server stopped as in a
+/// crash, then started again — is waited out: every job still ends succeeded, recorded once, and
+/// the queue's counters agree with the jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_under_load_loses_no_job() {
+    const JOBS: usize = 150;
+    let cluster = mc_testkit::PgCluster::start();
+    let store = Store::open(&cluster.url("postgres")).await.unwrap();
+    let tenant = "tenant: acme\nagents:\n  - name: sleeper\n    role: Sleeps\n    plugin: hostile\n";
+    store
+        .apply(&mc_config::parse(tenant, &mc_config::Known::default()).unwrap())
+        .await
+        .unwrap();
+    let job = mc_store::NewJob {
+        tenant: "acme".into(),
+        automation: None,
+        agent: "sleeper".into(),
+        plugin: "hostile".into(),
+        input: "{\"mode\":\"sleep\",\"ms\":40}".into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 5,
+        run_at: None,
+        idempotency_key: None,
+    };
+    store.enqueue(&vec![job; JOBS]).await.unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(target_dir().join("test-component-cache")),
+        max_instances: 16,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let mut config = EngineConfig::new("survivor", target_dir().join("wasm32-wasip2/plugin"));
+    config.workers = 4;
+    config.poll = Duration::from_millis(20);
+    config.lease = Duration::from_secs(3);
+    let e = Arc::new(Engine::new(
+        store.clone(),
+        runtime,
+        config,
+        Arc::new(mc_ai::OfflineProvider),
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(e.clone().run(async {
+        let _ = stopped.await;
+    }));
+    let count = |state: &'static str| {
+        let store = store.clone();
+        async move {
+            match store.jobs("acme", JOBS as i64).await {
+                Ok(jobs) => jobs.iter().filter(|j| j.state == state).count(),
+                Err(_) => 0,
+            }
+        }
+    };
+    // Under way, not finished: then the server goes away for a few seconds.
+    while count("succeeded").await < 10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.stop_server();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_server();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while count("succeeded").await < JOBS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs did not all finish after the restart: {:?}",
+            store
+                .jobs("acme", JOBS as i64)
+                .await
+                .map(|j| j.into_iter().filter(|j| j.state != "succeeded").collect::<Vec<_>>())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+    let jobs = store.jobs("acme", 10 * JOBS as i64).await.unwrap();
+    assert_eq!(jobs.len(), JOBS, "no job lost or added");
+    assert!(jobs.iter().all(|j| j.state == "succeeded" && j.output.is_some()));
+    assert_eq!(store.queue_counts("acme").await.unwrap(), (0, 0));
+    store.close().await;
+}

@@ -47,6 +47,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0004_webhooks.sql"),
         postgres: include_str!("../migrations/0004_webhooks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "automation concurrency limits",
+        sqlite: include_str!("../migrations/0005_automation_limits.sql"),
+        postgres: include_str!("../migrations/0005_automation_limits.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -9,6 +9,8 @@
 //!
 //! Within a tenant, `rank_key` (priority with aging, see the migration) decides the order.
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::{Any, Transaction};
@@ -28,6 +30,9 @@ pub const MAX_ATTEMPTS: u32 = 25;
 /// Jobs completed per statement: keeps the bound parameters (two per job) well under SQLite's
 /// limit of 32,766.
 const COMPLETE_CHUNK: usize = 400;
+/// Jobs inserted per statement: twelve bound parameters each keeps a statement well under
+/// SQLite's limit of 32,766.
+const ENQUEUE_CHUNK: usize = 1_000;
 /// Attempts a follow-up (`after`) job gets.
 const FOLLOW_UP_ATTEMPTS: u32 = 3;
 /// Most jobs one claim may take.
@@ -177,6 +182,24 @@ pub fn fair_shares(max: usize, available: &[i64]) -> Vec<usize> {
     }
 }
 
+/// Keeps the candidates (in order) that fit their automation's `max_running` limit, given how
+/// many of its runs are running already: `(id, automation, limit, running)`.
+fn within_automation_limits(candidates: Vec<(i64, Option<String>, Option<i64>, i64)>) -> Vec<(i64,)> {
+    let mut taken: HashMap<String, i64> = HashMap::new();
+    candidates
+        .into_iter()
+        .filter(|(_, automation, limit, running)| match (automation, limit) {
+            (Some(automation), Some(limit)) => {
+                let n = taken.entry(automation.clone()).or_insert(*running);
+                *n += 1;
+                *n <= *limit
+            }
+            _ => true,
+        })
+        .map(|(id, ..)| (id,))
+        .collect()
+}
+
 type ClaimTuple = (
     i64,
     String,
@@ -230,7 +253,7 @@ impl Store {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        let mut per_tenant: std::collections::BTreeMap<&str, i64> = Default::default();
+        let mut per_tenant: BTreeMap<&str, i64> = Default::default();
         for (tenant,) in &moved {
             *per_tenant.entry(tenant.as_str()).or_default() += 1;
         }
@@ -288,13 +311,24 @@ impl Store {
             if limit == 0 {
                 continue;
             }
-            let ids: Vec<(i64,)> = sqlx::query_as(&format!(
-                "SELECT id FROM jobs WHERE tenant_id = $1 AND state = 'available' ORDER BY rank_key DESC, id LIMIT $2{skip_locked}"
+            // Jobs of automations at their `max_running` limit are passed over, so they never
+            // block the tenant's other work. The count is exact across nodes: claims of one tenant
+            // are serialised by its locked `queue_tenants` row (one writer at a time on SQLite).
+            let candidates: Vec<(i64, Option<String>, Option<i64>, i64)> = sqlx::query_as(&format!(
+                "SELECT j.id, j.automation, a.max_running, \
+                   CASE WHEN a.max_running IS NULL THEN 0 ELSE \
+                     (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.automation = j.automation AND r.state = 'running') END \
+                 FROM jobs j LEFT JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
+                 WHERE j.tenant_id = $1 AND j.state = 'available' AND (a.max_running IS NULL OR a.max_running > \
+                   (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.automation = j.automation AND r.state = 'running')) \
+                 ORDER BY j.rank_key DESC, j.id LIMIT $2{}",
+                if skip_locked.is_empty() { "" } else { " FOR UPDATE OF j SKIP LOCKED" }
             ))
             .bind(tenant)
             .bind(limit as i64)
             .fetch_all(&mut *tx)
             .await?;
+            let ids = within_automation_limits(candidates);
             if ids.is_empty() {
                 continue;
             }
@@ -386,7 +420,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let now = now_micros();
         let mut recorded = vec![false; results.len()];
-        let mut finished: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut finished: BTreeMap<String, i64> = Default::default();
         // One statement per chunk: `output = CASE id WHEN … END`, so a batch costs a few round
         // trips instead of one per job.
         for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
@@ -674,6 +708,12 @@ async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) 
 
 /// Adds jobs inside `tx` (see [`Store::enqueue`]); the scheduler uses it to enqueue a tick's job
 /// in the same transaction that records the tick.
+///
+/// One multi-row `INSERT … ON CONFLICT DO NOTHING` per [`ENQUEUE_CHUNK`] jobs: a job whose
+/// idempotency key exists is skipped by the database itself (on PostgreSQL a concurrent insert of
+/// the same key waits for the other transaction instead of failing), and its existing id is then
+/// read back. Ids are assigned in the order of the VALUES rows on both backends, so the created
+/// rows, sorted by id, line up with the jobs that were not skipped.
 pub(crate) async fn enqueue_in(
     tx: &mut Transaction<'static, Any>,
     jobs: &[NewJob],
@@ -682,53 +722,108 @@ pub(crate) async fn enqueue_in(
         check_new(j)?;
     }
     let now = now_micros();
-    let mut out = Vec::with_capacity(jobs.len());
-
-    let mut added: std::collections::BTreeMap<&str, i64> = Default::default();
-    for j in jobs {
-        if let Some(key) = &j.idempotency_key {
-            let existing: Option<(i64,)> =
-                sqlx::query_as("SELECT id FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2")
-                    .bind(&j.tenant)
-                    .bind(key)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some((id,)) = existing {
-                out.push(Enqueued::Duplicate(id));
+    let mut out: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+    // A key repeated within the batch refers to its first occurrence.
+    let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut fresh: Vec<usize> = Vec::with_capacity(jobs.len());
+    for (i, j) in jobs.iter().enumerate() {
+        match &j.idempotency_key {
+            Some(key) => match first_of_key.entry((j.tenant.as_str(), key.as_str())) {
+                Entry::Occupied(first) => repeats.push((i, *first.get())),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                    fresh.push(i);
+                }
+            },
+            None => fresh.push(i),
+        }
+    }
+    let mut added: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut skipped: Vec<usize> = Vec::new();
+    for chunk in fresh.chunks(ENQUEUE_CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO jobs (created_at, attempt, tenant_id, automation, agent, plugin, input, trigger_kind, priority, \
+             rank_key, state, max_attempts, run_at, idempotency_key) VALUES ",
+        );
+        for n in 0..chunk.len() {
+            let p = 2 + n * 12;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("($1, 0, ${}", p));
+            for k in 1..12 {
+                sql.push_str(&format!(", ${}", p + k));
+            }
+            sql.push(')');
+        }
+        sql.push_str(
+            " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id, tenant_id, idempotency_key",
+        );
+        let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql).bind(now);
+        for &i in chunk {
+            let j = &jobs[i];
+            let run_at = j.run_at.unwrap_or(now);
+            let state = if run_at <= now { "available" } else { "scheduled" };
+            q = q
+                .bind(&j.tenant)
+                .bind(&j.automation)
+                .bind(&j.agent)
+                .bind(&j.plugin)
+                .bind(&j.input)
+                .bind(&j.trigger)
+                .bind(i64::from(j.priority))
+                .bind(rank_key(j.priority, run_at))
+                .bind(state)
+                .bind(i64::from(j.max_attempts))
+                .bind(run_at)
+                .bind(&j.idempotency_key);
+        }
+        let mut created = q.fetch_all(&mut **tx).await?;
+        created.sort_unstable_by_key(|(id, _, _)| *id);
+        let created_keys: HashSet<(&str, &str)> = created
+            .iter()
+            .filter_map(|(_, tenant, key)| key.as_deref().map(|k| (tenant.as_str(), k)))
+            .collect();
+        let mut ids = created.iter().map(|(id, _, _)| *id);
+        for &i in chunk {
+            let j = &jobs[i];
+            let was_created = match &j.idempotency_key {
+                Some(key) => created_keys.contains(&(j.tenant.as_str(), key.as_str())),
+                None => true,
+            };
+            if !was_created {
+                skipped.push(i);
                 continue;
             }
+            let id = ids
+                .next()
+                .ok_or_else(|| StoreError::Corrupt("an enqueued job returned no id".into()))?;
+            out[i] = Some(Enqueued::Created(id));
+            if j.run_at.unwrap_or(now) <= now {
+                *added.entry(j.tenant.as_str()).or_default() += 1;
+            }
         }
-        let run_at = j.run_at.unwrap_or(now);
-        let state = if run_at <= now { "available" } else { "scheduled" };
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO jobs (tenant_id, automation, agent, plugin, input, trigger_kind, priority, rank_key, state, \
-                 attempt, max_attempts, run_at, idempotency_key, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13) RETURNING id",
-        )
-        .bind(&j.tenant)
-        .bind(&j.automation)
-        .bind(&j.agent)
-        .bind(&j.plugin)
-        .bind(&j.input)
-        .bind(&j.trigger)
-        .bind(i64::from(j.priority))
-        .bind(rank_key(j.priority, run_at))
-        .bind(state)
-        .bind(i64::from(j.max_attempts))
-        .bind(run_at)
-        .bind(&j.idempotency_key)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?;
-        if state == "available" {
-            *added.entry(j.tenant.as_str()).or_default() += 1;
-        }
-        out.push(Enqueued::Created(id));
+    }
+    for i in skipped {
+        let j = &jobs[i];
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2")
+            .bind(&j.tenant)
+            .bind(&j.idempotency_key)
+            .fetch_one(&mut **tx)
+            .await?;
+        out[i] = Some(Enqueued::Duplicate(id));
+    }
+    for (i, first) in repeats {
+        out[i] = out[first].map(|e| Enqueued::Duplicate(e.id()));
     }
     for (tenant, n) in added {
         bump_available(tx, tenant, n).await?;
     }
-    Ok(out)
+    out.into_iter()
+        .map(|e| e.ok_or_else(|| StoreError::Corrupt("a job was neither created nor found".into())))
+        .collect()
 }
 
 /// Enqueues, inside `tx`, the automations of `tenant` that run after `automation`, with `output`

@@ -1,10 +1,17 @@
 //! Durable schedule state (the last tick each time-triggered automation handled), the record of
 //! every tick (fired, skipped, missed), and the tenant key-value buckets.
 
+use std::collections::HashSet;
+
 use mc_config::Trigger;
 
 use crate::queue::{NewJob, enqueue_in};
 use crate::{Store, StoreError, now_micros};
+
+/// Schedule marks compared and set per statement (four parameters each).
+const ADVANCE_CHUNK: usize = 500;
+/// Tick records inserted per statement (six parameters each).
+const TICK_CHUNK: usize = 1_000;
 
 /// An automation the scheduler evaluates: enabled and time-triggered (cron, interval, at).
 #[derive(Debug, Clone, PartialEq)]
@@ -114,17 +121,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Sets the first mark of an automation the scheduler has not seen; a mark that exists wins.
-    pub async fn init_schedule(&self, tenant: &str, automation: &str, tick: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO schedule_state (tenant_id, automation, last_tick) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, automation) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(automation)
-        .bind(tick)
-        .execute(self.pool())
-        .await?;
+    /// Sets the first mark of automations the scheduler has not seen; a mark that exists wins.
+    pub async fn init_schedules(&self, automations: &[(String, String)], tick: i64) -> Result<(), StoreError> {
+        for chunk in automations.chunks(ADVANCE_CHUNK) {
+            let values = (0..chunk.len())
+                .map(|n| format!("(${}, ${}, $1)", 2 + 2 * n, 3 + 2 * n))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO schedule_state (tenant_id, automation, last_tick) VALUES {values} \
+                 ON CONFLICT (tenant_id, automation) DO NOTHING"
+            );
+            let mut q = sqlx::query(&sql).bind(tick);
+            for (tenant, automation) in chunk {
+                q = q.bind(tenant).bind(automation);
+            }
+            q.execute(self.pool()).await?;
+        }
         Ok(())
     }
 
@@ -152,59 +165,96 @@ impl Store {
     /// [`Store::advance_schedule`] for many automations in one transaction (a scheduler pass).
     /// Each item's mark is compared and set on its own: an item another node handled yields
     /// `None` and writes nothing, the others proceed.
+    ///
+    /// A pass over a thousand due automations is a handful of statements: one `UPDATE … FROM
+    /// (VALUES …)` per [`ADVANCE_CHUNK`] marks, one multi-row insert for the fired jobs and one
+    /// per [`TICK_CHUNK`] tick records. (One statement per automation took most of a one-second
+    /// interval on PostgreSQL.)
     pub async fn advance_schedules(&self, batch: Vec<Advance>) -> Result<Vec<Option<Vec<TickEvent>>>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.write_tx().await?;
         let now = now_micros();
+        let mut moved: HashSet<(String, String)> = HashSet::new();
+        for chunk in batch.chunks(ADVANCE_CHUNK) {
+            let values = (0..chunk.len())
+                .map(|n| format!("(${}, ${}, ${}, ${})", 4 * n + 1, 4 * n + 2, 4 * n + 3, 4 * n + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // VALUES columns are named column1… on both backends.
+            let sql = format!(
+                "UPDATE schedule_state SET last_tick = v.column4 FROM (VALUES {values}) AS v \
+                 WHERE schedule_state.tenant_id = v.column1 AND schedule_state.automation = v.column2 \
+                 AND schedule_state.last_tick = v.column3 \
+                 RETURNING schedule_state.tenant_id, schedule_state.automation"
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            for a in chunk {
+                q = q.bind(&a.tenant).bind(&a.automation).bind(a.from).bind(a.to);
+            }
+            moved.extend(q.fetch_all(&mut *tx).await?);
+        }
+        // The fired ticks' jobs, in one insert.
+        let mut jobs = Vec::new();
+        for a in &batch {
+            if moved.contains(&(a.tenant.clone(), a.automation.clone())) {
+                for (_, outcome) in &a.ticks {
+                    if let TickOutcome::Fired(job) = outcome {
+                        jobs.push(job.clone());
+                    }
+                }
+            }
+        }
+        let mut job_ids = enqueue_in(&mut tx, &jobs).await?.into_iter().map(|e| e.id());
         let mut out = Vec::with_capacity(batch.len());
+        let mut records: Vec<(String, String, TickEvent)> = Vec::new();
         for a in batch {
-            let moved = sqlx::query(
-                "UPDATE schedule_state SET last_tick = $4 WHERE tenant_id = $1 AND automation = $2 AND last_tick = $3",
-            )
-            .bind(&a.tenant)
-            .bind(&a.automation)
-            .bind(a.from)
-            .bind(a.to)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved == 0 {
+            if !moved.contains(&(a.tenant.clone(), a.automation.clone())) {
                 out.push(None);
                 continue;
             }
             let mut events = Vec::with_capacity(a.ticks.len());
             for (tick, outcome) in a.ticks {
                 let (name, job_id, reason) = match outcome {
-                    TickOutcome::Fired(job) => {
-                        let id = enqueue_in(&mut tx, std::slice::from_ref(&job)).await?[0].id();
-                        ("fired", Some(id), None)
-                    }
+                    TickOutcome::Fired(_) => ("fired", job_ids.next(), None),
                     TickOutcome::Skipped(why) => ("skipped", None, Some(why)),
                     TickOutcome::Missed(why) => ("missed", None, Some(why)),
                 };
-                sqlx::query(
-                    "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, automation, tick) DO NOTHING",
-                )
-                .bind(&a.tenant)
-                .bind(&a.automation)
-                .bind(tick)
-                .bind(name)
-                .bind(job_id)
-                .bind(&reason)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                events.push(TickEvent {
+                let event = TickEvent {
                     tick,
                     outcome: name.to_string(),
                     job_id,
                     reason,
-                });
+                };
+                records.push((a.tenant.clone(), a.automation.clone(), event.clone()));
+                events.push(event);
             }
             out.push(Some(events));
+        }
+        for chunk in records.chunks(TICK_CHUNK) {
+            let values = (0..chunk.len())
+                .map(|n| {
+                    let p = 2 + 6 * n;
+                    format!("(${p}, ${}, ${}, ${}, ${}, ${}, $1)", p + 1, p + 2, p + 3, p + 4, p + 5)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
+                 VALUES {values} ON CONFLICT (tenant_id, automation, tick) DO NOTHING"
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (tenant, automation, e) in chunk {
+                q = q
+                    .bind(tenant)
+                    .bind(automation)
+                    .bind(e.tick)
+                    .bind(&e.outcome)
+                    .bind(e.job_id)
+                    .bind(&e.reason);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)

@@ -39,6 +39,8 @@ pub struct AutomationRow {
     pub enabled: bool,
     pub priority: i32,
     pub overlap: String,
+    /// Most runs at once (`overlap: queue` stores 1 here); `None` for no limit.
+    pub max_running: Option<u32>,
     pub catch_up: String,
 }
 
@@ -78,7 +80,18 @@ impl ApplyReport {
 }
 
 type AgentTuple = (String, String, String, String, Option<String>, Option<String>, String);
-type AutomationTuple = (String, String, String, String, String, i64, i64, String, String);
+type AutomationTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    Option<i64>,
+);
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -107,11 +120,13 @@ fn automation_row(t: AutomationTuple) -> Result<AutomationRow, StoreError> {
         priority: t.6 as i32,
         overlap: t.7,
         catch_up: t.8,
+        max_running: t.9.map(|n| n as u32),
     })
 }
 
 const AGENT_COLUMNS: &str = "tenant_id, name, role, plugin, model, instructions, config";
-const AUTOMATION_COLUMNS: &str = "tenant_id, name, agent, trigger_spec, input, enabled, priority, overlap, catch_up";
+const AUTOMATION_COLUMNS: &str =
+    "tenant_id, name, agent, trigger_spec, input, enabled, priority, overlap, catch_up, max_running";
 
 fn lower<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
@@ -143,6 +158,11 @@ fn automation_from_spec(tenant: &str, a: &AutomationSpec, trigger: &Trigger) -> 
         priority: a.priority,
         overlap: lower(&a.overlap),
         catch_up: lower(&a.catch_up),
+        // `queue` is a limit of one run at a time; the claim enforces both the same way.
+        max_running: match a.overlap {
+            mc_config::Overlap::Queue => Some(a.max_running.unwrap_or(1).min(1)),
+            _ => a.max_running,
+        },
     }
 }
 
@@ -168,13 +188,14 @@ fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
 
 fn automation_diff(old: &AutomationRow, new: &AutomationRow) -> Vec<String> {
     let mut f = Vec::new();
-    let pairs: [(&str, bool); 7] = [
+    let pairs: [(&str, bool); 8] = [
         ("agent", old.agent != new.agent),
         ("trigger", old.trigger != new.trigger),
         ("input", old.input != new.input),
         ("enabled", old.enabled != new.enabled),
         ("priority", old.priority != new.priority),
         ("overlap", old.overlap != new.overlap),
+        ("max_running", old.max_running != new.max_running),
         ("catch_up", old.catch_up != new.catch_up),
     ];
     for (name, changed) in pairs {
@@ -344,10 +365,11 @@ impl Store {
             };
             let sql = format!(
                 "INSERT INTO automations ({AUTOMATION_COLUMNS}, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $10) \
                  ON CONFLICT (tenant_id, name) DO UPDATE SET agent = excluded.agent, trigger_spec = excluded.trigger_spec, \
                  input = excluded.input, enabled = excluded.enabled, priority = excluded.priority, \
-                 overlap = excluded.overlap, catch_up = excluded.catch_up, updated_at = excluded.updated_at"
+                 overlap = excluded.overlap, catch_up = excluded.catch_up, max_running = excluded.max_running, \
+                 updated_at = excluded.updated_at"
             );
             if kind != ChangeKind::Unchanged {
                 sqlx::query(&sql)
@@ -361,6 +383,7 @@ impl Store {
                     .bind(&new.overlap)
                     .bind(&new.catch_up)
                     .bind(now)
+                    .bind(new.max_running.map(i64::from))
                     .execute(&mut *tx)
                     .await?;
             }

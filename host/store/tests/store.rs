@@ -166,7 +166,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -175,7 +175,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 4)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 5)"
     );
 }
 
@@ -558,6 +558,110 @@ async fn a_per_tenant_limit_caps_running_jobs_across_claims() {
         );
         store.complete("n1", first[0].id, "{}").await.unwrap();
         assert_eq!(store.claim_limited("n2", 10, LEASE, Some(3)).await.unwrap().len(), 1);
+        assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_automation_limit_holds_its_runs_back_without_blocking_others() {
+    on_both(|store| async move {
+        let limited = ACME
+            .replace(
+                "    trigger: { interval: 15m }\n",
+                "    trigger: { interval: 15m }\n    max_running: 2\n",
+            )
+            .replace(
+                "    input: { brief: \"Spring sale\" }\n",
+                "    input: { brief: \"Spring sale\" }\n    overlap: queue\n",
+            );
+        store.apply(&config(&limited)).await.unwrap();
+        // Ten runs of `kpis` (at most 2 at once) first in line, then two of `weekly-post`
+        // (`overlap: queue`: one at a time), then two without an automation.
+        let mut jobs: Vec<_> = (0..10).map(|n| job("acme", n)).collect();
+        for n in 0..2 {
+            jobs.push(mc_store::NewJob {
+                automation: Some("weekly-post".into()),
+                ..job("acme", 100 + n)
+            });
+        }
+        for n in 0..2 {
+            jobs.push(mc_store::NewJob {
+                automation: None,
+                ..job("acme", 200 + n)
+            });
+        }
+        store.enqueue(&jobs).await.unwrap();
+        let by_automation = |claimed: &[mc_store::ClaimedJob]| {
+            let mut names: Vec<String> = claimed
+                .iter()
+                .map(|j| j.automation.clone().unwrap_or_else(|| "-".into()))
+                .collect();
+            names.sort();
+            names
+        };
+        let first = store.claim("n1", 100, LEASE).await.unwrap();
+        assert_eq!(by_automation(&first), ["-", "-", "kpis", "kpis", "weekly-post"]);
+        assert!(
+            store.claim("n2", 100, LEASE).await.unwrap().is_empty(),
+            "both automations are at their limits"
+        );
+        let kpis = first.iter().find(|j| j.automation.as_deref() == Some("kpis")).unwrap();
+        store.complete("n1", kpis.id, "{}").await.unwrap();
+        let weekly = first
+            .iter()
+            .find(|j| j.automation.as_deref() == Some("weekly-post"))
+            .unwrap();
+        store.fail("n1", weekly.id, "trap", "boom", false).await.unwrap();
+        let next = store.claim("n2", 100, LEASE).await.unwrap();
+        assert_eq!(by_automation(&next), ["kpis", "weekly-post"]);
+        assert_counters(&store, "acme").await;
+
+        let absurd = ACME.replace(
+            "    trigger: { interval: 15m }\n",
+            "    trigger: { interval: 15m }\n    max_running: 0\n",
+        );
+        assert_eq!(
+            mc_config::parse(&absurd, &Known::default()).unwrap_err().to_string(),
+            "line 19, column 18: automations[1].max_running: max_running must be between 1 and 1000, got 0"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_with_repeated_and_existing_keys_creates_each_key_once() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let keyed = |key: &str, n| mc_store::NewJob {
+            idempotency_key: Some(key.into()),
+            ..job("acme", n)
+        };
+        let first = store.enqueue(&[keyed("a", 0)]).await.unwrap();
+        let batch = store
+            .enqueue(&[
+                job("acme", 1),
+                keyed("a", 2),
+                keyed("b", 3),
+                keyed("b", 4),
+                job("acme", 5),
+            ])
+            .await
+            .unwrap();
+        use mc_store::Enqueued::{Created, Duplicate};
+        assert!(matches!(batch[0], Created(_)));
+        assert_eq!(batch[1], Duplicate(first[0].id()));
+        assert!(matches!(batch[2], Created(_)));
+        assert_eq!(batch[3], Duplicate(batch[2].id()));
+        assert!(matches!(batch[4], Created(_)));
+        // Each created id holds the job given at its position.
+        let rows = store.jobs("acme", 10).await.unwrap();
+        assert_eq!(rows.len(), 4);
+        let claimed = store.claim("n", 10, LEASE).await.unwrap();
+        for (i, n) in [(0, 1), (2, 3), (4, 5)] {
+            let j = claimed.iter().find(|j| j.id == batch[i].id()).unwrap();
+            assert_eq!(j.input, format!("{{\"n\":{n}}}"));
+        }
         assert_counters(&store, "acme").await;
     })
     .await;

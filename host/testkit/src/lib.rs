@@ -1,11 +1,16 @@
 //! Test support shared by the crates whose tests need a database: a fresh SQLite file, or a fresh
 //! PostgreSQL database on the local server (127.0.0.1:5432, user postgres, trust auth) created for
-//! the test and dropped after it.
+//! the test and dropped after it; and a private PostgreSQL server ([`PgCluster`]) for tests that
+//! restart the database.
+
+mod cluster;
 
 use std::future::Future;
 
 use mc_store::Store;
 use sqlx::Connection;
+
+pub use cluster::PgCluster;
 
 /// The maintenance database used to create and drop test databases.
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
