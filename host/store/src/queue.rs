@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sqlx::{Any, Transaction};
 
-use crate::{Backend, Store, StoreError, now_micros};
+use crate::{Backend, Placeholders, Store, StoreError, now_micros};
 
 /// One priority level is worth this much waiting: a job waiting this long ranks with a job one
 /// level above it that has just arrived. Ten seconds lets urgent work jump ahead while bounding a
@@ -27,8 +27,8 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// Most attempts a job may be given (the first run plus retries).
 pub const MAX_ATTEMPTS: u32 = 25;
-/// Jobs completed per statement: keeps the bound parameters (two per job) well under SQLite's
-/// limit of 32,766.
+/// Jobs completed per statement (one bound parameter each, the output): bounds the statement's
+/// size and the `CASE` that picks each row's output.
 const COMPLETE_CHUNK: usize = 400;
 /// Jobs inserted per statement: twelve bound parameters each keeps a statement well under
 /// SQLite's limit of 32,766.
@@ -424,23 +424,26 @@ impl Store {
         // One statement per chunk: `output = CASE id WHEN … END`, so a batch costs a few round
         // trips instead of one per job.
         for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
+            // Ids and `now` are integers of ours, safe to write into the statement; outputs and the
+            // node id are bound, in the order their placeholders appear.
+            let mut p = Placeholders::for_conn(&tx);
             let mut case = String::from("CASE id");
-            for i in 0..chunk.len() {
-                case.push_str(&format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i));
+            for (id, _) in chunk {
+                case.push_str(&format!(" WHEN {id} THEN {}", p.next()));
             }
             case.push_str(" END");
             let ids = chunk.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>().join(",");
             let sql = format!(
-                "UPDATE jobs SET state = 'succeeded', output = {case}, finished_at = $2, lease_until = NULL \
-                 WHERE id IN ({ids}) AND claimed_by = $1 AND state = 'running' \
-                 RETURNING id, tenant_id, automation"
+                "UPDATE jobs SET state = 'succeeded', output = {case}, finished_at = {now}, lease_until = NULL \
+                 WHERE id IN ({ids}) AND claimed_by = {} AND state = 'running' \
+                 RETURNING id, tenant_id, automation",
+                p.next()
             );
-            let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
-                .bind(node)
-                .bind(now);
-            for (id, output) in chunk {
-                q = q.bind(*id).bind(output.as_str());
+            let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql);
+            for (_, output) in chunk {
+                q = q.bind(output.as_str());
             }
+            q = q.bind(node);
             let done = q.fetch_all(&mut *tx).await?;
             for (id, tenant, automation) in done {
                 if let Some(pos) = chunk.iter().position(|(i, _)| *i == id) {
@@ -742,26 +745,19 @@ pub(crate) async fn enqueue_in(
     let mut added: BTreeMap<&str, i64> = BTreeMap::new();
     let mut skipped: Vec<usize> = Vec::new();
     for chunk in fresh.chunks(ENQUEUE_CHUNK) {
-        let mut sql = String::from(
+        let mut p = Placeholders::for_conn(tx);
+        // `now` is an integer we computed, so writing it into the statement is safe; it keeps the
+        // placeholders in binding order.
+        let rows: Vec<String> = chunk.iter().map(|_| p.row(12)).collect();
+        let rows: Vec<String> = rows.iter().map(|r| format!("({now}, 0, {}", &r[1..])).collect();
+        let sql = format!(
             "INSERT INTO jobs (created_at, attempt, tenant_id, automation, agent, plugin, input, trigger_kind, priority, \
-             rank_key, state, max_attempts, run_at, idempotency_key) VALUES ",
-        );
-        for n in 0..chunk.len() {
-            let p = 2 + n * 12;
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("($1, 0, ${}", p));
-            for k in 1..12 {
-                sql.push_str(&format!(", ${}", p + k));
-            }
-            sql.push(')');
-        }
-        sql.push_str(
-            " ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             rank_key, state, max_attempts, run_at, idempotency_key) VALUES {} \
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id, tenant_id, idempotency_key",
+            rows.join(", ")
         );
-        let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql).bind(now);
+        let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql);
         for &i in chunk {
             let j = &jobs[i];
             let run_at = j.run_at.unwrap_or(now);

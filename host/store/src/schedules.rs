@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use mc_config::Trigger;
 
 use crate::queue::{NewJob, enqueue_in};
-use crate::{Store, StoreError, now_micros};
+use crate::{Placeholders, Store, StoreError, now_micros};
 
 /// Schedule marks compared and set per statement (four parameters each).
 const ADVANCE_CHUNK: usize = 500;
@@ -124,19 +124,22 @@ impl Store {
     /// Sets the first mark of automations the scheduler has not seen; a mark that exists wins.
     pub async fn init_schedules(&self, automations: &[(String, String)], tick: i64) -> Result<(), StoreError> {
         for chunk in automations.chunks(ADVANCE_CHUNK) {
-            let values = (0..chunk.len())
-                .map(|n| format!("(${}, ${}, $1)", 2 + 2 * n, 3 + 2 * n))
+            let mut conn = self.pool().acquire().await?;
+            let mut p = Placeholders::for_conn(&conn);
+            let values = chunk
+                .iter()
+                .map(|_| format!("{}, {tick})", p.row(2).trim_end_matches(')')))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
                 "INSERT INTO schedule_state (tenant_id, automation, last_tick) VALUES {values} \
                  ON CONFLICT (tenant_id, automation) DO NOTHING"
             );
-            let mut q = sqlx::query(&sql).bind(tick);
+            let mut q = sqlx::query(&sql);
             for (tenant, automation) in chunk {
                 q = q.bind(tenant).bind(automation);
             }
-            q.execute(self.pool()).await?;
+            q.execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -178,10 +181,8 @@ impl Store {
         let now = now_micros();
         let mut moved: HashSet<(String, String)> = HashSet::new();
         for chunk in batch.chunks(ADVANCE_CHUNK) {
-            let values = (0..chunk.len())
-                .map(|n| format!("(${}, ${}, ${}, ${})", 4 * n + 1, 4 * n + 2, 4 * n + 3, 4 * n + 4))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let mut p = Placeholders::for_conn(&tx);
+            let values = chunk.iter().map(|_| p.row(4)).collect::<Vec<_>>().join(", ");
             // VALUES columns are named column1… on both backends.
             let sql = format!(
                 "UPDATE schedule_state SET last_tick = v.column4 FROM (VALUES {values}) AS v \
@@ -233,18 +234,18 @@ impl Store {
             out.push(Some(events));
         }
         for chunk in records.chunks(TICK_CHUNK) {
-            let values = (0..chunk.len())
-                .map(|n| {
-                    let p = 2 + 6 * n;
-                    format!("(${p}, ${}, ${}, ${}, ${}, ${}, $1)", p + 1, p + 2, p + 3, p + 4, p + 5)
-                })
+            let mut p = Placeholders::for_conn(&tx);
+            // `now` is our integer, safe to write into the statement.
+            let values = chunk
+                .iter()
+                .map(|_| format!("{}, {now})", p.row(6).trim_end_matches(')')))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
                 "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
                  VALUES {values} ON CONFLICT (tenant_id, automation, tick) DO NOTHING"
             );
-            let mut q = sqlx::query(&sql).bind(now);
+            let mut q = sqlx::query(&sql);
             for (tenant, automation, e) in chunk {
                 q = q
                     .bind(tenant)
