@@ -1,6 +1,7 @@
 //! Queue throughput (`cargo bench -p mc-engine --bench queue`): N jobs of the trivial plugin
 //! through enqueue → claim → run → complete, on SQLite and on PostgreSQL (a fresh database on the
-//! local server), with the engine's own worker pass. Prints jobs per second for each phase.
+//! local server), with the engine's serving loop (what `missionctl serve` runs). Prints jobs per
+//! second for each phase, and graphile-worker's figures on the same server in the same run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use mc_testkit::TestDb;
 const DEFAULT_JOBS: usize = 100_000;
 /// Jobs enqueued per transaction.
 const ENQUEUE_BATCH: usize = 1_000;
-/// Jobs claimed (and then run concurrently) per worker pass.
-const CLAIM_BATCH: usize = 500;
+/// Worker slots of the node: jobs claimed and running at once.
+const WORKERS: usize = 1_000;
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -51,23 +52,34 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
     let enqueue = t.elapsed();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("test-component-cache")),
-        max_instances: CLAIM_BATCH as u32 + 8,
+        max_instances: WORKERS as u32 + 8,
         ..RuntimeConfig::default()
     })
     .unwrap();
+    let mut config = EngineConfig::new("bench", target_dir().join("wasm32-wasip2/plugin"));
+    config.workers = WORKERS;
     let engine = Arc::new(Engine::new(
         store.clone(),
         runtime,
-        EngineConfig::new("bench", target_dir().join("wasm32-wasip2/plugin")),
+        config,
         Arc::new(mc_ai::OfflineProvider),
     ));
+    // The serving loop `missionctl serve` runs: claims, runs and commits overlap. It stops once
+    // the tenant's counters show nothing available or running.
     let t = Instant::now();
-    let mut done = 0;
-    while done < jobs {
-        let n = engine.work_once(CLAIM_BATCH).await.unwrap();
-        assert!(n > 0, "the queue ran dry after {done} jobs");
-        done += n;
-    }
+    let watcher = store.clone();
+    engine
+        .clone()
+        .run(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                if watcher.queue_counts("bench").await.unwrap() == (0, 0) {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap();
     let run = t.elapsed();
     let succeeded = store
         .jobs("bench", jobs as i64)
@@ -83,6 +95,58 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         jobs as f64 / run.as_secs_f64()
     );
     db.finish().await;
+}
+
+/// graphile-worker (npm) on the same PostgreSQL server, in this run: `benches/graphile/run.mjs`
+/// in a fresh database per configuration. Prints a row per configuration, or why it was skipped.
+async fn graphile(jobs: usize) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/graphile");
+    let has = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has("node") || !has("npm") {
+        println!("| graphile-worker | skipped: node and npm are not installed | | |");
+        return;
+    }
+    if !dir.join("node_modules").is_dir() {
+        let ci = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status();
+        if !ci.is_ok_and(|s| s.success()) {
+            println!(
+                "| graphile-worker | skipped: `npm ci` failed in {} | | |",
+                dir.display()
+            );
+            return;
+        }
+    }
+    for (mode, processes) in [("default", 1), ("batched", 1), ("batched", 2)] {
+        let db = TestDb::postgres().await;
+        // Blocking is fine here: nothing else runs while the baseline does.
+        let out = std::process::Command::new("node")
+            .arg(dir.join("run.mjs"))
+            .args(["--database-url", &db.url, "--jobs", &jobs.to_string(), "--mode", mode])
+            .args(["--processes", &processes.to_string()])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("run node");
+        db.finish().await;
+        let line = String::from_utf8_lossy(&out.stdout);
+        let parsed: Option<serde_json::Value> = line.lines().last().and_then(|l| serde_json::from_str(l).ok());
+        match parsed {
+            Some(v) if out.status.success() => println!(
+                "| graphile-worker 0.17.3, {mode}, {processes} process{} (JavaScript no-op) | {jobs} | {:.0} | {:.0} |",
+                if processes == 1 { "" } else { "es" },
+                v["enqueue_per_sec"].as_f64().unwrap_or(0.0),
+                v["drain_per_sec"].as_f64().unwrap_or(0.0)
+            ),
+            _ => println!("| graphile-worker, {mode}, {processes} | failed: {} | | |", line.trim()),
+        }
+    }
 }
 
 fn main() {
@@ -101,7 +165,17 @@ fn main() {
     println!("| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s |");
     println!("|---|---|---|---|");
     rt.block_on(async {
-        measure("SQLite (WAL, one file)", TestDb::sqlite().await, jobs).await;
-        measure("PostgreSQL 15 (loopback)", TestDb::postgres().await, jobs).await;
+        // `MC_BENCH_ONLY=sqlite|postgres|graphile` runs one part (for profiling).
+        let only = std::env::var("MC_BENCH_ONLY").ok();
+        let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+        if part("sqlite") {
+            measure("SQLite (WAL, one file)", TestDb::sqlite().await, jobs).await;
+        }
+        if part("postgres") {
+            measure("PostgreSQL 15 (loopback)", TestDb::postgres().await, jobs).await;
+        }
+        if part("graphile") {
+            graphile(jobs).await;
+        }
     });
 }

@@ -12,6 +12,10 @@ use mc_runtime::{Runtime, RuntimeConfig};
 use mc_testkit::TestDb;
 
 const SCHEDULES: usize = 1_000;
+/// Worker slots of the node: every automation ticks at the same instant, so a node that should
+/// start a thousand runs at once needs a thousand slots (slots are tasks; runs that wait on AI
+/// calls hold no thread).
+const WORKERS: usize = 1_000;
 const DEFAULT_SECS: u64 = 60;
 
 fn target_dir() -> PathBuf {
@@ -38,12 +42,12 @@ async fn measure(name: &str, db: TestDb, secs: u64) {
         .unwrap();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("test-component-cache")),
-        max_instances: 128,
+        max_instances: WORKERS as u32 + 8,
         ..RuntimeConfig::default()
     })
     .unwrap();
     let mut config = EngineConfig::new("bench", target_dir().join("wasm32-wasip2/plugin"));
-    config.workers = 64;
+    config.workers = WORKERS;
     let engine = Arc::new(Engine::new(
         db.store.clone(),
         runtime,

@@ -23,7 +23,7 @@ use mc_runtime::{CancelToken, KvStore, Plugin, Runtime};
 use mc_store::Store;
 
 pub use kv::StoreKv;
-pub use scheduler::{CATCH_UP_GRACE, MAX_TICKS_PER_PASS};
+pub use scheduler::{CATCH_UP_GRACE, MAX_TICKS_PER_PASS, PREPARE_AHEAD};
 
 /// Attempts a scheduled job gets (the first run and two retries) unless configured otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -43,6 +43,8 @@ pub struct EngineConfig {
     pub poll: Duration,
     /// How often the scheduler evaluates the schedules.
     pub schedule_every: Duration,
+    /// How far ahead of a tick the scheduler enqueues its job (see [`PREPARE_AHEAD`]).
+    pub prepare_ahead: Duration,
     /// How long running jobs may finish after shutdown is requested.
     pub grace: Duration,
     /// Most jobs of one tenant running at once across all nodes; `None` for no limit.
@@ -59,6 +61,7 @@ impl EngineConfig {
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(200),
             schedule_every: Duration::from_millis(250),
+            prepare_ahead: PREPARE_AHEAD,
             grace: Duration::from_secs(10),
             tenant_max_running: None,
         }
@@ -75,6 +78,8 @@ pub struct Engine {
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Cancel handles of the jobs running on this node, by job id.
     running: Mutex<HashMap<i64, CancelToken>>,
+    /// The scheduler's list of schedules between passes.
+    schedules: Mutex<Option<scheduler::ScheduleCache>>,
     /// Wakes idle workers when this node enqueued work, so a fired tick starts at once instead of
     /// at the next poll.
     wake: tokio::sync::Notify,
@@ -110,6 +115,7 @@ impl Engine {
             kv,
             plugins: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            schedules: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         }
     }

@@ -140,6 +140,17 @@ impl Engine {
         })
     }
 
+    /// The agents a batch of jobs runs as, each read once.
+    async fn agents_of(&self, jobs: &[ClaimedJob]) -> Result<HashMap<(String, String), Option<AgentRow>>, EngineError> {
+        let mut agents: HashMap<(String, String), Option<AgentRow>> = HashMap::new();
+        for j in jobs {
+            if let std::collections::hash_map::Entry::Vacant(slot) = agents.entry((j.tenant.clone(), j.agent.clone())) {
+                slot.insert(self.store.tenant(&j.tenant).agent(&j.agent).await?);
+            }
+        }
+        Ok(agents)
+    }
+
     /// Records a failed execution against the job's lease.
     async fn record_failure(&self, id: i64, kind: &str, error: &str, retryable: bool) -> Result<(), EngineError> {
         let node = &self.config.node_id;
@@ -171,12 +182,7 @@ impl Engine {
             )
             .await?;
         let n = jobs.len();
-        let mut agents: HashMap<(String, String), Option<AgentRow>> = HashMap::new();
-        for j in &jobs {
-            if let std::collections::hash_map::Entry::Vacant(slot) = agents.entry((j.tenant.clone(), j.agent.clone())) {
-                slot.insert(self.store.tenant(&j.tenant).agent(&j.agent).await?);
-            }
-        }
+        let agents = self.agents_of(&jobs).await?;
         let mut set = JoinSet::new();
         for job in jobs {
             let engine = self.clone();
@@ -242,11 +248,20 @@ impl Engine {
                 Vec::new()
             };
             let idle = claimed.is_empty();
+            let agents = match self.agents_of(&claimed).await {
+                Ok(agents) => agents,
+                Err(e) => {
+                    // The jobs stay claimed; each looks its agent up itself.
+                    tracing::warn!(error = %e, "reading the batch's agents failed");
+                    HashMap::new()
+                }
+            };
             for job in claimed {
                 let engine = self.clone();
                 let done = done.clone();
+                let agent = agents.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
                 set.spawn(async move {
-                    match engine.execute(&job, None).await? {
+                    match engine.execute(&job, agent).await? {
                         Execution::Succeeded(output) => {
                             // The recorder outlives every job task (it ends when all senders are gone).
                             let _ = done.send((job.id, output));

@@ -83,9 +83,9 @@ async fn ticks_fire_once_and_catch_up_follows_the_policy() {
         let t0 = at("2026-03-28T12:00:00Z");
         // First sight marks the schedules; nothing before an automation existed is "missed".
         assert_eq!(e.schedule_once(t0).await.unwrap(), 0);
-        // 3.5 s later: three interval ticks are due; catch-up "once" runs the latest.
+        // 3.2 s later: three interval ticks are due; catch-up "once" runs the latest.
         let fired = e
-            .schedule_once(Timestamp::from_microsecond(t0.as_microsecond() + 3_500_000).unwrap())
+            .schedule_once(Timestamp::from_microsecond(t0.as_microsecond() + 3_200_000).unwrap())
             .await
             .unwrap();
         assert_eq!(fired, 2, "every-second once, failing once");
@@ -97,14 +97,14 @@ async fn ticks_fire_once_and_catch_up_follows_the_policy() {
         let again = engine(&store, "node-a");
         assert_eq!(
             again
-                .schedule_once(Timestamp::from_microsecond(t0.as_microsecond() + 3_500_000).unwrap())
+                .schedule_once(Timestamp::from_microsecond(t0.as_microsecond() + 3_200_000).unwrap())
                 .await
                 .unwrap(),
             0
         );
 
         // The next tick comes while the last run has not finished: overlap "skip" records it.
-        let t4 = Timestamp::from_microsecond(t0.as_microsecond() + 4_000_000).unwrap();
+        let t4 = Timestamp::from_microsecond(t0.as_microsecond() + 4_200_000).unwrap();
         assert_eq!(
             again.schedule_once(t4).await.unwrap(),
             1,
@@ -113,6 +113,22 @@ async fn ticks_fire_once_and_catch_up_follows_the_policy() {
         let events = store.tick_events("acme", "every-second", 10).await.unwrap();
         assert_eq!(events[0].outcome, "skipped");
         assert!(events[0].reason.as_deref().unwrap().contains("overlap policy: skip"));
+
+        // Ticks less than PREPARE_AHEAD away are prepared: at 4.6 s the job of `failing`'s 5 s
+        // tick is enqueued, claimable from 5 s on. `every-second` is busy, so whether its 5 s
+        // tick is skipped is left to the pass at 5 s.
+        let t46 = Timestamp::from_microsecond(t0.as_microsecond() + 4_600_000).unwrap();
+        assert_eq!(again.schedule_once(t46).await.unwrap(), 1);
+        let prepared = &store.jobs("acme", 1).await.unwrap()[0];
+        assert_eq!(
+            (prepared.automation.as_deref(), prepared.run_at),
+            (Some("failing"), t0.as_microsecond() + 5_000_000)
+        );
+        assert_eq!(
+            store.tick_events("acme", "every-second", 1).await.unwrap()[0].tick,
+            t0.as_microsecond() + 4_000_000,
+            "not decided ahead"
+        );
 
         // Catch-up "all" runs each missed nightly tick, across the DST change of 29 March 2026:
         // 02:00 does not exist in Berlin that night, so that tick runs at 03:00 CEST (01:00 UTC).
@@ -174,9 +190,9 @@ async fn workers_run_jobs_and_retry_failures_with_backoff() {
         let e = engine(&store, "worker-1");
         let t0 = Timestamp::now();
         e.schedule_once(t0).await.unwrap();
-        e.schedule_once(Timestamp::from_microsecond(t0.as_microsecond() + 1_000_000).unwrap())
-            .await
-            .unwrap();
+        // Jobs are claimable from their tick on, so this test runs on the real clock.
+        tokio::time::sleep(Duration::from_millis(1_050)).await;
+        e.schedule_once(Timestamp::now()).await.unwrap();
         assert_eq!(e.work_once(10).await.unwrap(), 2);
         let jobs = store.jobs("acme", 10).await.unwrap();
         let echo = jobs
@@ -196,15 +212,16 @@ async fn workers_run_jobs_and_retry_failures_with_backoff() {
             failing.error.as_deref(),
             Some("plugin error (upstream): the upstream service said no")
         );
-        // After its backoff, the retry runs.
-        store.stage_due(mc_store::now_micros() + 2_000_000).await.unwrap();
+        // After its backoff (at most a second for the first retry), the retry runs.
+        let failing_id = failing.id;
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert_eq!(e.work_once(10).await.unwrap(), 1);
         let failing = store
             .jobs("acme", 10)
             .await
             .unwrap()
             .into_iter()
-            .find(|j| j.automation.as_deref() == Some("failing"))
+            .find(|j| j.id == failing_id)
             .unwrap();
         assert_eq!((failing.state.as_str(), failing.attempt), ("scheduled", 2));
     })

@@ -15,23 +15,25 @@ use std::time::Duration;
 
 use sqlx::{Any, Transaction};
 
-use crate::{Backend, Placeholders, Store, StoreError, now_micros};
+use crate::{Backend, Placeholders, Store, StoreError, json_rows, now_micros};
 
 /// One priority level is worth this much waiting: a job waiting this long ranks with a job one
 /// level above it that has just arrived. Ten seconds lets urgent work jump ahead while bounding a
 /// background job's wait behind a flood of urgent ones.
 pub const PRIORITY_STEP: Duration = Duration::from_secs(10);
+/// A job due within this long is enqueued straight into the available state, and claims take
+/// it from its `run_at` on: the scheduler prepares a tick's jobs this far ahead, so at the tick
+/// they only need claiming. Further out, a job waits in the scheduled state until staged.
+pub const AVAILABLE_AHEAD: Duration = Duration::from_secs(1);
 /// First retry delay; each further attempt doubles it.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// Most attempts a job may be given (the first run plus retries).
 pub const MAX_ATTEMPTS: u32 = 25;
-/// Jobs completed per statement (one bound parameter each, the output): bounds the statement's
-/// size and the `CASE` that picks each row's output.
+/// Jobs completed per statement: bounds the size of one statement's JSON document.
 const COMPLETE_CHUNK: usize = 400;
-/// Jobs inserted per statement: twelve bound parameters each keeps a statement well under
-/// SQLite's limit of 32,766.
+/// Jobs inserted per statement: bounds the size of one statement's JSON document.
 const ENQUEUE_CHUNK: usize = 1_000;
 /// Attempts a follow-up (`after`) job gets.
 const FOLLOW_UP_ATTEMPTS: u32 = 3;
@@ -319,13 +321,14 @@ impl Store {
                    CASE WHEN a.max_running IS NULL THEN 0 ELSE \
                      (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.automation = j.automation AND r.state = 'running') END \
                  FROM jobs j LEFT JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
-                 WHERE j.tenant_id = $1 AND j.state = 'available' AND (a.max_running IS NULL OR a.max_running > \
+                 WHERE j.tenant_id = $1 AND j.state = 'available' AND j.run_at <= $3 AND (a.max_running IS NULL OR a.max_running > \
                    (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.automation = j.automation AND r.state = 'running')) \
                  ORDER BY j.rank_key DESC, j.id LIMIT $2{}",
                 if skip_locked.is_empty() { "" } else { " FOR UPDATE OF j SKIP LOCKED" }
             ))
             .bind(tenant)
             .bind(limit as i64)
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
             let ids = within_automation_limits(candidates);
@@ -421,29 +424,24 @@ impl Store {
         let now = now_micros();
         let mut recorded = vec![false; results.len()];
         let mut finished: BTreeMap<String, i64> = Default::default();
-        // One statement per chunk: `output = CASE id WHEN … END`, so a batch costs a few round
-        // trips instead of one per job.
+        // One statement per chunk, so a batch costs a few round trips instead of one per job.
         for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
-            // Ids and `now` are integers of ours, safe to write into the statement; outputs and the
-            // node id are bound, in the order their placeholders appear.
+            // `now` is an integer of ours, safe to write into the statement.
             let mut p = Placeholders::for_conn(&tx);
-            let mut case = String::from("CASE id");
-            for (id, _) in chunk {
-                case.push_str(&format!(" WHEN {id} THEN {}", p.next()));
-            }
-            case.push_str(" END");
-            let ids = chunk.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>().join(",");
             let sql = format!(
-                "UPDATE jobs SET state = 'succeeded', output = {case}, finished_at = {now}, lease_until = NULL \
-                 WHERE id IN ({ids}) AND claimed_by = {} AND state = 'running' \
-                 RETURNING id, tenant_id, automation",
+                "UPDATE jobs SET state = 'succeeded', output = r.value ->> 1, finished_at = {now}, lease_until = NULL \
+                 FROM {} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
+                 RETURNING jobs.id, jobs.tenant_id, jobs.automation",
+                p.json_rows(),
                 p.next()
             );
-            let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql);
-            for (_, output) in chunk {
-                q = q.bind(output.as_str());
-            }
-            q = q.bind(node);
+            let rows = chunk
+                .iter()
+                .map(|(id, output)| serde_json::json!([id, output]))
+                .collect();
+            let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
+                .bind(json_rows(rows))
+                .bind(node);
             let done = q.fetch_all(&mut *tx).await?;
             for (id, tenant, automation) in done {
                 if let Some(pos) = chunk.iter().position(|(i, _)| *i == id) {
@@ -712,10 +710,10 @@ async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) 
 /// Adds jobs inside `tx` (see [`Store::enqueue`]); the scheduler uses it to enqueue a tick's job
 /// in the same transaction that records the tick.
 ///
-/// One multi-row `INSERT … ON CONFLICT DO NOTHING` per [`ENQUEUE_CHUNK`] jobs: a job whose
+/// One `INSERT … SELECT` over a JSON array per [`ENQUEUE_CHUNK`] jobs: a job whose
 /// idempotency key exists is skipped by the database itself (on PostgreSQL a concurrent insert of
 /// the same key waits for the other transaction instead of failing), and its existing id is then
-/// read back. Ids are assigned in the order of the VALUES rows on both backends, so the created
+/// read back. Ids are assigned in the order of the array's elements on both backends, so the created
 /// rows, sorted by id, line up with the jobs that were not skipped.
 pub(crate) async fn enqueue_in(
     tx: &mut Transaction<'static, Any>,
@@ -746,36 +744,45 @@ pub(crate) async fn enqueue_in(
     let mut skipped: Vec<usize> = Vec::new();
     for chunk in fresh.chunks(ENQUEUE_CHUNK) {
         let mut p = Placeholders::for_conn(tx);
-        // `now` is an integer we computed, so writing it into the statement is safe; it keeps the
-        // placeholders in binding order.
-        let rows: Vec<String> = chunk.iter().map(|_| p.row(12)).collect();
-        let rows: Vec<String> = rows.iter().map(|r| format!("({now}, 0, {}", &r[1..])).collect();
+        // `now` is an integer of ours, safe to write into the statement. (`WHERE true` keeps
+        // SQLite from reading `ON CONFLICT` as a join constraint of the SELECT.)
         let sql = format!(
             "INSERT INTO jobs (created_at, attempt, tenant_id, automation, agent, plugin, input, trigger_kind, priority, \
-             rank_key, state, max_attempts, run_at, idempotency_key) VALUES {} \
+             rank_key, state, max_attempts, run_at, idempotency_key) \
+             SELECT {now}, 0, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, \
+             CAST(r.value ->> 6 AS BIGINT), CAST(r.value ->> 7 AS BIGINT), r.value ->> 8, CAST(r.value ->> 9 AS BIGINT), \
+             CAST(r.value ->> 10 AS BIGINT), r.value ->> 11 FROM {} WHERE true \
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id, tenant_id, idempotency_key",
-            rows.join(", ")
+            p.json_rows()
         );
-        let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql);
-        for &i in chunk {
-            let j = &jobs[i];
-            let run_at = j.run_at.unwrap_or(now);
-            let state = if run_at <= now { "available" } else { "scheduled" };
-            q = q
-                .bind(&j.tenant)
-                .bind(&j.automation)
-                .bind(&j.agent)
-                .bind(&j.plugin)
-                .bind(&j.input)
-                .bind(&j.trigger)
-                .bind(i64::from(j.priority))
-                .bind(rank_key(j.priority, run_at))
-                .bind(state)
-                .bind(i64::from(j.max_attempts))
-                .bind(run_at)
-                .bind(&j.idempotency_key);
-        }
+        let rows = chunk
+            .iter()
+            .map(|&i| {
+                let j = &jobs[i];
+                let run_at = j.run_at.unwrap_or(now);
+                let state = if run_at <= now + AVAILABLE_AHEAD.as_micros() as i64 {
+                    "available"
+                } else {
+                    "scheduled"
+                };
+                serde_json::json!([
+                    j.tenant,
+                    j.automation,
+                    j.agent,
+                    j.plugin,
+                    j.input,
+                    j.trigger,
+                    j.priority,
+                    rank_key(j.priority, run_at),
+                    state,
+                    j.max_attempts,
+                    run_at,
+                    j.idempotency_key
+                ])
+            })
+            .collect();
+        let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql).bind(json_rows(rows));
         let mut created = q.fetch_all(&mut **tx).await?;
         created.sort_unstable_by_key(|(id, _, _)| *id);
         let created_keys: HashSet<(&str, &str)> = created
@@ -797,7 +804,7 @@ pub(crate) async fn enqueue_in(
                 .next()
                 .ok_or_else(|| StoreError::Corrupt("an enqueued job returned no id".into()))?;
             out[i] = Some(Enqueued::Created(id));
-            if j.run_at.unwrap_or(now) <= now {
+            if j.run_at.unwrap_or(now) <= now + AVAILABLE_AHEAD.as_micros() as i64 {
                 *added.entry(j.tenant.as_str()).or_default() += 1;
             }
         }

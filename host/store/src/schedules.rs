@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use mc_config::Trigger;
 
 use crate::queue::{NewJob, enqueue_in};
-use crate::{Placeholders, Store, StoreError, now_micros};
+use crate::{Placeholders, Store, StoreError, json_rows, now_micros};
 
-/// Schedule marks compared and set per statement (four parameters each).
-const ADVANCE_CHUNK: usize = 500;
-/// Tick records inserted per statement (six parameters each).
+/// Schedule marks compared and set per statement: bounds one statement's JSON document.
+const ADVANCE_CHUNK: usize = 1_000;
+/// Tick records inserted per statement: bounds one statement's JSON document.
 const TICK_CHUNK: usize = 1_000;
 
 /// An automation the scheduler evaluates: enabled and time-triggered (cron, interval, at).
@@ -121,24 +121,36 @@ impl Store {
         Ok(out)
     }
 
+    /// A fingerprint of every automation and agent definition: it changes whenever one is
+    /// created, updated or deleted, so the scheduler can keep its list of schedules between passes
+    /// and re-read it only then. (Counts and a sum of the update times rather than the latest
+    /// update time: another node's clock may lag, so a change can carry an older time.)
+    pub async fn schedule_fingerprint(&self) -> Result<(i64, i64, i64, i64), StoreError> {
+        let row: (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM automations), \
+                    (SELECT CAST(COALESCE(SUM(updated_at % 1000003), 0) AS BIGINT) FROM automations), \
+                    (SELECT COUNT(*) FROM agents), \
+                    (SELECT CAST(COALESCE(SUM(updated_at % 1000003), 0) AS BIGINT) FROM agents)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row)
+    }
+
     /// Sets the first mark of automations the scheduler has not seen; a mark that exists wins.
     pub async fn init_schedules(&self, automations: &[(String, String)], tick: i64) -> Result<(), StoreError> {
         for chunk in automations.chunks(ADVANCE_CHUNK) {
             let mut conn = self.pool().acquire().await?;
             let mut p = Placeholders::for_conn(&conn);
-            let values = chunk
-                .iter()
-                .map(|_| format!("{}, {tick})", p.row(2).trim_end_matches(')')))
-                .collect::<Vec<_>>()
-                .join(", ");
+            // `tick` is an integer of ours, safe to write into the statement.
             let sql = format!(
-                "INSERT INTO schedule_state (tenant_id, automation, last_tick) VALUES {values} \
-                 ON CONFLICT (tenant_id, automation) DO NOTHING"
+                "INSERT INTO schedule_state (tenant_id, automation, last_tick) \
+                 SELECT r.value ->> 0, r.value ->> 1, {tick} FROM {} WHERE true \
+                 ON CONFLICT (tenant_id, automation) DO NOTHING",
+                p.json_rows()
             );
-            let mut q = sqlx::query(&sql);
-            for (tenant, automation) in chunk {
-                q = q.bind(tenant).bind(automation);
-            }
+            let rows = chunk.iter().map(|(t, a)| serde_json::json!([t, a])).collect();
+            let q = sqlx::query(&sql).bind(json_rows(rows));
             q.execute(&mut *conn).await?;
         }
         Ok(())
@@ -169,10 +181,10 @@ impl Store {
     /// Each item's mark is compared and set on its own: an item another node handled yields
     /// `None` and writes nothing, the others proceed.
     ///
-    /// A pass over a thousand due automations is a handful of statements: one `UPDATE … FROM
-    /// (VALUES …)` per [`ADVANCE_CHUNK`] marks, one multi-row insert for the fired jobs and one
-    /// per [`TICK_CHUNK`] tick records. (One statement per automation took most of a one-second
-    /// interval on PostgreSQL.)
+    /// A pass over a thousand due automations is a handful of statements, each over a JSON array
+    /// of rows: one `UPDATE … FROM` per [`ADVANCE_CHUNK`] marks, one insert for the fired jobs and
+    /// one per [`TICK_CHUNK`] tick records. (One statement per automation took most of a
+    /// one-second interval on PostgreSQL.)
     pub async fn advance_schedules(&self, batch: Vec<Advance>) -> Result<Vec<Option<Vec<TickEvent>>>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -182,18 +194,18 @@ impl Store {
         let mut moved: HashSet<(String, String)> = HashSet::new();
         for chunk in batch.chunks(ADVANCE_CHUNK) {
             let mut p = Placeholders::for_conn(&tx);
-            let values = chunk.iter().map(|_| p.row(4)).collect::<Vec<_>>().join(", ");
-            // VALUES columns are named column1… on both backends.
             let sql = format!(
-                "UPDATE schedule_state SET last_tick = v.column4 FROM (VALUES {values}) AS v \
-                 WHERE schedule_state.tenant_id = v.column1 AND schedule_state.automation = v.column2 \
-                 AND schedule_state.last_tick = v.column3 \
-                 RETURNING schedule_state.tenant_id, schedule_state.automation"
+                "UPDATE schedule_state SET last_tick = CAST(r.value ->> 3 AS BIGINT) FROM {} \
+                 WHERE schedule_state.tenant_id = r.value ->> 0 AND schedule_state.automation = r.value ->> 1 \
+                 AND schedule_state.last_tick = CAST(r.value ->> 2 AS BIGINT) \
+                 RETURNING schedule_state.tenant_id, schedule_state.automation",
+                p.json_rows()
             );
-            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
-            for a in chunk {
-                q = q.bind(&a.tenant).bind(&a.automation).bind(a.from).bind(a.to);
-            }
+            let rows = chunk
+                .iter()
+                .map(|a| serde_json::json!([a.tenant, a.automation, a.from, a.to]))
+                .collect();
+            let q = sqlx::query_as::<_, (String, String)>(&sql).bind(json_rows(rows));
             moved.extend(q.fetch_all(&mut *tx).await?);
         }
         // The fired ticks' jobs, in one insert.
@@ -235,26 +247,21 @@ impl Store {
         }
         for chunk in records.chunks(TICK_CHUNK) {
             let mut p = Placeholders::for_conn(&tx);
-            // `now` is our integer, safe to write into the statement.
-            let values = chunk
-                .iter()
-                .map(|_| format!("{}, {now})", p.row(6).trim_end_matches(')')))
-                .collect::<Vec<_>>()
-                .join(", ");
+            // `now` is an integer of ours, safe to write into the statement.
             let sql = format!(
                 "INSERT INTO tick_events (tenant_id, automation, tick, outcome, job_id, reason, created_at) \
-                 VALUES {values} ON CONFLICT (tenant_id, automation, tick) DO NOTHING"
+                 SELECT r.value ->> 0, r.value ->> 1, CAST(r.value ->> 2 AS BIGINT), r.value ->> 3, \
+                 CAST(r.value ->> 4 AS BIGINT), r.value ->> 5, {now} FROM {} WHERE true \
+                 ON CONFLICT (tenant_id, automation, tick) DO NOTHING",
+                p.json_rows()
             );
-            let mut q = sqlx::query(&sql);
-            for (tenant, automation, e) in chunk {
-                q = q
-                    .bind(tenant)
-                    .bind(automation)
-                    .bind(e.tick)
-                    .bind(&e.outcome)
-                    .bind(e.job_id)
-                    .bind(&e.reason);
-            }
+            let rows = chunk
+                .iter()
+                .map(|(tenant, automation, e)| {
+                    serde_json::json!([tenant, automation, e.tick, e.outcome, e.job_id, e.reason])
+                })
+                .collect();
+            let q = sqlx::query(&sql).bind(json_rows(rows));
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;

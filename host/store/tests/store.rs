@@ -364,7 +364,11 @@ async fn failures_retry_with_backoff_then_go_dead() {
             store.claim("n", 1, LEASE).await.unwrap().is_empty(),
             "not before its time"
         );
-        assert_eq!(store.stage_due(run_at).await.unwrap(), 1);
+        tokio::time::sleep(std::time::Duration::from_micros(
+            (run_at - mc_store::now_micros()).max(0) as u64 + 5_000,
+        ))
+        .await;
+        assert_eq!(store.stage_due(mc_store::now_micros()).await.unwrap(), 1);
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         assert_eq!((j.id, j.attempt), (id, 2));
         assert_eq!(
@@ -663,6 +667,30 @@ async fn a_batch_with_repeated_and_existing_keys_creates_each_key_once() {
             assert_eq!(j.input, format!("{{\"n\":{n}}}"));
         }
         assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_due_within_a_second_waits_in_the_queue_for_its_time() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let soon = mc_store::now_micros() + 400_000;
+        let job = mc_store::NewJob {
+            run_at: Some(soon),
+            ..job("acme", 0)
+        };
+        store.enqueue(&[job]).await.unwrap();
+        assert_eq!(store.queue_counts("acme").await.unwrap(), (1, 0), "available already");
+        assert!(
+            store.claim("n", 10, LEASE).await.unwrap().is_empty(),
+            "but not before its time"
+        );
+        tokio::time::sleep(std::time::Duration::from_micros(
+            (soon - mc_store::now_micros()).max(0) as u64 + 10_000,
+        ))
+        .await;
+        assert_eq!(store.claim("n", 10, LEASE).await.unwrap().len(), 1);
     })
     .await;
 }
