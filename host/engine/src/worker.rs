@@ -14,6 +14,11 @@ use crate::{Engine, EngineError, lock};
 
 /// Most results one commit records.
 const RECORD_BATCH: usize = 400;
+/// While the queue is deep, the serving loop claims once this fraction (1/n) of its slots is free.
+const SATURATED_CLAIM_SHARE: usize = 4;
+/// First pause after a claim came back empty; it doubles with each further empty claim, up to the
+/// configured poll interval.
+const EMPTY_CLAIM_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 /// How often the serving loop moves due retries to the queue.
 const STAGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -44,6 +49,9 @@ where
         }
     }
 }
+
+/// A success on its way to the recorder: job id, output, and who to tell once it is recorded.
+type Recorded = (i64, String, tokio::sync::oneshot::Sender<()>);
 
 /// How one run ended, before it is recorded.
 enum Execution {
@@ -121,8 +129,9 @@ impl Engine {
             },
             cancel: Some(cancel),
         };
+        // The job stays in `running` (heartbeated) until its outcome is recorded: the caller
+        // removes it.
         let outcome = self.runtime.run(&plugin, request).await;
-        lock(&self.running).remove(&job.id);
         Ok(match outcome {
             Ok(o) => match o.result {
                 Ok(output) => Execution::Succeeded(output),
@@ -183,6 +192,7 @@ impl Engine {
             .await?;
         let n = jobs.len();
         let agents = self.agents_of(&jobs).await?;
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         let mut set = JoinSet::new();
         for job in jobs {
             let engine = self.clone();
@@ -203,7 +213,13 @@ impl Engine {
                 Err(e) => tracing::warn!(error = %e, job = id, "running a job failed; its lease will return it"),
             }
         }
-        self.store.complete_many(&self.config.node_id, &succeeded).await?;
+        let recorded = self.store.complete_many(&self.config.node_id, &succeeded).await;
+        let mut running = lock(&self.running);
+        for id in ids {
+            running.remove(&id);
+        }
+        drop(running);
+        recorded?;
         Ok(n)
     }
 
@@ -211,9 +227,11 @@ impl Engine {
         let mut set: JoinSet<Result<(), EngineError>> = JoinSet::new();
         // Successes go to one recorder that commits whatever has accumulated in one transaction:
         // under load a commit covers many jobs, when idle each is recorded at once.
-        let (done, results) = tokio::sync::mpsc::unbounded_channel::<(i64, String)>();
+        let (done, results) = tokio::sync::mpsc::unbounded_channel::<Recorded>();
         let recorder = tokio::spawn(self.clone().record_loop(results));
         let mut staged_at: Option<std::time::Instant> = None;
+        let mut saturated = false;
+        let mut empty_claims: u32 = 0;
         while !stop.is_cancelled() {
             while let Some(r) = set.try_join_next() {
                 if let Ok(Err(e)) = r {
@@ -221,7 +239,15 @@ impl Engine {
                 }
             }
             let free = self.config.workers.saturating_sub(set.len());
-            let claimed = if free > 0 {
+            // While the queue is deep (the last claim got all it asked for), wait until a share of
+            // the slots is free and claim them together: one claim per job costs a transaction
+            // per job. Otherwise every free slot is filled at once.
+            let threshold = if saturated {
+                (self.config.workers / SATURATED_CLAIM_SHARE).max(1)
+            } else {
+                1
+            };
+            let claimed = if free >= threshold {
                 // Retries become due on their own clock; staging them is a write, so not on every
                 // turn of this loop.
                 if staged_at.is_none_or(|t| t.elapsed() >= STAGE_EVERY) {
@@ -238,7 +264,10 @@ impl Engine {
                     )
                     .await
                 {
-                    Ok(jobs) => jobs,
+                    Ok(jobs) => {
+                        saturated = jobs.len() == free;
+                        jobs
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "claiming failed; retrying");
                         Vec::new()
@@ -248,6 +277,18 @@ impl Engine {
                 Vec::new()
             };
             let idle = claimed.is_empty();
+            // An empty claim while slots were free: look again soon, then less and less often up
+            // to `poll`. (On PostgreSQL a claim skips a tenant whose counters another
+            // transaction holds for a moment, so an empty answer does not mean an empty queue.)
+            let pause = if free < threshold {
+                self.config.poll
+            } else if idle {
+                empty_claims = (empty_claims + 1).min(16);
+                (EMPTY_CLAIM_PAUSE * (1 << empty_claims)).min(self.config.poll)
+            } else {
+                empty_claims = 0;
+                self.config.poll
+            };
             let agents = match self.agents_of(&claimed).await {
                 Ok(agents) => agents,
                 Err(e) => {
@@ -261,21 +302,28 @@ impl Engine {
                 let done = done.clone();
                 let agent = agents.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
                 set.spawn(async move {
-                    match engine.execute(&job, agent).await? {
-                        Execution::Succeeded(output) => {
+                    // The slot stays taken until the outcome is recorded: when recording falls
+                    // behind, claiming slows down instead of piling up finished runs.
+                    let ended = match engine.execute(&job, agent).await {
+                        Ok(Execution::Succeeded(output)) => {
+                            let (ack, recorded) = tokio::sync::oneshot::channel();
                             // The recorder outlives every job task (it ends when all senders are gone).
-                            let _ = done.send((job.id, output));
+                            let _ = done.send((job.id, output, ack));
+                            let _ = recorded.await;
+                            Ok(())
                         }
-                        Execution::Failed { kind, error, retryable } => {
-                            engine.record_failure(job.id, &kind, &error, retryable).await?
+                        Ok(Execution::Failed { kind, error, retryable }) => {
+                            engine.record_failure(job.id, &kind, &error, retryable).await
                         }
-                    }
-                    Ok(())
+                        Err(e) => Err(e),
+                    };
+                    lock(&engine.running).remove(&job.id);
+                    ended
                 });
             }
             if idle {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.config.poll) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = self.wake.notified() => {}
                     _ = set.join_next(), if !set.is_empty() => {}
                     _ = stop.cancelled() => {}
@@ -301,15 +349,17 @@ impl Engine {
     }
 
     /// Records successes as they arrive, each commit covering everything that has accumulated.
-    async fn record_loop(self: Arc<Self>, mut results: tokio::sync::mpsc::UnboundedReceiver<(i64, String)>) {
+    async fn record_loop(self: Arc<Self>, mut results: tokio::sync::mpsc::UnboundedReceiver<Recorded>) {
         while let Some(first) = results.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < RECORD_BATCH {
+            let mut pending = vec![first];
+            while pending.len() < RECORD_BATCH {
                 match results.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(r) => pending.push(r),
                     Err(_) => break,
                 }
             }
+            let (batch, acks): (Vec<(i64, String)>, Vec<_>) =
+                pending.into_iter().map(|(id, output, ack)| ((id, output), ack)).unzip();
             let node = &self.config.node_id;
             let recorded = retrying(self.config.lease, "recording results", || {
                 self.store.complete_many(node, &batch)
@@ -318,6 +368,9 @@ impl Engine {
             if let Err(e) = recorded {
                 // The jobs stay running; their leases expire and they run again elsewhere.
                 tracing::warn!(error = %e, jobs = batch.len(), "recording results failed");
+            }
+            for ack in acks {
+                let _ = ack.send(());
             }
         }
     }

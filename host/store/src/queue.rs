@@ -184,21 +184,26 @@ pub fn fair_shares(max: usize, available: &[i64]) -> Vec<usize> {
     }
 }
 
-/// Keeps the candidates (in order) that fit their automation's `max_running` limit, given how
-/// many of its runs are running already: `(id, automation, limit, running)`.
-fn within_automation_limits(candidates: Vec<(i64, Option<String>, Option<i64>, i64)>) -> Vec<(i64,)> {
-    let mut taken: HashMap<String, i64> = HashMap::new();
+/// Keeps the candidates `(id, automation)`, in order, that fit their automation's `max_running`
+/// limit given how many of its runs are running already (`limits`: name → (max, running)).
+fn within_automation_limits(
+    candidates: Vec<(i64, Option<String>)>,
+    limits: &HashMap<String, (i64, i64)>,
+) -> Vec<(i64,)> {
+    let mut taken: HashMap<&str, i64> = HashMap::new();
     candidates
         .into_iter()
-        .filter(|(_, automation, limit, running)| match (automation, limit) {
-            (Some(automation), Some(limit)) => {
-                let n = taken.entry(automation.clone()).or_insert(*running);
-                *n += 1;
-                *n <= *limit
-            }
-            _ => true,
-        })
-        .map(|(id, ..)| (id,))
+        .filter(
+            |(_, automation)| match automation.as_deref().and_then(|a| limits.get_key_value(a)) {
+                Some((name, (max, running))) => {
+                    let n = taken.entry(name.as_str()).or_insert(*running);
+                    *n += 1;
+                    *n <= *max
+                }
+                None => true,
+            },
+        )
+        .map(|(id, _)| (id,))
         .collect()
 }
 
@@ -314,24 +319,50 @@ impl Store {
                 continue;
             }
             // Jobs of automations at their `max_running` limit are passed over, so they never
-            // block the tenant's other work. The count is exact across nodes: claims of one tenant
-            // are serialised by its locked `queue_tenants` row (one writer at a time on SQLite).
-            let candidates: Vec<(i64, Option<String>, Option<i64>, i64)> = sqlx::query_as(&format!(
-                "SELECT j.id, j.automation, a.max_running, \
-                   CASE WHEN a.max_running IS NULL THEN 0 ELSE \
-                     (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.automation = j.automation AND r.state = 'running') END \
-                 FROM jobs j LEFT JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
-                 WHERE j.tenant_id = $1 AND j.state = 'available' AND j.run_at <= $3 AND (a.max_running IS NULL OR a.max_running > \
-                   (SELECT COUNT(*) FROM jobs r WHERE r.tenant_id = j.tenant_id AND r.automation = j.automation AND r.state = 'running')) \
-                 ORDER BY j.rank_key DESC, j.id LIMIT $2{}",
-                if skip_locked.is_empty() { "" } else { " FOR UPDATE OF j SKIP LOCKED" }
-            ))
+            // block the tenant's other work. The counts are exact across nodes: claims of one
+            // tenant are serialised by its locked `queue_tenants` row (one writer at a time on
+            // SQLite). The limits are read first and the candidates by a plain scan of the
+            // `jobs_available` index in rank order, a plan that does not depend on statistics.
+            let limits: Vec<(String, i64, i64)> = sqlx::query_as(
+                "SELECT a.name, a.max_running, (SELECT COUNT(*) FROM jobs r \
+                   WHERE r.tenant_id = a.tenant_id AND r.automation = a.name AND r.state = 'running') \
+                 FROM automations a WHERE a.tenant_id = $1 AND a.max_running IS NOT NULL",
+            )
             .bind(tenant)
-            .bind(limit as i64)
-            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-            let ids = within_automation_limits(candidates);
+            let full: Vec<&str> = limits
+                .iter()
+                .filter(|(_, max, running)| running >= max)
+                .map(|(name, _, _)| name.as_str())
+                .collect();
+            // Placeholders in the order they appear in the text (SQLite's `?` are positional).
+            let mut p = Placeholders::for_conn(&tx);
+            let (t, at) = (p.next(), p.next());
+            let passed_over = if full.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " AND (automation IS NULL OR automation NOT IN (SELECT r.value ->> 0 FROM {}))",
+                    p.json_rows()
+                )
+            };
+            let n = p.next();
+            let sql = format!(
+                "SELECT id, automation FROM jobs WHERE tenant_id = {t} AND state = 'available' AND run_at <= {at}{passed_over} \
+                 ORDER BY rank_key DESC, id LIMIT {n}{skip_locked}"
+            );
+            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql).bind(tenant).bind(now);
+            if !full.is_empty() {
+                q = q.bind(json_rows(full.iter().map(|name| serde_json::json!([name])).collect()));
+            }
+            q = q.bind(limit as i64);
+            let candidates = q.fetch_all(&mut *tx).await?;
+            let limits: HashMap<String, (i64, i64)> = limits
+                .into_iter()
+                .map(|(name, max, running)| (name, (max, running)))
+                .collect();
+            let ids = within_automation_limits(candidates, &limits);
             if ids.is_empty() {
                 continue;
             }
