@@ -2,6 +2,7 @@
 //! policies, and one compare-and-set transaction per automation that records and enqueues them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -310,21 +311,20 @@ impl Engine {
         })
     }
 
-    pub(crate) async fn schedule_loop(&self, stop: CancelToken) {
-        // The earliest prepared tick not yet announced to the workers.
-        let mut start: Option<i64> = None;
+    pub(crate) async fn schedule_loop(self: Arc<Self>, stop: CancelToken) {
         while !stop.is_cancelled() {
             let started = std::time::Instant::now();
-            if start.is_some_and(|s| s <= micros(Timestamp::now())) {
-                // Prepared jobs just became claimable: wake the workers rather than let them
-                // find out at their next poll.
-                self.wake.notify_one();
-                start = None;
-            }
             let next_due = match self.schedule_pass(Timestamp::now()).await {
                 Ok(pass) => {
-                    if let Some(s) = pass.first_start {
-                        start = Some(start.map_or(s, |t: i64| t.min(s)));
+                    if let Some(start) = pass.first_start {
+                        // Prepared jobs become claimable at their tick: wake the workers then,
+                        // on a timer of its own, so a slow pass cannot delay it.
+                        let engine = self.clone();
+                        tokio::spawn(async move {
+                            let wait = start.saturating_sub(micros(Timestamp::now())).max(0) as u64;
+                            tokio::time::sleep(Duration::from_micros(wait)).await;
+                            engine.wake.notify_one();
+                        });
                     }
                     pass.next_due
                 }
@@ -333,12 +333,10 @@ impl Engine {
                     None
                 }
             };
-            // Sleep until the next pass or prepared tick is due, but never longer than
-            // `schedule_every`: schedules applied meanwhile by another process are picked up at
-            // that pace.
+            // Sleep until the next pass is due, but never longer than `schedule_every`:
+            // schedules applied meanwhile by another process are picked up at that pace.
             let now = micros(Timestamp::now());
-            let wake_at = [next_due, start].into_iter().flatten().min();
-            let wait = wake_at
+            let wait = next_due
                 .map(|d| Duration::from_micros(d.saturating_sub(now).max(0) as u64))
                 .unwrap_or(self.config.schedule_every)
                 .min(self.config.schedule_every);
