@@ -31,5 +31,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# Every benchmark BENCHMARKS.md records (about 20 minutes; each prints its baseline beside it).
 bench: plugins
 	$(CARGO) bench -p mc-runtime --bench runtime
+	$(CARGO) bench -p mc-engine --bench queue
+	MC_BENCH_SECS=60 $(CARGO) bench -p mc-engine --bench schedule
+	$(CARGO) bench -p mc-engine --bench fairness
+	$(CARGO) bench -p missionctl --bench recovery
