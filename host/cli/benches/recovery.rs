@@ -10,12 +10,11 @@
 //! lease is what a dead node's jobs wait for.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mc_store::{NewJob, now_micros};
-use mc_testkit::TestDb;
+use mc_testkit::{TestDb, target_dir};
 
 /// Jobs in flight when the node dies: the figure's 100.
 const JOBS: usize = 100;
@@ -39,12 +38,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const FINISH_TIMEOUT: Duration = Duration::from_secs(180);
 /// How often the bench looks at the jobs while it waits.
 const POLL: Duration = Duration::from_millis(10);
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
 
 /// A `missionctl serve` process, killed if still running when dropped (a failed bench leaves no
 /// node behind).

@@ -3,11 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
+use mc_testkit::target_dir;
 
 fn plugin_dir() -> PathBuf {
     target_dir().join("wasm32-wasip2/plugin")

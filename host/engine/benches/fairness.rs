@@ -11,14 +11,13 @@
 //! serving loop claimed each row's jobs (claims, pauses, throughput): what B's wait in one queue is
 //! made of.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mc_engine::{Engine, EngineConfig};
 use mc_runtime::{Runtime, RuntimeConfig};
 use mc_store::{NewJob, Store, now_micros};
-use mc_testkit::TestDb;
+use mc_testkit::{TestDb, target_dir};
 
 /// Tenant A's flood: the figure's 10,000.
 const A_JOBS: usize = 10_000;
@@ -37,12 +36,6 @@ const POLL: Duration = Duration::from_millis(2);
 const LONG_PAUSE: Duration = Duration::from_millis(150);
 /// A row that has not drained by then is reported as a failure rather than waited for forever.
 const ROW_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Arrival {

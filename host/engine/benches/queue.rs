@@ -10,7 +10,7 @@ use std::time::Instant;
 use mc_engine::{Engine, EngineConfig};
 use mc_runtime::{Runtime, RuntimeConfig};
 use mc_store::{NewJob, Store};
-use mc_testkit::TestDb;
+use mc_testkit::{TestDb, target_dir};
 
 /// Jobs per run; `MC_BENCH_JOBS` overrides it for a quick look.
 const DEFAULT_JOBS: usize = 100_000;
@@ -18,12 +18,6 @@ const DEFAULT_JOBS: usize = 100_000;
 const ENQUEUE_BATCH: usize = 1_000;
 /// Worker slots of the node: jobs claimed and running at once.
 const WORKERS: usize = 1_000;
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
 
 async fn measure(name: &str, db: TestDb, jobs: usize) {
     let store: Store = db.store.clone();

@@ -3,13 +3,12 @@
 //! PostgreSQL. Prints the delay between each tick's due time and its job's start (p50, p99, max)
 //! and how many ticks were missed or skipped. Goal: p99 ≤ 50 ms, none missed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mc_engine::{Engine, EngineConfig};
 use mc_runtime::{Runtime, RuntimeConfig};
-use mc_testkit::TestDb;
+use mc_testkit::{TestDb, target_dir};
 
 const SCHEDULES: usize = 1_000;
 /// Worker slots of the node: every automation ticks at the same instant, so a node that should
@@ -17,12 +16,6 @@ const SCHEDULES: usize = 1_000;
 /// calls hold no thread).
 const WORKERS: usize = 1_000;
 const DEFAULT_SECS: u64 = 60;
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
 
 fn percentile(sorted: &[i64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0

@@ -170,16 +170,15 @@ impl Engine {
             },
         };
         for s in &cache.list {
-            let s = s.clone();
             let Some(mark) = s.last_tick else {
                 // First sight: start from now. Ticks before an automation existed are not missed.
                 unseen.push((s.tenant.clone(), s.automation.clone()));
                 next_due = Some(now_us);
                 continue;
             };
-            let ticks = due_ticks(&s, mark, horizon);
+            let ticks = due_ticks(s, mark, horizon);
             let from = ticks.last().copied().unwrap_or(mark);
-            if let Some(n) = next_tick(&s, from, horizon) {
+            if let Some(n) = next_tick(s, from, horizon) {
                 next_due = Some(next_due.map_or(n - lead, |d: i64| d.min(n - lead)));
             }
             if ticks.len() == MAX_TICKS_PER_PASS {
@@ -187,7 +186,7 @@ impl Engine {
                 next_due = Some(now_us);
             }
             if !ticks.is_empty() {
-                due.push((s, mark, ticks));
+                due.push((s.clone(), mark, ticks));
             }
         }
         let idle = |next_due| Pass {
@@ -273,23 +272,20 @@ impl Engine {
                 ticks: records,
             });
         }
-        let moved: Vec<(String, String, i64)> = batch
-            .iter()
-            .map(|a| (a.tenant.clone(), a.automation.clone(), a.to))
-            .collect();
         let results = self.store.advance_schedules(batch).await?;
         let mut fired = 0;
         let mut all_moved = true;
         let mut marks: HashMap<(&str, &str), i64> = HashMap::new();
-        for ((result, n), (tenant, automation, to)) in results.iter().zip(counts).zip(&moved) {
+        // `batch` was built from `due` in order, so the results line up with it.
+        for ((result, n), (s, mark, ticks)) in results.iter().zip(counts).zip(&due) {
             match result {
                 Some(_) => {
                     fired += n;
-                    marks.insert((tenant, automation), *to);
+                    marks.insert((&s.tenant, &s.automation), *ticks.last().unwrap_or(mark));
                 }
                 None => {
                     all_moved = false;
-                    tracing::debug!(%tenant, %automation, "another node handled these ticks")
+                    tracing::debug!(tenant = %s.tenant, automation = %s.automation, "another node handled these ticks")
                 }
             }
         }

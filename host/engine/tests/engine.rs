@@ -1,7 +1,6 @@
 //! Engine tests on both backends: durable schedules (each tick handled once, across restarts and
 //! racing nodes; catch-up and overlap policies) and workers running real plugins.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,13 +8,7 @@ use jiff::Timestamp;
 use mc_engine::{Engine, EngineConfig};
 use mc_runtime::{Runtime, RuntimeConfig};
 use mc_store::Store;
-use mc_testkit::on_both;
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
+use mc_testkit::{on_both, target_dir};
 
 fn engine(store: &Store, node: &str) -> Arc<Engine> {
     let runtime = Runtime::new(RuntimeConfig {

@@ -474,8 +474,9 @@ impl Store {
                 .bind(json_rows(rows))
                 .bind(node);
             let done = q.fetch_all(&mut *tx).await?;
+            let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, (id, _))| (*id, pos)).collect();
             for (id, tenant, automation) in done {
-                if let Some(pos) = chunk.iter().position(|(i, _)| *i == id) {
+                if let Some(&pos) = position.get(&id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
                     if let Some(automation) = automation {
                         enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].1).await?;
@@ -738,6 +739,12 @@ async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) 
     Ok(())
 }
 
+/// Whether `job`, enqueued at `now`, goes straight to the available state (see
+/// [`AVAILABLE_AHEAD`]) rather than waiting scheduled.
+fn starts_available(job: &NewJob, now: i64) -> bool {
+    job.run_at.unwrap_or(now) <= now + AVAILABLE_AHEAD.as_micros() as i64
+}
+
 /// Adds jobs inside `tx` (see [`Store::enqueue`]); the scheduler uses it to enqueue a tick's job
 /// in the same transaction that records the tick.
 ///
@@ -792,7 +799,7 @@ pub(crate) async fn enqueue_in(
             .map(|&i| {
                 let j = &jobs[i];
                 let run_at = j.run_at.unwrap_or(now);
-                let state = if run_at <= now + AVAILABLE_AHEAD.as_micros() as i64 {
+                let state = if starts_available(j, now) {
                     "available"
                 } else {
                     "scheduled"
@@ -835,7 +842,7 @@ pub(crate) async fn enqueue_in(
                 .next()
                 .ok_or_else(|| StoreError::Corrupt("an enqueued job returned no id".into()))?;
             out[i] = Some(Enqueued::Created(id));
-            if j.run_at.unwrap_or(now) <= now + AVAILABLE_AHEAD.as_micros() as i64 {
+            if starts_available(j, now) {
                 *added.entry(j.tenant.as_str()).or_default() += 1;
             }
         }

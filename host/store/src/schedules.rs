@@ -156,29 +156,9 @@ impl Store {
         Ok(())
     }
 
-    /// Advances an automation's mark from `from` to `to` and records `ticks` (enqueueing the fired
-    /// ones) in one transaction. Returns `None` when the mark was no longer `from` — another node
-    /// handled these ticks — in which case nothing is written.
-    pub async fn advance_schedule(
-        &self,
-        tenant: &str,
-        automation: &str,
-        from: i64,
-        to: i64,
-        ticks: Vec<(i64, TickOutcome)>,
-    ) -> Result<Option<Vec<TickEvent>>, StoreError> {
-        let advance = Advance {
-            tenant: tenant.into(),
-            automation: automation.into(),
-            from,
-            to,
-            ticks,
-        };
-        Ok(self.advance_schedules(vec![advance]).await?.pop().flatten())
-    }
-
-    /// [`Store::advance_schedule`] for many automations in one transaction (a scheduler pass).
-    /// Each item's mark is compared and set on its own: an item another node handled yields
+    /// Advances each automation's mark from `from` to `to` and records its `ticks` (enqueueing
+    /// the fired ones), all in one transaction (a scheduler pass). Each item's mark is compared
+    /// and set on its own: an item another node handled yields
     /// `None` and writes nothing, the others proceed.
     ///
     /// A pass over a thousand due automations is a handful of statements, each over a JSON array
@@ -280,18 +260,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().collect())
-    }
-
-    /// Whether the automation has a job that has not finished (for the overlap policy).
-    pub async fn has_unfinished(&self, tenant: &str, automation: &str) -> Result<bool, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM jobs WHERE tenant_id = $1 AND automation = $2 AND state IN ('scheduled', 'available', 'running') LIMIT 1",
-        )
-        .bind(tenant)
-        .bind(automation)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.is_some())
     }
 
     /// For each tick of `tenant` recorded as fired: the tick and when its job started (µs), for

@@ -6,11 +6,20 @@
 mod cluster;
 
 use std::future::Future;
+use std::path::PathBuf;
 
 use mc_store::Store;
 use sqlx::Connection;
 
 pub use cluster::PgCluster;
+
+/// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/`): where the plugins are
+/// built (`wasm32-wasip2/plugin/`) and the tests share their compiled-component cache.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
 
 /// The maintenance database used to create and drop test databases.
 pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
