@@ -1,6 +1,7 @@
 //! `missionctl`: the Mission Control command line. Parsing and dispatch only; each command lives in
 //! its own module.
 
+mod client;
 mod cron;
 mod exit;
 mod manage;
@@ -33,6 +34,8 @@ enum Command {
     Get(manage::GetArgs),
     /// Enqueue a run of an automation now (a running `serve` picks it up).
     RunNow(manage::RunNowArgs),
+    /// Issue, list and revoke API keys.
+    Key(manage::KeyArgs),
     /// Print the signing secret of a webhook automation (created the first time).
     WebhookSecret(manage::WebhookSecretArgs),
     /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
             Command::Apply(args) => manage::apply(args).await,
             Command::Get(args) => manage::get(args).await,
             Command::RunNow(args) => manage::run_now(args).await,
+            Command::Key(args) => manage::key(args).await,
             Command::WebhookSecret(args) => manage::webhook_secret(args).await,
             Command::Serve(args) => serve::serve(args).await,
         }

@@ -1,17 +1,21 @@
-//! `missionctl apply` and `missionctl get`: tenant configuration against a local store (the SQLite
-//! file in the data directory, or the database named by `--database-url`).
+//! Management commands: `apply`, `get`, `run-now`, `key` through the API (a running server's, or
+//! the same API in-process over the local data directory; see [`crate::client`]), and
+//! `webhook-secret` on the local store.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
-use mc_config::{Known, Trigger};
-use mc_store::{ChangeKind, Store};
+use clap::{Args, Subcommand, ValueEnum};
+use mc_config::Trigger;
+use mc_store::Store;
+use serde_json::{Value, json};
 
+use crate::client::{Api, ApiArgs, enc};
 use crate::exit;
 
 /// File name of the embedded database inside the data directory.
 const DB_FILE: &str = "missionctl.db";
+/// File name of the secret key inside the data directory (when none is given otherwise).
+const SECRET_KEY_FILE: &str = "secret.key";
 
 /// Where the store is.
 #[derive(Debug, Args)]
@@ -22,12 +26,33 @@ pub struct StoreArgs {
     /// The data directory (the embedded database lives here).
     #[arg(long, env = "MISSIONCTL_DATA_DIR", default_value = "data", global = true)]
     data_dir: PathBuf,
+    /// The key that seals tenant secrets, base64 of 32 bytes. Nodes sharing a database share it.
+    #[arg(long, env = "MISSIONCTL_SECRET_KEY", global = true, hide_env_values = true)]
+    secret_key: Option<String>,
+    /// A file holding that key (created with a fresh key if missing). Default:
+    /// `secret.key` in the data directory.
+    #[arg(long, env = "MISSIONCTL_SECRET_KEY_FILE", global = true)]
+    secret_key_file: Option<PathBuf>,
 }
 
 impl StoreArgs {
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.data_dir
+    }
+
+    /// The sealer of tenant secrets: from the key given, else from the key file (created at
+    /// first use).
+    pub fn sealer(&self) -> Result<mc_store::Sealer, mc_store::KeyError> {
+        match &self.secret_key {
+            Some(key) => mc_store::Sealer::from_base64(key),
+            None => mc_store::Sealer::from_file(
+                &self
+                    .secret_key_file
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join(SECRET_KEY_FILE)),
+            ),
+        }
     }
 
     /// Opens the store, printing one error line on failure.
@@ -60,27 +85,12 @@ pub struct ApplyArgs {
     /// Print the changes as JSON.
     #[arg(long)]
     json: bool,
-    /// Where plugins are looked up, to refuse agents whose plugin does not exist.
-    #[arg(long, env = "MISSIONCTL_PLUGIN_DIR")]
-    plugin_dir: Option<PathBuf>,
     #[command(flatten)]
-    store: StoreArgs,
+    api: ApiArgs,
 }
 
-/// Names of the plugins in the first plugin directory that exists, if any does.
-fn known_plugins(explicit: Option<&std::path::Path>) -> Option<BTreeSet<String>> {
-    let dir = crate::run::plugin_dirs(explicit).into_iter().find(|d| d.is_dir())?;
-    let names = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".wasm").map(|n| n.replace('_', "-"))
-        })
-        .collect();
-    Some(names)
-}
-
+/// `missionctl apply`: sends the file to the API, which validates and applies it in one
+/// transaction, and prints what changed.
 pub async fn apply(args: ApplyArgs) -> u8 {
     let text = match std::fs::read_to_string(&args.file) {
         Ok(t) => t,
@@ -89,55 +99,64 @@ pub async fn apply(args: ApplyArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let known = Known {
-        plugins: known_plugins(args.plugin_dir.as_deref()),
-    };
-    let config = match mc_config::parse(&text, &known) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {}: {e}", args.file.display());
-            return exit::USAGE;
-        }
-    };
-    let store = match args.store.open().await {
-        Ok(s) => s,
+    let api = match Api::connect(&args.api).await {
+        Ok(a) => a,
         Err(code) => return code,
     };
-    let report = match store.apply(&config).await {
+    let report = match api.call("POST", "/apply", Some(&json!({ "config": text }))).await {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: nothing was applied: {e}");
-            return exit::HOST;
+        Err(mut f) => {
+            f.message = format!(
+                "{}: {}",
+                args.file.display(),
+                f.message.trim_start_matches("configuration: ")
+            );
+            return f.report();
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        println!("{report}");
         return exit::OK;
     }
-    for c in &report.changes {
-        let detail = if c.fields.is_empty() {
+    let changes = report["changes"].as_array().cloned().unwrap_or_default();
+    for c in &changes {
+        let fields: Vec<&str> = c["fields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let detail = if fields.is_empty() {
             String::new()
         } else {
-            format!(" ({})", c.fields.join(", "))
+            format!(" ({})", fields.join(", "))
         };
-        let kind = match c.kind {
-            ChangeKind::Created => "created",
-            ChangeKind::Updated => "updated",
-            ChangeKind::Deleted => "deleted",
-            ChangeKind::Unchanged => "unchanged",
-        };
-        println!("{} {}: {kind}{detail}", c.object, c.name);
+        println!(
+            "{} {}: {}{detail}",
+            text_of(&c["object"]),
+            text_of(&c["name"]),
+            text_of(&c["kind"])
+        );
     }
-    let count = |k: ChangeKind| report.changes.iter().filter(|c| c.kind == k).count();
+    let count = |k: &str| changes.iter().filter(|c| c["kind"] == k).count();
     println!(
         "applied {}: {} created, {} updated, {} deleted, {} unchanged",
-        report.tenant,
-        count(ChangeKind::Created),
-        count(ChangeKind::Updated),
-        count(ChangeKind::Deleted),
-        count(ChangeKind::Unchanged)
+        text_of(&report["tenant"]),
+        count("created"),
+        count("updated"),
+        count("deleted"),
+        count("unchanged")
     );
     exit::OK
+}
+
+/// A JSON value as table text: strings bare, null as `-`.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,21 +167,20 @@ pub enum Kind {
     Runs,
 }
 
-/// Most runs `get runs` lists (newest first).
-const RUNS_LISTED: i64 = 50;
-
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// What to list.
     kind: Kind,
-    /// The tenant (required for agents and automations).
+    /// One object to show in full (a tenant id, agent or automation name, or run id).
+    name: Option<String>,
+    /// The tenant (required for agents, automations and runs).
     #[arg(long)]
     tenant: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    store: StoreArgs,
+    api: ApiArgs,
 }
 
 /// Prints rows as a table with aligned columns.
@@ -183,166 +201,124 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-/// The trigger in a few words, and its next fire time when it has one. `mark` is the last tick
-/// the engine handled (interval schedules count from it).
-pub fn describe_trigger(t: &Trigger, mark: Option<i64>, now: jiff::Timestamp) -> (String, String) {
+/// A fire time as people read it: in the cron trigger's zone, else UTC.
+fn local_time(t: &Trigger, ts: jiff::Timestamp) -> String {
     match t {
-        Trigger::Cron { expr, timezone } => {
-            let next = mc_schedule::CronSchedule::parse(expr)
-                .ok()
-                .zip(mc_schedule::parse_timezone(timezone).ok())
-                .and_then(|(s, tz)| {
-                    s.next_after(now, &tz)
-                        .map(|ts| ts.to_zoned_datetime(tz).strftime("%Y-%m-%d %H:%M %Z").to_string())
-                });
-            (
-                format!("cron \"{expr}\" {timezone}"),
-                next.unwrap_or_else(|| "never".into()),
-            )
-        }
-        Trigger::Interval { seconds } => {
-            let next = mark
-                .map(|m| {
-                    let step = (*seconds as i64).max(1) * 1_000_000;
-                    let behind = (now.as_microsecond() - m).max(0) / step;
-                    m + (behind + 1) * step
-                })
-                .and_then(|us| jiff::Timestamp::from_microsecond(us).ok())
-                .map(|ts| ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-                .unwrap_or_else(|| "when a node first runs it".into());
-            (format!("every {seconds}s"), next)
-        }
-        Trigger::At { time } => {
-            let next = match time.parse::<jiff::Timestamp>() {
-                Ok(ts) if ts > now => time.clone(),
-                _ => "past".into(),
-            };
-            (format!("at {time}"), next)
-        }
-        Trigger::Webhook => ("webhook".into(), "on delivery".into()),
-        Trigger::After { automation } => (format!("after {automation}"), "on completion".into()),
-        Trigger::Manual => ("manual".into(), "on request".into()),
+        Trigger::Cron { timezone, .. } => match mc_schedule::parse_timezone(timezone) {
+            Ok(tz) => ts.to_zoned_datetime(tz).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+            Err(_) => ts.to_string(),
+        },
+        _ => ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
     }
 }
 
-fn fail(e: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {e}");
-    exit::HOST
+/// The next-run column of an automation from its API form.
+fn next_run_text(a: &Value) -> String {
+    let next = a["next_run"].as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    let trigger = &a["trigger"];
+    match next {
+        Some(ts) => match (trigger["cron"].as_str(), trigger["timezone"].as_str()) {
+            (Some(expr), Some(tz)) => local_time(
+                &Trigger::Cron {
+                    expr: expr.into(),
+                    timezone: tz.into(),
+                },
+                ts,
+            ),
+            _ => ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        },
+        None if a["enabled"] == false => "off".into(),
+        None if trigger.get("webhook").is_some() => "on delivery".into(),
+        None if trigger.get("after").is_some() => "on completion".into(),
+        None if trigger.get("manual").is_some() => "on request".into(),
+        None if trigger.get("interval").is_some() => "when a node first runs it".into(),
+        None => "never".into(),
+    }
 }
 
+/// `missionctl get`: lists tenants, or a tenant's agents, automations or runs; with a name, one
+/// of them in full (JSON).
 pub async fn get(args: GetArgs) -> u8 {
-    if args.kind != Kind::Tenants && args.tenant.is_none() {
-        eprintln!(
-            "error: --tenant is required to list {}",
-            format!("{:?}", args.kind).to_lowercase()
-        );
-        return exit::USAGE;
-    }
-    let store = match args.store.open().await {
-        Ok(s) => s,
+    let tenant = match (&args.tenant, args.kind) {
+        (Some(t), _) => enc(t),
+        (None, Kind::Tenants) => String::new(),
+        (None, kind) => {
+            eprintln!(
+                "error: --tenant is required to list {}",
+                format!("{kind:?}").to_lowercase()
+            );
+            return exit::USAGE;
+        }
+    };
+    let api = match Api::connect(&args.api).await {
+        Ok(a) => a,
         Err(code) => return code,
     };
-    let tenant = args.tenant.as_deref().unwrap_or_default();
-    if args.kind != Kind::Tenants {
-        match store.tenant(tenant).get().await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                eprintln!("error: no tenant `{tenant}` (see `missionctl get tenants`)");
-                return exit::USAGE;
+    let collection = match args.kind {
+        Kind::Tenants => "/tenants".to_string(),
+        Kind::Agents => format!("/tenants/{tenant}/agents"),
+        Kind::Automations => format!("/tenants/{tenant}/automations"),
+        Kind::Runs => format!("/tenants/{tenant}/runs"),
+    };
+    if let Some(name) = &args.name {
+        return match api.call("GET", &format!("{collection}/{}", enc(name)), None).await {
+            Ok(v) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                exit::OK
             }
-            Err(e) => return fail(e),
-        }
+            Err(f) => f.report(),
+        };
     }
-    match list(&store, args.kind, tenant, args.json).await {
-        Ok(()) => exit::OK,
-        Err(e) => fail(e),
+    let rows = match api.call("GET", &collection, None).await {
+        Ok(Value::Object(page)) => page.get("items").cloned().unwrap_or(Value::Null),
+        Ok(v) => v,
+        Err(f) => return f.report(),
+    };
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    if args.json {
+        println!("{}", Value::Array(rows));
+        return exit::OK;
     }
-}
-
-/// Prints `rows` as JSON, or as a table of `header` and the cells `cells` makes of each row.
-fn print_rows<T: serde::Serialize>(json: bool, rows: &[T], header: &[&str], cells: impl Fn(&T) -> Vec<String>) {
-    if json {
-        println!("{}", serde_json::to_string(rows).unwrap_or_default());
-    } else {
-        table(header, rows.iter().map(cells).collect());
-    }
-}
-
-async fn list(store: &Store, kind: Kind, tenant: &str, json: bool) -> Result<(), mc_store::StoreError> {
-    let scope = store.tenant(tenant);
-    match kind {
-        Kind::Tenants => {
-            print_rows(json, &store.tenants().await?, &["tenant", "name"], |t| {
-                vec![t.id.clone(), t.name.clone()]
-            });
-        }
-        Kind::Agents => {
-            print_rows(
-                json,
-                &scope.agents().await?,
-                &["agent", "role", "plugin", "model"],
-                |a| {
-                    let model = a.model.clone().unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into());
-                    vec![a.name.clone(), a.role.clone(), a.plugin.clone(), model]
-                },
-            );
-        }
-        Kind::Runs => {
-            let header = ["run", "automation", "agent", "state", "attempt", "error"];
-            print_rows(json, &store.jobs(tenant, RUNS_LISTED).await?, &header, |j| {
-                vec![
-                    j.id.to_string(),
-                    j.automation.clone().unwrap_or_else(|| "-".into()),
-                    j.agent.clone(),
-                    j.state.clone(),
-                    format!("{}/{}", j.attempt, j.max_attempts),
-                    j.error.clone().unwrap_or_default(),
-                ]
-            });
-        }
-        Kind::Automations => {
-            let now = jiff::Timestamp::now();
-            let marks = scope.schedule_marks().await?;
-            // The next run is derived, so the JSON form carries it beside the stored fields.
-            let rows: Vec<(mc_store::AutomationRow, String, String)> = scope
-                .automations()
-                .await?
-                .into_iter()
-                .map(|a| {
-                    let (trigger, next) = describe_trigger(&a.trigger, marks.get(&a.name).copied(), now);
-                    (a, trigger, next)
+    let cells = |r: &Value, fields: &[&str]| fields.iter().map(|f| text_of(&r[*f])).collect::<Vec<_>>();
+    match args.kind {
+        Kind::Tenants => table(
+            &["tenant", "name"],
+            rows.iter().map(|r| cells(r, &["id", "name"])).collect(),
+        ),
+        Kind::Agents => table(
+            &["agent", "role", "plugin", "model"],
+            rows.iter()
+                .map(|r| {
+                    let mut c = cells(r, &["name", "role", "plugin"]);
+                    c.push(r["model"].as_str().unwrap_or(mc_ai::OFFLINE_MODEL).to_string());
+                    c
                 })
-                .collect();
-            if json {
-                let docs: Vec<serde_json::Value> = rows
-                    .iter()
-                    .map(|(a, _, next)| {
-                        let mut v = serde_json::to_value(a).unwrap_or_default();
-                        v["next"] = next.clone().into();
-                        v
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string(&docs).unwrap_or_default());
-            } else {
-                let header = ["automation", "agent", "trigger", "next", "enabled"];
-                table(
-                    &header,
-                    rows.into_iter()
-                        .map(|(a, trigger, next)| {
-                            vec![
-                                a.name,
-                                a.agent,
-                                trigger,
-                                next,
-                                if a.enabled { "yes".into() } else { "no".into() },
-                            ]
-                        })
-                        .collect(),
-                );
-            }
-        }
+                .collect(),
+        ),
+        Kind::Automations => table(
+            &["automation", "agent", "trigger", "next", "enabled"],
+            rows.iter()
+                .map(|r| {
+                    let mut c = cells(r, &["name", "agent", "schedule"]);
+                    c.push(next_run_text(r));
+                    c.push(if r["enabled"] == true { "yes" } else { "no" }.into());
+                    c
+                })
+                .collect(),
+        ),
+        Kind::Runs => table(
+            &["run", "automation", "agent", "state", "attempt", "error"],
+            rows.iter()
+                .map(|r| {
+                    let mut c = cells(r, &["id", "automation", "agent", "state"]);
+                    c.push(format!("{}/{}", r["attempt"], r["max_attempts"]));
+                    c.push(r["error"].as_str().unwrap_or_default().to_string());
+                    c
+                })
+                .collect(),
+        ),
     }
-    Ok(())
+    exit::OK
 }
 
 #[derive(Debug, Args)]
@@ -356,62 +332,141 @@ pub struct RunNowArgs {
     #[arg(long)]
     input: Option<String>,
     #[command(flatten)]
-    store: StoreArgs,
+    api: ApiArgs,
 }
 
 /// `missionctl run-now`: enqueue a manual run of an automation; a running `serve` picks it up.
 pub async fn run_now(args: RunNowArgs) -> u8 {
-    if let Some(input) = &args.input
-        && let Err(e) = serde_json::from_str::<serde_json::Value>(input)
-    {
-        eprintln!("error: --input is not valid JSON: {e}");
-        return exit::USAGE;
-    }
-    let store = match args.store.open().await {
-        Ok(s) => s,
+    let input = match args.input.as_deref().map(serde_json::from_str::<Value>).transpose() {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: --input is not valid JSON: {e}");
+            return exit::USAGE;
+        }
+    };
+    let api = match Api::connect(&args.api).await {
+        Ok(a) => a,
         Err(code) => return code,
     };
-    let scope = store.tenant(&args.tenant);
-    let automations = match scope.automations().await {
-        Ok(a) => a,
-        Err(e) => return fail(e),
+    let body = match input {
+        Some(input) => json!({ "input": input }),
+        None => json!({}),
     };
-    let Some(a) = automations.into_iter().find(|a| a.name == args.automation) else {
-        eprintln!(
-            "error: tenant `{}` has no automation `{}`",
-            args.tenant, args.automation
-        );
-        return exit::USAGE;
-    };
-    let plugin = match scope.agent(&a.agent).await {
-        Ok(Some(agent)) => agent.plugin,
-        Ok(None) => {
-            return fail(format_args!(
-                "automation `{}` names a missing agent `{}`",
-                a.name, a.agent
-            ));
-        }
-        Err(e) => return fail(e),
-    };
-    let job = mc_store::NewJob {
-        tenant: args.tenant.clone(),
-        automation: Some(a.name.clone()),
-        agent: a.agent.clone(),
-        plugin,
-        input: args.input.clone().unwrap_or_else(|| a.input.to_string()),
-        trigger: "manual".into(),
-        priority: a.priority,
-        max_attempts: mc_engine::DEFAULT_MAX_ATTEMPTS,
-        run_at: None,
-        idempotency_key: None,
-    };
-    match store.enqueue(&[job]).await {
-        Ok(ids) => {
-            println!("enqueued run {} of {}", ids[0].id(), a.name);
+    let path = format!(
+        "/tenants/{}/automations/{}/run",
+        enc(&args.tenant),
+        enc(&args.automation)
+    );
+    match api.call("POST", &path, Some(&body)).await {
+        Ok(v) => {
+            println!("enqueued run {} of {}", v["run"], args.automation);
             exit::OK
         }
-        Err(e) => fail(e),
+        Err(f) => f.report(),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    command: KeyCommand,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Issue a key; it is printed once and cannot be shown again.
+    Create {
+        /// operator, partner, admin or viewer.
+        #[arg(long)]
+        role: String,
+        /// The tenant of an admin or viewer key.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The partner of a partner key.
+        #[arg(long)]
+        partner: Option<String>,
+        /// What the key is for.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List the keys you manage.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id.
+    Revoke { id: String },
+}
+
+/// `missionctl key create|list|revoke`.
+pub async fn key(args: KeyArgs) -> u8 {
+    let api = match Api::connect(&args.api).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match args.command {
+        KeyCommand::Create {
+            role,
+            tenant,
+            partner,
+            label,
+        } => {
+            let body = json!({ "role": role, "tenant": tenant, "partner": partner, "label": label });
+            match api.call("POST", "/keys", Some(&body)).await {
+                Ok(k) => {
+                    println!("{}", text_of(&k["key"]));
+                    eprintln!(
+                        "key {} ({}{}): store it now, it is not shown again",
+                        text_of(&k["id"]),
+                        text_of(&k["role"]),
+                        k["tenant"]
+                            .as_str()
+                            .map(|t| format!(" of tenant {t}"))
+                            .unwrap_or_default()
+                    );
+                    exit::OK
+                }
+                Err(f) => f.report(),
+            }
+        }
+        KeyCommand::List { json } => match api.call("GET", "/keys", None).await {
+            Ok(v) if json => {
+                println!("{v}");
+                exit::OK
+            }
+            Ok(v) => {
+                let rows = v.as_array().cloned().unwrap_or_default();
+                table(
+                    &["key", "role", "tenant", "partner", "label", "last used", "revoked"],
+                    rows.iter()
+                        .map(|r| {
+                            ["id", "role", "tenant", "partner", "label", "last_used_at", "revoked_at"]
+                                .iter()
+                                .map(|f| text_of(&r[*f]))
+                                .collect()
+                        })
+                        .collect(),
+                );
+                exit::OK
+            }
+            Err(f) => f.report(),
+        },
+        KeyCommand::Revoke { id } => match api.call("DELETE", &format!("/keys/{}", enc(&id)), None).await {
+            Ok(_) => {
+                println!("revoked key {id}");
+                exit::OK
+            }
+            Err(f) => f.report(),
+        },
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {e}");
+    exit::HOST
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,8 @@
-//! `missionctl serve`: runs this node's engine (scheduler, workers, lease keeper) against the store
-//! until Ctrl-C or SIGTERM, then shuts down gracefully: no new claims, running jobs get a grace
-//! period, the rest go back to the queue for other nodes.
+//! `missionctl serve`: runs this node's engine (scheduler, workers, lease keeper) and its HTTP
+//! server (API, webhooks, health) against the store until Ctrl-C or SIGTERM, then shuts down
+//! gracefully: no new claims, running jobs get a grace period, the rest go back to the queue for
+//! other nodes. At the first start of a deployment it issues the first operator key and prints
+//! it once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +50,39 @@ pub struct ServeArgs {
     /// Seconds running jobs may take to finish after a shutdown request.
     #[arg(long = "grace-secs", default_value_t = 10)]
     grace_secs: u64,
+    /// API requests per second allowed per key (bursts of twice as many).
+    #[arg(long = "rate-limit", env = "MISSIONCTL_RATE_LIMIT", default_value_t = 50.0)]
+    rate_limit: f64,
+    /// A host pattern naming a private or loopback IP literal (a test server on this machine)
+    /// that agents may be granted; repeatable. Any other such grant fails its runs.
+    #[arg(long = "allow-test-host", env = "MISSIONCTL_TEST_HOSTS", value_delimiter = ',')]
+    test_hosts: Vec<String>,
+}
+
+/// Most requests per second a key may be allowed: beyond it the limit is no limit.
+const MAX_RATE_LIMIT: f64 = 1_000_000.0;
+
+/// Issues the deployment's first operator key when no operator key exists, printing it once.
+async fn first_operator_key(store: &mc_store::Store) -> Result<(), mc_store::AccessError> {
+    if store.has_operator_key().await? {
+        return Ok(());
+    }
+    let (row, key) = store
+        .create_key(
+            &mc_store::Principal::local(),
+            mc_store::NewKey {
+                role: mc_store::Role::Operator,
+                tenant: None,
+                partner: None,
+                label: "first operator key".into(),
+            },
+        )
+        .await?;
+    eprintln!(
+        "missionctl serve: first start: operator key {} issued. Store it now, it is not shown again:\n{key}",
+        row.id
+    );
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -129,12 +164,75 @@ pub async fn serve(args: ServeArgs) -> u8 {
         return exit::USAGE;
     }
     config.tenant_max_running = args.tenant_max_running;
+    if !(args.rate_limit > 0.0 && args.rate_limit <= MAX_RATE_LIMIT) {
+        eprintln!(
+            "error: --rate-limit must be above 0 and at most {MAX_RATE_LIMIT}, got {}",
+            args.rate_limit
+        );
+        return exit::USAGE;
+    }
+    for pattern in &args.test_hosts {
+        match mc_egress::HostPattern::parse(pattern) {
+            Ok(p) if p.forbidden_literal().is_some() => {}
+            Ok(_) => {
+                eprintln!(
+                    "error: --allow-test-host {pattern}: only private or loopback IP literals need allowing; grant other hosts in the agent's configuration"
+                );
+                return exit::USAGE;
+            }
+            Err(e) => {
+                eprintln!("error: --allow-test-host: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
+    let sealer = match args.store.sealer() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    config.sealer = Some(sealer.clone());
+    config.test_hosts = args.test_hosts.clone();
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return exit::USAGE;
+        }
+    };
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    if let Err(e) = first_operator_key(&store).await {
+        eprintln!("error: cannot issue the first operator key: {e}");
+        return exit::HOST;
+    }
+    let mut state = mc_server::AppState::new(store.clone());
+    state.sealer = Some(sealer);
+    state.plugin_dir = Some(config.plugin_dir.clone());
+    state.limiter = Arc::new(mc_server::RateLimiter::new(mc_server::RateLimit {
+        per_second: args.rate_limit,
+        burst: args.rate_limit * 2.0,
+    }));
     let engine = Arc::new(Engine::new(store, runtime, config, Arc::new(mc_ai::OfflineProvider)));
+    // One shutdown signal for both halves: the server stops accepting when the engine begins its
+    // graceful stop.
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(mc_server::serve(listener, state, async move {
+        let _ = http_stopped.await;
+    }));
     eprintln!(
-        "missionctl serve: node {node_id} running ({} workers); Ctrl-C or SIGTERM to stop",
+        "missionctl serve: node {node_id} running ({} workers), listening on http://{address}; Ctrl-C or SIGTERM to stop",
         args.workers
     );
-    match engine.run(shutdown_signal()).await {
+    let ran = engine
+        .run(async move {
+            shutdown_signal().await;
+            let _ = stop_http.send(());
+        })
+        .await;
+    let _ = http.await;
+    match ran {
         Ok(()) => {
             eprintln!("missionctl serve: node {node_id} stopped");
             exit::OK

@@ -11,6 +11,10 @@
 //!     model: offline                # optional: the model it uses (default: offline)
 //!     instructions: Write warmly.   # optional: standing instructions
 //!     config: { brand_voice: warm } # optional: parameters the plugin reads through wasi:config
+//!     hosts: ["https://api.example.com"] # optional: origins its plugin may reach over HTTP
+//!                                   #   (scheme://host[:port], `*.domain`, port `*`; default none)
+//!     secrets: [crm-token]          # optional: tenant secrets its plugin may read through
+//!                                   #   wasi:config as `secret.<name>` (default none)
 //! automations:
 //!   - name: weekly-post             # unique within the tenant
 //!     agent: writer                 # an agent of this file
@@ -48,6 +52,8 @@ pub const MAX_PRIORITY: i32 = 100;
 /// Most runs of one automation a `max_running` limit may allow; more is no limit at all and
 /// probably a typo.
 pub const MAX_RUNNING_LIMIT: u32 = 1_000;
+/// Where a granted secret appears among the plugin's `wasi:config` values: `secret.<name>`.
+pub const SECRET_CONFIG_PREFIX: &str = "secret.";
 /// Largest configuration file accepted.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
@@ -78,6 +84,10 @@ pub struct AgentSpec {
     pub instructions: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// What to do when a trigger fires while a run of the same automation is still going.
@@ -143,6 +153,59 @@ pub enum Trigger {
     Manual,
 }
 
+impl Trigger {
+    /// When it fires next after `now`, if it fires on a clock. `mark` is the last tick the
+    /// engine handled (interval schedules count from it; `None` until a node first ran it).
+    pub fn next_fire(&self, mark: Option<i64>, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        match self {
+            Trigger::Cron { expr, timezone } => {
+                let schedule = mc_schedule::CronSchedule::parse(expr).ok()?;
+                let tz = mc_schedule::parse_timezone(timezone).ok()?;
+                schedule.next_after(now, &tz)
+            }
+            Trigger::Interval { seconds } => {
+                let m = mark?;
+                let step = (*seconds as i64).max(1) * 1_000_000;
+                let behind = (now.as_microsecond() - m).max(0) / step;
+                jiff::Timestamp::from_microsecond(m + (behind + 1) * step).ok()
+            }
+            Trigger::At { time } => time.parse::<jiff::Timestamp>().ok().filter(|ts| *ts > now),
+            Trigger::Webhook | Trigger::After { .. } | Trigger::Manual => None,
+        }
+    }
+
+    /// The trigger in a few words.
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::Cron { expr, timezone } => format!("cron \"{expr}\" {timezone}"),
+            Trigger::Interval { seconds } => format!("every {}", mc_schedule::format_interval(*seconds)),
+            Trigger::At { time } => format!("once at {time}"),
+            Trigger::Webhook => "webhook".into(),
+            Trigger::After { automation } => format!("after {automation} succeeds"),
+            Trigger::Manual => "manual".into(),
+        }
+    }
+}
+
+impl TriggerSpec {
+    /// The spec that resolves to `t`: how a stored configuration is written back out.
+    pub fn from_trigger(t: &Trigger) -> TriggerSpec {
+        let mut spec = TriggerSpec::default();
+        match t {
+            Trigger::Cron { expr, timezone } => {
+                spec.cron = Some(expr.clone());
+                spec.timezone = Some(timezone.clone());
+            }
+            Trigger::Interval { seconds } => spec.interval = Some(mc_schedule::format_interval(*seconds)),
+            Trigger::At { time } => spec.at = Some(time.clone()),
+            Trigger::Webhook => spec.webhook = Some(WebhookSpec {}),
+            Trigger::After { automation } => spec.after = Some(automation.clone()),
+            Trigger::Manual => spec.manual = Some(true),
+        }
+        spec
+    }
+}
+
 /// One automation.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +251,23 @@ pub struct Known {
     pub plugins: Option<BTreeSet<String>>,
 }
 
+impl Known {
+    /// The plugins in `dir` (`<name>.wasm`, where the file name has `_` for the plugin name's `-`);
+    /// nothing is known (no check) when the directory cannot be read.
+    pub fn from_plugin_dir(dir: &std::path::Path) -> Known {
+        let plugins = std::fs::read_dir(dir).ok().map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".wasm").map(|n| n.replace('_', "-"))
+                })
+                .collect()
+        });
+        Known { plugins }
+    }
+}
+
 /// A validated configuration: the file's content with each trigger resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Validated {
@@ -219,7 +299,8 @@ pub fn parse(text: &str, known: &Known) -> Result<Validated, ConfigError> {
     validate(config, known, &positions)
 }
 
-fn valid_name(name: &str) -> Result<(), String> {
+/// Checks a tenant, agent, automation, plugin or partner name: what may appear in URLs and logs.
+pub fn valid_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
@@ -259,6 +340,18 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
             return Err(err(&at("role"), "the role must not be empty".into()));
         }
         valid_name(&a.plugin).map_err(|m| err(&at("plugin"), m))?;
+        for (j, h) in a.hosts.iter().enumerate() {
+            mc_egress::HostPattern::parse(h).map_err(|e| err(&at(&format!("hosts[{j}]")), e.to_string()))?;
+        }
+        for (j, name) in a.secrets.iter().enumerate() {
+            valid_name(name).map_err(|m| err(&at(&format!("secrets[{j}]")), m))?;
+        }
+        if a.config.keys().any(|k| k.starts_with(SECRET_CONFIG_PREFIX)) {
+            return Err(err(
+                &at("config"),
+                format!("keys starting with `{SECRET_CONFIG_PREFIX}` are reserved for granted secrets"),
+            ));
+        }
         if let Some(plugins) = &known.plugins
             && !plugins.contains(&a.plugin)
         {

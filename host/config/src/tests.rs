@@ -73,7 +73,7 @@ fn parses_a_full_configuration() {
 fn type_errors_carry_serde_positions() {
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    rol: Content writer\n    plugin: x\n"),
-        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`"
+        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`"
     );
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    plugin: x\n"),
@@ -173,4 +173,52 @@ fn positions_index_nested_paths() {
     assert_eq!(p.of("automations[0].trigger.timezone"), (14, 45));
     assert_eq!(p.of("automations[0].trigger.nothing"), p.of("automations[0].trigger"));
     assert_eq!(p.of("no.such.path"), (1, 1));
+}
+
+#[test]
+fn granted_hosts_and_secrets_are_checked() {
+    let file = |extra: &str| format!("tenant: acme\nagents:\n  - name: writer\n    role: W\n    plugin: x\n{extra}");
+    assert_eq!(
+        error(&file("    hosts: [\"ftp://files.example.com\"]\n")),
+        "line 6, column 13: agents[0].hosts[0]: invalid host pattern `ftp://files.example.com`: scheme must be http or https (expected scheme://host[:port], e.g. https://api.example.com or https://*.example.com:8443)"
+    );
+    assert_eq!(
+        error(&file("    secrets: [\"Bad Name\"]\n")),
+        "line 6, column 15: agents[0].secrets[0]: `Bad Name` is not a valid name: use 1 to 63 lower-case letters, digits and dashes, not starting or ending with a dash"
+    );
+    assert_eq!(
+        error(&file("    config: { secret.crm: x }\n")),
+        "line 6, column 13: agents[0].config: keys starting with `secret.` are reserved for granted secrets"
+    );
+    let ok = parse(
+        &file("    hosts: [\"https://api.example.com\", \"http://127.0.0.1:8080\"]\n    secrets: [crm-token]\n"),
+        &Known::default(),
+    )
+    .unwrap();
+    assert_eq!(ok.config.agents[0].secrets, vec!["crm-token".to_string()]);
+}
+
+#[test]
+fn a_stored_trigger_writes_back_to_the_spec_it_came_from() {
+    for t in [
+        Trigger::Cron {
+            expr: "0 9 * * 1".into(),
+            timezone: "Europe/Berlin".into(),
+        },
+        Trigger::Interval { seconds: 5400 },
+        Trigger::At {
+            time: "2026-12-01T09:00:00Z".into(),
+        },
+        Trigger::Webhook,
+        Trigger::After { automation: "a".into() },
+        Trigger::Manual,
+    ] {
+        assert_eq!(resolve_trigger(&TriggerSpec::from_trigger(&t)).unwrap(), t);
+    }
+    assert_eq!(
+        TriggerSpec::from_trigger(&Trigger::Interval { seconds: 5400 })
+            .interval
+            .as_deref(),
+        Some("1h30m")
+    );
 }

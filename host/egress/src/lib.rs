@@ -103,6 +103,16 @@ pub struct HostPattern {
 }
 
 impl HostPattern {
+    /// The address this pattern names, if it is an IP literal of a class plugins may not reach
+    /// (loopback, private, metadata ...): such a grant opens a door into the host's own network,
+    /// so deployments accept it only for test hosts they configured themselves.
+    pub fn forbidden_literal(&self) -> Option<(IpAddr, AddressClass)> {
+        match &self.host {
+            HostMatch::Ip(ip) => classify(canonical(*ip)).map(|c| (*ip, c)),
+            _ => None,
+        }
+    }
+
     /// Parses a pattern such as `https://api.example.com`, `http://127.0.0.1:8080` or
     /// `https://*.example.com:*`. Paths, queries and user info are refused: a grant is for an
     /// origin, not part of one.

@@ -49,6 +49,11 @@ pub struct EngineConfig {
     pub grace: Duration,
     /// Most jobs of one tenant running at once across all nodes; `None` for no limit.
     pub tenant_max_running: Option<usize>,
+    /// Opens the tenant secrets agents are granted; `None`: runs of such agents fail.
+    pub sealer: Option<mc_store::Sealer>,
+    /// Host patterns naming private, loopback or link-local IP literals that agents may be granted
+    /// (test servers on this machine). Any other grant of such an address fails the run.
+    pub test_hosts: Vec<String>,
 }
 
 impl EngineConfig {
@@ -64,6 +69,8 @@ impl EngineConfig {
             prepare_ahead: PREPARE_AHEAD,
             grace: Duration::from_secs(10),
             tenant_max_running: None,
+            sealer: None,
+            test_hosts: Vec::new(),
         }
     }
 }

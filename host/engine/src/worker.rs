@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use mc_egress::AllowList;
 use mc_runtime::{CancelToken, Grants, Limits, RunContext, RunRequest, Services};
-use mc_store::{AgentRow, ClaimedJob};
+use mc_store::{AgentRow, ClaimedJob, Finished};
 use tokio::task::JoinSet;
 
 use crate::{Engine, EngineError, lock};
@@ -50,17 +50,38 @@ where
     }
 }
 
-/// A success on its way to the recorder: job id, output, and who to tell once it is recorded.
-type Recorded = (i64, String, tokio::sync::oneshot::Sender<()>);
+/// A success on its way to the recorder, and who to tell once it is recorded.
+type Recorded = (Finished, tokio::sync::oneshot::Sender<()>);
 
 /// How one run ended, before it is recorded.
 enum Execution {
-    Succeeded(String),
+    Succeeded {
+        output: String,
+        logs: Option<String>,
+    },
     Failed {
         kind: String,
         error: String,
         retryable: bool,
+        logs: Option<String>,
     },
+}
+
+impl Execution {
+    /// A failure before the plugin ran (nothing logged).
+    fn refused(kind: &str, error: String) -> Execution {
+        Execution::Failed {
+            kind: kind.into(),
+            error,
+            retryable: false,
+            logs: None,
+        }
+    }
+}
+
+/// A run's log lines as the store keeps them: a JSON array, or nothing when there are none.
+fn logs_json(logs: &[mc_runtime::LogLine]) -> Option<String> {
+    (!logs.is_empty()).then(|| serde_json::to_string(logs).unwrap_or_default())
 }
 
 /// The bucket name of a tenant's key-value state.
@@ -84,13 +105,7 @@ impl Engine {
     async fn execute(&self, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
         let plugin = match self.plugin(&job.plugin) {
             Ok(p) => p,
-            Err(e) => {
-                return Ok(Execution::Failed {
-                    kind: "load".into(),
-                    error: e,
-                    retryable: false,
-                });
-            }
+            Err(e) => return Ok(Execution::refused("load", e)),
         };
         let agent = match agent {
             Some(a) => Some(a),
@@ -98,11 +113,11 @@ impl Engine {
         };
         let Some(agent) = agent else {
             let error = format!("agent `{}` no longer exists in tenant `{}`", job.agent, job.tenant);
-            return Ok(Execution::Failed {
-                kind: "config".into(),
-                error,
-                retryable: false,
-            });
+            return Ok(Execution::refused("config", error));
+        };
+        let grants = match self.grants(&job.tenant, &agent).await? {
+            Ok(g) => g,
+            Err(error) => return Ok(Execution::refused("config", error)),
         };
         let cancel = CancelToken::new();
         lock(&self.running).insert(job.id, cancel.clone());
@@ -116,12 +131,7 @@ impl Engine {
                 attempt: job.attempt,
                 trigger: job.trigger.clone(),
             },
-            grants: Arc::new(Grants {
-                http: AllowList::deny_all(),
-                models: vec![agent.model.clone().unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into())],
-                kv_bucket: Some(bucket(&job.tenant)),
-                config: agent.config.clone().into_iter().collect::<BTreeMap<_, _>>(),
-            }),
+            grants: Arc::new(grants),
             limits: Limits::default(),
             services: Services {
                 ai: self.ai.clone(),
@@ -133,20 +143,72 @@ impl Engine {
         // removes it.
         let outcome = self.runtime.run(&plugin, request).await;
         Ok(match outcome {
-            Ok(o) => match o.result {
-                Ok(output) => Execution::Succeeded(output),
-                Err(f) => Execution::Failed {
-                    kind: f.kind().into(),
-                    error: f.to_string(),
-                    retryable: f.retryable(),
-                },
-            },
-            Err(limit) => Execution::Failed {
-                kind: "limits".into(),
-                error: limit.to_string(),
-                retryable: false,
-            },
+            Ok(o) => {
+                let logs = logs_json(&o.logs);
+                match o.result {
+                    Ok(output) => Execution::Succeeded { output, logs },
+                    Err(f) => Execution::Failed {
+                        kind: f.kind().into(),
+                        error: f.to_string(),
+                        retryable: f.retryable(),
+                        logs,
+                    },
+                }
+            }
+            Err(limit) => Execution::refused("limits", limit.to_string()),
         })
+    }
+
+    /// What a run of `agent` is granted: its model, its tenant's key-value bucket, its
+    /// parameters, the hosts it names (an IP literal of a private, loopback or metadata address
+    /// only if this deployment configured it as a test host) and the secrets it names, opened.
+    /// `Err` explains a grant that cannot be honoured (the run fails with it).
+    async fn grants(&self, tenant: &str, agent: &AgentRow) -> Result<Result<Grants, String>, EngineError> {
+        let mut patterns = Vec::with_capacity(agent.hosts.len());
+        for h in &agent.hosts {
+            let pattern = match mc_egress::HostPattern::parse(h) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(format!("agent `{}`: {e}", agent.name))),
+            };
+            if let Some((ip, class)) = pattern.forbidden_literal()
+                && !self.config.test_hosts.iter().any(|t| t == h)
+            {
+                return Ok(Err(format!(
+                    "agent `{}` is granted {h}, but {ip} is a {class} address and this deployment does not allow it as a test host",
+                    agent.name
+                )));
+            }
+            patterns.push(h.as_str());
+        }
+        let http = match AllowList::parse(&patterns) {
+            Ok(list) => list,
+            Err(e) => return Ok(Err(format!("agent `{}`: {e}", agent.name))),
+        };
+        let mut config: BTreeMap<String, String> = agent.config.clone().into_iter().collect();
+        if !agent.secrets.is_empty() {
+            let Some(sealer) = &self.config.sealer else {
+                return Ok(Err(format!(
+                    "agent `{}` is granted secrets, but this node has no secret key",
+                    agent.name
+                )));
+            };
+            let values = self.store.tenant(tenant).secret_values(sealer, &agent.secrets).await?;
+            for name in &agent.secrets {
+                let Some(value) = values.get(name) else {
+                    return Ok(Err(format!(
+                        "agent `{}` is granted the secret `{name}`, which tenant `{tenant}` does not have",
+                        agent.name
+                    )));
+                };
+                config.insert(format!("{}{name}", mc_config::SECRET_CONFIG_PREFIX), value.clone());
+            }
+        }
+        Ok(Ok(Grants {
+            http,
+            models: vec![agent.model.clone().unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into())],
+            kv_bucket: Some(bucket(tenant)),
+            config,
+        }))
     }
 
     /// The agents a batch of jobs runs as, each read once.
@@ -161,10 +223,19 @@ impl Engine {
     }
 
     /// Records a failed execution against the job's lease.
-    async fn record_failure(&self, id: i64, kind: &str, error: &str, retryable: bool) -> Result<(), EngineError> {
+    async fn record_failure(&self, id: i64, failure: Execution) -> Result<(), EngineError> {
+        let Execution::Failed {
+            kind,
+            error,
+            retryable,
+            logs,
+        } = failure
+        else {
+            return Ok(());
+        };
         let node = &self.config.node_id;
         let failed = retrying(self.config.lease, "recording a failure", || {
-            self.store.fail(node, id, kind, error, retryable)
+            self.store.fail(node, id, &kind, &error, retryable, logs.as_deref())
         })
         .await?;
         if failed.is_none() {
@@ -206,10 +277,8 @@ impl Engine {
         while let Some(r) = set.join_next().await {
             let Ok((id, ended)) = r else { continue };
             match ended {
-                Ok(Execution::Succeeded(output)) => succeeded.push((id, output)),
-                Ok(Execution::Failed { kind, error, retryable }) => {
-                    self.record_failure(id, &kind, &error, retryable).await?
-                }
+                Ok(Execution::Succeeded { output, logs }) => succeeded.push(Finished { id, output, logs }),
+                Ok(failed) => self.record_failure(id, failed).await?,
                 Err(e) => tracing::warn!(error = %e, job = id, "running a job failed; its lease will return it"),
             }
         }
@@ -305,16 +374,21 @@ impl Engine {
                     // The slot stays taken until the outcome is recorded: when recording falls
                     // behind, claiming slows down instead of piling up finished runs.
                     let ended = match engine.execute(&job, agent).await {
-                        Ok(Execution::Succeeded(output)) => {
+                        Ok(Execution::Succeeded { output, logs }) => {
                             let (ack, recorded) = tokio::sync::oneshot::channel();
                             // The recorder outlives every job task (it ends when all senders are gone).
-                            let _ = done.send((job.id, output, ack));
+                            let _ = done.send((
+                                Finished {
+                                    id: job.id,
+                                    output,
+                                    logs,
+                                },
+                                ack,
+                            ));
                             let _ = recorded.await;
                             Ok(())
                         }
-                        Ok(Execution::Failed { kind, error, retryable }) => {
-                            engine.record_failure(job.id, &kind, &error, retryable).await
-                        }
+                        Ok(failed) => engine.record_failure(job.id, failed).await,
                         Err(e) => Err(e),
                     };
                     lock(&engine.running).remove(&job.id);
@@ -358,8 +432,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let (batch, acks): (Vec<(i64, String)>, Vec<_>) =
-                pending.into_iter().map(|(id, output, ack)| ((id, output), ack)).unzip();
+            let (batch, acks): (Vec<Finished>, Vec<_>) = pending.into_iter().unzip();
             let node = &self.config.node_id;
             let recorded = retrying(self.config.lease, "recording results", || {
                 self.store.complete_many(node, &batch)

@@ -70,5 +70,5 @@ mod search;
 
 pub use cron::{CronSchedule, Field};
 pub use error::ScheduleError;
-pub use parse::{MAX_INTERVAL, MIN_INTERVAL, parse_at, parse_interval, parse_timezone};
+pub use parse::{MAX_INTERVAL, MIN_INTERVAL, format_interval, parse_at, parse_interval, parse_timezone};
 pub use search::MAX_SEARCH_YEARS;

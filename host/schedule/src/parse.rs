@@ -99,8 +99,8 @@ pub fn parse_interval(s: &str) -> Result<Duration, ScheduleError> {
     Ok(total)
 }
 
-/// `1d2h3m4s`, leaving out zero parts.
-fn format_interval(mut secs: u64) -> String {
+/// Writes `secs` the way [`parse_interval`] reads it (`1d2h3m4s`, leaving out zero parts).
+pub fn format_interval(mut secs: u64) -> String {
     let mut out = String::new();
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
         if secs >= size {

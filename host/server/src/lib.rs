@@ -1,76 +1,74 @@
-//! The HTTP server. `app(state)` builds the router; `main` (in the CLI) binds and serves it.
+//! The HTTP server. `app(state)` builds the router; the CLI's `serve` binds and serves it beside
+//! the engine.
 //!
-//! Routes so far:
-//! - `GET /healthz`: the process answers.
-//! - `GET /readyz`: the database answers (503 while it does not).
+//! - `GET /healthz`: the process answers. `GET /readyz`: the database answers (503 while not).
 //! - `POST /hooks/{tenant}/{automation}`: a webhook trigger, signed per the Standard Webhooks spec
-//!   (see [`webhook`]); the body (JSON) becomes the run's input.
+//!   ([`webhook`]).
+//! - `/api/v1/...`: the REST API ([`api`]), authenticated by API keys ([`auth`]), described by
+//!   `/api/v1/openapi.json`.
 //!
 //! Every error is a JSON body `{ "error": { "code", "message" } }` with the matching status and no
-//! internal detail.
+//! internal detail ([`ApiError`]). Bodies are capped at [`MAX_BODY_BYTES`], requests at
+//! [`REQUEST_TIMEOUT`], and each key at its [`RateLimit`].
 
+pub mod api;
+pub mod auth;
+pub mod error;
 pub mod webhook;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mc_store::Store;
+use mc_store::{Sealer, Store};
 
-/// Largest request body accepted (webhook payloads are event notifications, not uploads).
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub use auth::{RateLimit, RateLimiter};
+pub use error::ApiError;
+
+/// Largest request body accepted: configuration files and webhook payloads, not uploads (a
+/// configuration file is at most `mc_config::MAX_FILE_BYTES` itself).
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+/// Longest a request may take before it is answered 503: no API call does minutes of work, and a
+/// stuck one must not hold its connection forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What handlers share.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Seals tenant secrets; without one the secrets endpoints answer 503.
+    pub sealer: Option<Sealer>,
+    /// Where plugins are, so an apply can refuse agents whose plugin does not exist.
+    pub plugin_dir: Option<PathBuf>,
+    pub limiter: Arc<RateLimiter>,
+    /// The principal of requests without a key. Set only for [`LocalApi`] (the command line
+    /// working on a local data directory, in-process); a served router never has one.
+    local: Option<mc_store::Principal>,
 }
 
-/// An error answered to a client.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("the service is not ready: {0}")]
-    Unavailable(String),
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl ApiError {
-    fn status(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+impl AppState {
+    /// A state over `store` with default limits and no secret key or plugin directory.
+    pub fn new(store: Store) -> AppState {
+        AppState {
+            store,
+            sealer: None,
+            plugin_dir: None,
+            limiter: Arc::new(RateLimiter::new(RateLimit::default())),
+            local: None,
         }
     }
-}
 
-impl From<mc_store::StoreError> for ApiError {
-    fn from(e: mc_store::StoreError) -> ApiError {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status();
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "request failed");
+    /// What an apply may assume exists.
+    pub fn known_plugins(&self) -> mc_config::Known {
+        match &self.plugin_dir {
+            Some(dir) => mc_config::Known::from_plugin_dir(dir),
+            None => mc_config::Known::default(),
         }
-        let body = serde_json::json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -87,14 +85,95 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
+/// Answers 503 when a request takes longer than [`REQUEST_TIMEOUT`].
+async fn timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout(REQUEST_TIMEOUT.as_secs()).into_response(),
+    }
+}
+
+/// Turns axum's own bodiless answers (no route, wrong method, body over the limit) into the JSON
+/// error body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let error = match status.as_u16() {
+        404 => ApiError::NotFound(format!("no route {path}")),
+        405 => ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}")),
+        413 => ApiError::TooLarge(MAX_BODY_BYTES),
+        _ => return response,
+    };
+    let (parts, _) = response.into_parts();
+    let mut fresh = error.into_response();
+    if let Some(allow) = parts.headers.get(axum::http::header::ALLOW) {
+        fresh.headers_mut().insert(axum::http::header::ALLOW, allow.clone());
+    }
+    fresh
+}
+
 /// The router.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/hooks/{tenant}/{automation}", post(webhook::deliver))
+        .merge(api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(timeout))
         .with_state(state)
+}
+
+/// The API called in-process, without a socket or a key, as the local operator: how the command
+/// line manages a local data directory through exactly the code a server runs.
+#[derive(Debug, Clone)]
+pub struct LocalApi {
+    router: Router,
+}
+
+impl LocalApi {
+    pub fn new(mut state: AppState) -> LocalApi {
+        state.local = Some(mc_store::Principal::local());
+        // No rate limit for the local operator: it is the machine's owner.
+        state.limiter = Arc::new(RateLimiter::new(RateLimit {
+            per_second: f64::MAX,
+            burst: f64::MAX,
+        }));
+        LocalApi { router: app(state) }
+    }
+
+    /// Calls `method path` with an optional JSON body; returns the status and the body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Vec<u8>) {
+        use tower::ServiceExt as _;
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        if body.is_some() {
+            req = req.header(axum::http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = match req.body(axum::body::Body::from(body.unwrap_or_default())) {
+            Ok(r) => r,
+            Err(e) => return (400, ApiError::BadRequest(e.to_string()).to_string().into_bytes()),
+        };
+        let response = match self.router.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), MAX_BODY_BYTES * 4)
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        (status, bytes)
+    }
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves.

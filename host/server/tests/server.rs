@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+mod api;
+
 use mc_server::{AppState, webhook};
 use mc_store::Store;
 use mc_testkit::on_both;
@@ -33,7 +35,7 @@ async fn start(store: &Store) -> (SocketAddr, String) {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState { store: store.clone() };
+    let state = AppState::new(store.clone());
     tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
     (addr, secret)
 }

@@ -9,9 +9,12 @@
 //! Every tenant-owned row is reached through [`TenantScope`], whose queries all carry the tenant
 //! id: a handler cannot forget the scope because there is no unscoped query to call.
 
+mod access;
 mod migrate;
 mod queue;
+mod runs;
 mod schedules;
+mod secrets;
 mod tenants;
 
 use std::path::Path;
@@ -21,11 +24,17 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-pub use queue::{
-    AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, JobRow, MAX_ATTEMPTS, MAX_CLAIM, NewJob,
-    PRIORITY_STEP, backoff, fair_shares,
+pub use access::{
+    AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey, Principal,
+    Role,
 };
+pub use queue::{
+    AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, Finished, JobRow, MAX_ATTEMPTS,
+    MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,
+};
+pub use runs::{MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, RunSummary};
 pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};
+pub use secrets::{KeyError, MAX_SECRET_BYTES, SECRET_KEY_BYTES, Sealer, SecretMeta};
 pub use tenants::{AgentRow, ApplyReport, AutomationRow, Change, ChangeKind, TenantRow, TenantScope};
 
 /// How long a statement waits for a SQLite write lock before failing: several engine tasks write
@@ -36,6 +45,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u32 = 10;
 /// How long to wait for a connection from the pool before reporting the database unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A write transaction of the pool.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -53,6 +53,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0005_automation_limits.sql"),
         postgres: include_str!("../migrations/0005_automation_limits.sql"),
     },
+    Migration {
+        version: 6,
+        name: "keys, secrets, audit log, run logs",
+        sqlite: concat!(
+            include_str!("../migrations/0006_access_common.sql"),
+            include_str!("../migrations/0006_audit_sqlite.sql")
+        ),
+        postgres: concat!(
+            include_str!("../migrations/0006_access_common.sql"),
+            include_str!("../migrations/0006_audit_postgres.sql")
+        ),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -64,6 +64,16 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+/// A successful run's result, as [`Store::complete_many`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub id: i64,
+    /// The output JSON document.
+    pub output: String,
+    /// The run's log lines (a JSON array), if it logged anything.
+    pub logs: Option<String>,
+}
+
 /// What `enqueue` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -226,7 +236,7 @@ impl Store {
     /// without waiting.
     /// `FOR UPDATE` on PostgreSQL (row locks for read-then-write); nothing on SQLite, whose
     /// write transactions are already exclusive.
-    fn for_update(&self) -> &'static str {
+    pub(crate) fn for_update(&self) -> &'static str {
         match self.backend() {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE",
@@ -445,12 +455,17 @@ impl Store {
     /// longer held the job (its lease expired and the job was recovered, or it was cancelled): the
     /// result is then discarded, never recorded twice.
     pub async fn complete(&self, node: &str, id: i64, output: &str) -> Result<bool, StoreError> {
-        Ok(self.complete_many(node, &[(id, output.to_string())]).await?[0])
+        let finished = Finished {
+            id,
+            output: output.to_string(),
+            logs: None,
+        };
+        Ok(self.complete_many(node, &[finished]).await?[0])
     }
 
     /// [`Store::complete`] for many jobs in one transaction (a worker's batch): one commit instead
     /// of one per job. Returns, per job, whether its result was recorded.
-    pub async fn complete_many(&self, node: &str, results: &[(i64, String)]) -> Result<Vec<bool>, StoreError> {
+    pub async fn complete_many(&self, node: &str, results: &[Finished]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.write_tx().await?;
         let now = now_micros();
         let mut recorded = vec![false; results.len()];
@@ -460,7 +475,7 @@ impl Store {
             // `now` is an integer of ours, safe to write into the statement.
             let mut p = Placeholders::for_conn(&tx);
             let sql = format!(
-                "UPDATE jobs SET state = 'succeeded', output = r.value ->> 1, finished_at = {now}, lease_until = NULL \
+                "UPDATE jobs SET state = 'succeeded', output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, lease_until = NULL \
                  FROM {} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
                  RETURNING jobs.id, jobs.tenant_id, jobs.automation",
                 p.json_rows(),
@@ -468,18 +483,18 @@ impl Store {
             );
             let rows = chunk
                 .iter()
-                .map(|(id, output)| serde_json::json!([id, output]))
+                .map(|f| serde_json::json!([f.id, f.output, f.logs]))
                 .collect();
             let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
                 .bind(json_rows(rows))
                 .bind(node);
             let done = q.fetch_all(&mut *tx).await?;
-            let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, (id, _))| (*id, pos)).collect();
+            let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
             for (id, tenant, automation) in done {
                 if let Some(&pos) = position.get(&id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
                     if let Some(automation) = automation {
-                        enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].1).await?;
+                        enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].output).await?;
                     }
                 }
                 *finished.entry(tenant).or_default() += 1;
@@ -492,27 +507,13 @@ impl Store {
         Ok(recorded)
     }
 
-    /// Puts a dead job of `tenant` back in the queue with a fresh set of attempts (the dashboard's
-    /// one-click retry). Returns false if there is no such dead job.
+    /// Puts a dead or cancelled job of `tenant` back in the queue with a fresh set of attempts
+    /// (the dashboard's one-click retry). Returns false if there is no such job.
     pub async fn retry_dead(&self, tenant: &str, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let now = now_micros();
-        let revived: Option<(i64,)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'available', attempt = 0, run_at = $3, rank_key = priority * $4 - $3, \
-             finished_at = NULL, claimed_by = NULL WHERE id = $1 AND tenant_id = $2 AND state = 'dead' RETURNING id",
-        )
-        .bind(id)
-        .bind(tenant)
-        .bind(now)
-        .bind(PRIORITY_STEP.as_micros() as i64)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if revived.is_none() {
-            return Ok(false);
-        }
-        bump_available(&mut tx, tenant, 1).await?;
+        let revived = retry_in(&mut tx, tenant, id).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(revived)
     }
 
     /// Records a failed attempt of a job `node` holds: retried with backoff while attempts remain
@@ -524,6 +525,7 @@ impl Store {
         kind: &str,
         error: &str,
         retryable: bool,
+        logs: Option<&str>,
     ) -> Result<Option<Failed>, StoreError> {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
@@ -541,23 +543,27 @@ impl Store {
         let outcome = if retryable && attempt < max_attempts {
             let run_at = now + backoff(id, attempt as u32).as_micros() as i64;
             sqlx::query(
-                "UPDATE jobs SET state = 'scheduled', run_at = $2, rank_key = $3, error_kind = $4, error = $5, lease_until = NULL, claimed_by = NULL \
-                 WHERE id = $1",
+                "UPDATE jobs SET state = 'scheduled', run_at = $2, rank_key = $3, error_kind = $4, error = $5, logs = $6, \
+                 lease_until = NULL, claimed_by = NULL WHERE id = $1",
             )
             .bind(id)
             .bind(run_at)
             .bind(rank_key(priority as i32, run_at))
             .bind(kind)
             .bind(error)
+            .bind(logs)
             .execute(&mut *tx)
             .await?;
             Failed::Retrying { run_at }
         } else {
-            sqlx::query("UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, lease_until = NULL WHERE id = $1")
+            sqlx::query(
+                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, lease_until = NULL WHERE id = $1",
+            )
                 .bind(id)
                 .bind(kind)
                 .bind(error)
                 .bind(now)
+                .bind(logs)
                 .execute(&mut *tx)
                 .await?;
             Failed::Dead
@@ -691,30 +697,9 @@ impl Store {
     /// it already finished. A running job's node learns of it at its next heartbeat.
     pub async fn cancel(&self, tenant: &str, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let row: Option<(String,)> = sqlx::query_as(&format!(
-            "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2{}",
-            self.for_update()
-        ))
-        .bind(id)
-        .bind(tenant)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((state,)) = row else { return Ok(false) };
-        if !matches!(state.as_str(), "scheduled" | "available" | "running") {
-            return Ok(false);
-        }
-        sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_until = NULL WHERE id = $1")
-            .bind(id)
-            .bind(now_micros())
-            .execute(&mut *tx)
-            .await?;
-        match state.as_str() {
-            "available" => bump_available(&mut tx, tenant, -1).await?,
-            "running" => bump_running(&mut tx, tenant, -1).await?,
-            _ => {}
-        }
+        let cancelled = cancel_in(&mut tx, self.backend(), tenant, id).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(cancelled)
     }
 }
 
@@ -909,4 +894,60 @@ async fn enqueue_followers(
         .collect();
     enqueue_in(tx, &jobs).await?;
     Ok(())
+}
+
+/// [`Store::retry_dead`] inside a transaction.
+pub(crate) async fn retry_in(tx: &mut Transaction<'static, Any>, tenant: &str, id: i64) -> Result<bool, StoreError> {
+    let now = now_micros();
+    let revived: Option<(i64,)> = sqlx::query_as(
+        "UPDATE jobs SET state = 'available', attempt = 0, run_at = $3, rank_key = priority * $4 - $3, \
+         finished_at = NULL, claimed_by = NULL WHERE id = $1 AND tenant_id = $2 AND state IN ('dead', 'cancelled') RETURNING id",
+    )
+    .bind(id)
+    .bind(tenant)
+    .bind(now)
+    .bind(PRIORITY_STEP.as_micros() as i64)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if revived.is_none() {
+        return Ok(false);
+    }
+    bump_available(tx, tenant, 1).await?;
+    Ok(true)
+}
+
+/// [`Store::cancel`] inside a transaction.
+pub(crate) async fn cancel_in(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    tenant: &str,
+    id: i64,
+) -> Result<bool, StoreError> {
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let row: Option<(String,)> = sqlx::query_as(&format!(
+        "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2{lock}"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((state,)) = row else { return Ok(false) };
+    if !matches!(state.as_str(), "scheduled" | "available" | "running") {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_until = NULL WHERE id = $1")
+        .bind(id)
+        .bind(now_micros())
+        .execute(&mut **tx)
+        .await?;
+    match state.as_str() {
+        "available" => bump_available(tx, tenant, -1).await?,
+        "running" => bump_running(tx, tenant, -1).await?,
+        _ => {}
+    }
+    Ok(true)
 }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::access::{AccessError, Need, Principal, Role, audit};
 use crate::{Store, StoreError, now_micros};
-use mc_config::{AgentSpec, AutomationSpec, Trigger, Validated};
+use mc_config::{AgentSpec, AutomationSpec, TenantConfig, Trigger, TriggerSpec, Validated};
 use serde::Serialize;
 
 /// A tenant.
@@ -12,6 +13,8 @@ use serde::Serialize;
 pub struct TenantRow {
     pub id: String,
     pub name: String,
+    /// The partner that onboarded it, if any.
+    pub partner: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -26,6 +29,19 @@ pub struct AgentRow {
     pub model: Option<String>,
     pub instructions: Option<String>,
     pub config: BTreeMap<String, String>,
+    /// Origins its plugin may reach over HTTP.
+    pub hosts: Vec<String>,
+    /// Tenant secrets its plugin may read.
+    pub secrets: Vec<String>,
+}
+
+/// What an agent is granted beyond its model, as stored in `agents.grants`.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct StoredGrants {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 /// An automation as stored.
@@ -69,6 +85,8 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApplyReport {
     pub tenant: String,
+    /// The configuration's version after the apply (unchanged if nothing changed).
+    pub version: i64,
     pub changes: Vec<Change>,
 }
 
@@ -79,7 +97,16 @@ impl ApplyReport {
     }
 }
 
-type AgentTuple = (String, String, String, String, Option<String>, Option<String>, String);
+type AgentTuple = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
 type AutomationTuple = (
     String,
     String,
@@ -98,7 +125,10 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 fn agent_row(t: AgentTuple) -> Result<AgentRow, StoreError> {
+    let grants: StoredGrants = serde_json::from_str(&t.7).map_err(|e| corrupt("agent grants", e))?;
     Ok(AgentRow {
+        hosts: grants.hosts,
+        secrets: grants.secrets,
         tenant: t.0,
         name: t.1,
         role: t.2,
@@ -124,7 +154,20 @@ fn automation_row(t: AutomationTuple) -> Result<AutomationRow, StoreError> {
     })
 }
 
-const AGENT_COLUMNS: &str = "tenant_id, name, role, plugin, model, instructions, config";
+type TenantTuple = (String, String, Option<String>, i64, i64);
+const TENANT_COLUMNS: &str = "id, name, partner, created_at, updated_at";
+
+fn tenant_row(t: TenantTuple) -> TenantRow {
+    TenantRow {
+        id: t.0,
+        name: t.1,
+        partner: t.2,
+        created_at: t.3,
+        updated_at: t.4,
+    }
+}
+
+const AGENT_COLUMNS: &str = "tenant_id, name, role, plugin, model, instructions, config, grants";
 const AUTOMATION_COLUMNS: &str =
     "tenant_id, name, agent, trigger_spec, input, enabled, priority, overlap, catch_up, max_running";
 
@@ -133,6 +176,12 @@ fn lower<T: Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// The inverse of [`lower`]: a stored lower-case enum name back to its value (the default if the
+/// column holds something unknown).
+fn parse_lower<T: serde::de::DeserializeOwned + Default>(s: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or_default()
 }
 
 fn agent_from_spec(tenant: &str, a: &AgentSpec) -> AgentRow {
@@ -144,6 +193,8 @@ fn agent_from_spec(tenant: &str, a: &AgentSpec) -> AgentRow {
         model: a.model.clone(),
         instructions: a.instructions.clone(),
         config: a.config.clone(),
+        hosts: a.hosts.clone(),
+        secrets: a.secrets.clone(),
     }
 }
 
@@ -183,6 +234,12 @@ fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
     if old.config != new.config {
         f.push("config".into());
     }
+    if old.hosts != new.hosts {
+        f.push("hosts".into());
+    }
+    if old.secrets != new.secrets {
+        f.push("secrets".into());
+    }
     f
 }
 
@@ -209,19 +266,10 @@ fn automation_diff(old: &AutomationRow, new: &AutomationRow) -> Vec<String> {
 impl Store {
     /// All tenants (an operator's view).
     pub async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
-        let rows: Vec<(String, String, i64, i64)> =
-            sqlx::query_as("SELECT id, name, created_at, updated_at FROM tenants ORDER BY id")
-                .fetch_all(self.pool())
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, created_at, updated_at)| TenantRow {
-                id,
-                name,
-                created_at,
-                updated_at,
-            })
-            .collect())
+        let rows: Vec<TenantTuple> = sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(tenant_row).collect())
     }
 
     /// The data of one tenant.
@@ -231,31 +279,80 @@ impl Store {
 
     /// Makes the tenant's agents and automations exactly those of `config`, in one transaction:
     /// either everything is applied or nothing is. Applying the same file twice changes nothing.
+    /// (The local command line's apply; the API's goes through [`Store::apply_as`].)
     pub async fn apply(&self, config: &Validated) -> Result<ApplyReport, StoreError> {
+        match self.apply_as(&Principal::local(), config, None).await {
+            Ok(r) => Ok(r),
+            Err(AccessError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Invalid(e.to_string())),
+        }
+    }
+
+    /// [`Store::apply`] on behalf of `who`: an existing tenant needs write access; a new one is
+    /// created by operators and partners only (a partner's for that partner). With
+    /// `expected_version`, the apply is refused as a conflict if the configuration changed since
+    /// that version was read. A change is recorded in the audit log.
+    pub async fn apply_as(
+        &self,
+        who: &Principal,
+        config: &Validated,
+        expected_version: Option<i64>,
+    ) -> Result<ApplyReport, AccessError> {
         let c = &config.config;
         let tenant = c.tenant.as_str();
         let now = now_micros();
+        match self.authorize(who, tenant, Need::Write).await {
+            Ok(_) => {}
+            Err(AccessError::NotFound(m)) => {
+                // Only operators and partners create tenants; to others the tenant stays unknown.
+                if !matches!(who.role, Role::Operator | Role::Partner) || self.tenant(tenant).get().await?.is_some() {
+                    return Err(AccessError::NotFound(m));
+                }
+            }
+            Err(e) => return Err(e),
+        }
         let mut tx = self.write_tx().await?;
         let mut changes = Vec::new();
 
-        let existing: Option<(String,)> = sqlx::query_as("SELECT name FROM tenants WHERE id = $1")
-            .bind(tenant)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let name = c.name.clone().unwrap_or_else(|| tenant.to_string());
+        let existing: Option<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT name, config_version FROM tenants WHERE id = $1{}",
+            self.for_update()
+        ))
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let version = existing.as_ref().map_or(0, |e| e.1);
+        if let Some(expected) = expected_version
+            && expected != version
+        {
+            return Err(AccessError::Conflict(format!(
+                "tenant `{tenant}` changed meanwhile (version {version}, expected {expected}); read it again"
+            )));
+        }
+        // A file without a name keeps the tenant's name (it may have been set when it was created).
+        let name = c
+            .name
+            .clone()
+            .or_else(|| existing.as_ref().map(|e| e.0.clone()))
+            .unwrap_or_else(|| tenant.to_string());
         let change = match existing {
             None => Some((ChangeKind::Created, vec![])),
-            Some((old,)) if old != name => Some((ChangeKind::Updated, vec!["name".to_string()])),
+            Some((old, _)) if old != name => Some((ChangeKind::Updated, vec!["name".to_string()])),
             Some(_) => None,
         };
         if let Some((kind, fields)) = change {
-            // One upsert for both cases: `created_at` is written only by the insert.
+            // One upsert for both cases: `created_at` and `partner` are written only by the insert.
             sqlx::query(
-                "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                "INSERT INTO tenants (id, name, partner, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
             )
             .bind(tenant)
             .bind(&name)
+            .bind(if who.role == Role::Partner {
+                who.partner.clone()
+            } else {
+                None
+            })
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -300,6 +397,11 @@ impl Store {
         for spec in &c.agents {
             let new = agent_from_spec(tenant, spec);
             let config = serde_json::to_string(&new.config).map_err(|e| corrupt("agent config", e))?;
+            let grants = serde_json::to_string(&StoredGrants {
+                hosts: new.hosts.clone(),
+                secrets: new.secrets.clone(),
+            })
+            .map_err(|e| corrupt("agent grants", e))?;
             let (kind, fields) = match old_agents.get(&spec.name) {
                 None => (ChangeKind::Created, vec![]),
                 Some(old) => {
@@ -317,10 +419,10 @@ impl Store {
             if kind != ChangeKind::Unchanged {
                 // One upsert for both cases: `created_at` is written only by the insert.
                 sqlx::query(&format!(
-                    "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                    "INSERT INTO agents ({AGENT_COLUMNS}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
                      ON CONFLICT (tenant_id, name) DO UPDATE SET role = excluded.role, plugin = excluded.plugin, \
                      model = excluded.model, instructions = excluded.instructions, config = excluded.config, \
-                     updated_at = excluded.updated_at"
+                     grants = excluded.grants, updated_at = excluded.updated_at"
                 ))
                 .bind(tenant)
                 .bind(&new.name)
@@ -329,6 +431,7 @@ impl Store {
                 .bind(&new.model)
                 .bind(&new.instructions)
                 .bind(&config)
+                .bind(&grants)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -397,11 +500,35 @@ impl Store {
 
         let kept: Vec<&str> = c.agents.iter().map(|a| a.name.as_str()).collect();
         delete_missing(&mut tx, tenant, "agent", old_agents.keys(), &kept, &mut changes).await?;
-        tx.commit().await?;
-        Ok(ApplyReport {
+        let mut report = ApplyReport {
             tenant: tenant.to_string(),
+            version,
             changes,
-        })
+        };
+        if report.changed() {
+            report.version = version + 1;
+            sqlx::query("UPDATE tenants SET config_version = $2 WHERE id = $1")
+                .bind(tenant)
+                .bind(report.version)
+                .execute(&mut *tx)
+                .await?;
+            let changed: Vec<&Change> = report
+                .changes
+                .iter()
+                .filter(|c| c.kind != ChangeKind::Unchanged)
+                .collect();
+            audit(
+                &mut tx,
+                who,
+                Some(tenant),
+                "config.apply",
+                tenant,
+                serde_json::json!({ "version": report.version, "changes": changed }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 }
 
@@ -442,20 +569,74 @@ pub struct TenantScope<'a> {
     tenant: &'a str,
 }
 
-impl TenantScope<'_> {
+impl<'a> TenantScope<'a> {
+    /// The tenant's id.
+    pub fn id(&self) -> &'a str {
+        self.tenant
+    }
+
+    pub(crate) fn store(&self) -> &'a Store {
+        self.store
+    }
+
+    /// Its whole configuration as a file would state it, and the configuration's version (for
+    /// [`Store::apply_as`]'s `expected_version`).
+    pub async fn config(&self) -> Result<Option<(TenantConfig, i64)>, StoreError> {
+        let row: Option<(String, i64)> = sqlx::query_as("SELECT name, config_version FROM tenants WHERE id = $1")
+            .bind(self.tenant)
+            .fetch_optional(self.store.pool())
+            .await?;
+        let Some((name, version)) = row else { return Ok(None) };
+        let agents = self
+            .agents()
+            .await?
+            .into_iter()
+            .map(|a| AgentSpec {
+                name: a.name,
+                role: a.role,
+                plugin: a.plugin,
+                model: a.model,
+                instructions: a.instructions,
+                config: a.config,
+                hosts: a.hosts,
+                secrets: a.secrets,
+            })
+            .collect();
+        let automations = self
+            .automations()
+            .await?
+            .into_iter()
+            .map(|a| AutomationSpec {
+                trigger: TriggerSpec::from_trigger(&a.trigger),
+                name: a.name,
+                agent: a.agent,
+                input: a.input,
+                enabled: a.enabled,
+                priority: a.priority,
+                overlap: parse_lower(&a.overlap),
+                // `queue` stores its implied limit of one; the file states only the overlap.
+                max_running: if a.overlap == "queue" { None } else { a.max_running },
+                catch_up: parse_lower(&a.catch_up),
+            })
+            .collect();
+        Ok(Some((
+            TenantConfig {
+                tenant: self.tenant.to_string(),
+                name: (name != self.tenant).then_some(name),
+                agents,
+                automations,
+            },
+            version,
+        )))
+    }
+
     /// The tenant, if it exists.
     pub async fn get(&self) -> Result<Option<TenantRow>, StoreError> {
-        let row: Option<(String, String, i64, i64)> =
-            sqlx::query_as("SELECT id, name, created_at, updated_at FROM tenants WHERE id = $1")
-                .bind(self.tenant)
-                .fetch_optional(self.store.pool())
-                .await?;
-        Ok(row.map(|(id, name, created_at, updated_at)| TenantRow {
-            id,
-            name,
-            created_at,
-            updated_at,
-        }))
+        let row: Option<TenantTuple> = sqlx::query_as(&format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
+            .bind(self.tenant)
+            .fetch_optional(self.store.pool())
+            .await?;
+        Ok(row.map(tenant_row))
     }
 
     /// Its agents, by name.

@@ -87,7 +87,8 @@ async fn apply_is_idempotent_and_reports_each_change() {
         let report = store.apply(&config(shrunk)).await.unwrap();
         assert!(summary(&report).contains(&"Deleted agent writer".to_string()), "{:?}", summary(&report));
         assert_eq!(scope.automations().await.unwrap().len(), 0);
-        assert_eq!(scope.get().await.unwrap().unwrap().name, "acme");
+        // A file without a name keeps the tenant's name.
+        assert_eq!(scope.get().await.unwrap().unwrap().name, "Acme Garden Supplies");
     })
     .await;
 }
@@ -166,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 5);
+    assert_eq!(n, 6);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -175,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 5)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 6)"
     );
 }
 
@@ -351,7 +352,8 @@ async fn failures_retry_with_backoff_then_go_dead() {
             .id();
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         let before = mc_store::now_micros();
-        let Some(mc_store::Failed::Retrying { run_at }) = store.fail("n", j.id, "trap", "boom", true).await.unwrap()
+        let Some(mc_store::Failed::Retrying { run_at }) =
+            store.fail("n", j.id, "trap", "boom", true, None).await.unwrap()
         else {
             panic!("expected a retry")
         };
@@ -372,7 +374,7 @@ async fn failures_retry_with_backoff_then_go_dead() {
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         assert_eq!((j.id, j.attempt), (id, 2));
         assert_eq!(
-            store.fail("n", j.id, "trap", "boom again", true).await.unwrap(),
+            store.fail("n", j.id, "trap", "boom again", true, None).await.unwrap(),
             Some(mc_store::Failed::Dead)
         );
         let row = &store.jobs("acme", 1).await.unwrap()[0];
@@ -381,7 +383,10 @@ async fn failures_retry_with_backoff_then_go_dead() {
         store.enqueue(&[job("acme", 2)]).await.unwrap();
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         assert_eq!(
-            store.fail("n", j.id, "invalid_input", "bad", false).await.unwrap(),
+            store
+                .fail("n", j.id, "invalid_input", "bad", false, None)
+                .await
+                .unwrap(),
             Some(mc_store::Failed::Dead)
         );
         assert_counters(&store, "acme").await;
@@ -533,7 +538,7 @@ async fn dead_jobs_can_be_retried_by_their_tenant() {
         with_tenants(&store).await;
         let id = store.enqueue(&[job("acme", 1)]).await.unwrap()[0].id();
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
-        store.fail("n", j.id, "trap", "boom", false).await.unwrap();
+        store.fail("n", j.id, "trap", "boom", false, None).await.unwrap();
         assert!(!store.retry_dead("globex", id).await.unwrap(), "not another tenant's");
         assert!(store.retry_dead("acme", id).await.unwrap());
         assert!(!store.retry_dead("acme", id).await.unwrap(), "no longer dead");
@@ -616,7 +621,7 @@ async fn an_automation_limit_holds_its_runs_back_without_blocking_others() {
             .iter()
             .find(|j| j.automation.as_deref() == Some("weekly-post"))
             .unwrap();
-        store.fail("n1", weekly.id, "trap", "boom", false).await.unwrap();
+        store.fail("n1", weekly.id, "trap", "boom", false, None).await.unwrap();
         let next = store.claim("n2", 100, LEASE).await.unwrap();
         assert_eq!(by_automation(&next), ["kpis", "weekly-post"]);
         assert_counters(&store, "acme").await;

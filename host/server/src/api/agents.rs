@@ -1,0 +1,161 @@
+//! Agents: list, read, create or update (validated like a configuration file), delete.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use mc_config::AgentSpec;
+use mc_store::{AgentRow, Need};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::tenants::{edit_config, upsert_status};
+use crate::auth::Auth;
+use crate::error::{ApiJson, ApiPath};
+use crate::{ApiError, AppState};
+
+/// An agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Agent {
+    pub name: String,
+    pub role: String,
+    pub plugin: String,
+    pub model: Option<String>,
+    pub instructions: Option<String>,
+    /// Parameters its plugin reads through `wasi:config`.
+    pub config: BTreeMap<String, String>,
+    /// Origins its plugin may reach over HTTP.
+    pub hosts: Vec<String>,
+    /// Names of the tenant secrets its plugin may read.
+    pub secrets: Vec<String>,
+}
+
+impl From<AgentRow> for Agent {
+    fn from(a: AgentRow) -> Agent {
+        Agent {
+            name: a.name,
+            role: a.role,
+            plugin: a.plugin,
+            model: a.model,
+            instructions: a.instructions,
+            config: a.config,
+            hosts: a.hosts,
+            secrets: a.secrets,
+        }
+    }
+}
+
+/// An agent to create or replace (its name is in the path).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBody {
+    #[schema(min_length = 1)]
+    pub role: String,
+    pub plugin: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+/// The tenant's agents.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/agents", tag = "agents",
+    params(("tenant" = String, Path)), responses((status = 200, body = Vec<Agent>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Vec<Agent>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    Ok(Json(scope.agents().await?.into_iter().map(Agent::from).collect()))
+}
+
+async fn read(state: &AppState, who: &mc_store::Principal, tenant: &str, name: &str) -> Result<Agent, ApiError> {
+    let scope = state.store.authorize(who, tenant, Need::Read).await?;
+    scope
+        .agent(name)
+        .await?
+        .map(Agent::from)
+        .ok_or_else(|| ApiError::NotFound(format!("no agent `{name}`")))
+}
+
+/// One agent.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/agents/{agent}", tag = "agents",
+    params(("tenant" = String, Path), ("agent" = String, Path)), responses((status = 200, body = Agent)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<Agent>, ApiError> {
+    Ok(Json(read(&state, &who, &tenant, &name).await?))
+}
+
+/// Creates (201) or replaces (200) an agent.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/agents/{agent}", tag = "agents",
+    params(("tenant" = String, Path), ("agent" = String, Path)), request_body = AgentBody,
+    responses((status = 200, body = Agent), (status = 201, body = Agent)))]
+pub async fn put(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<AgentBody>,
+) -> Result<(StatusCode, Json<Agent>), ApiError> {
+    let spec = AgentSpec {
+        name: name.clone(),
+        role: body.role,
+        plugin: body.plugin,
+        model: body.model,
+        instructions: body.instructions,
+        config: body.config,
+        hosts: body.hosts,
+        secrets: body.secrets,
+    };
+    let report = edit_config(&state, &who, &tenant, |c| {
+        match c.agents.iter_mut().find(|a| a.name == name) {
+            Some(a) => *a = spec.clone(),
+            None => c.agents.push(spec.clone()),
+        }
+        Ok(())
+    })
+    .await?;
+    let status = upsert_status(&report, "agent", &name);
+    Ok((status, Json(read(&state, &who, &tenant, &name).await?)))
+}
+
+/// Deletes an agent no automation uses.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/agents/{agent}", tag = "agents",
+    params(("tenant" = String, Path), ("agent" = String, Path)), responses((status = 204)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    edit_config(&state, &who, &tenant, |c| {
+        if !c.agents.iter().any(|a| a.name == name) {
+            return Err(ApiError::NotFound(format!("no agent `{name}`")));
+        }
+        let users: Vec<&str> = c
+            .automations
+            .iter()
+            .filter(|a| a.agent == name)
+            .map(|a| a.name.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "agent `{name}` is used by automations {}: delete or reassign them first",
+                users.join(", ")
+            )));
+        }
+        c.agents.retain(|a| a.name != name);
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,107 @@
+//! The REST API under `/api/v1`: one module per resource, each with its DTOs (what the JSON looks
+//! like) and handlers. Handlers authenticate with [`Auth`](crate::auth::Auth), get a tenant's data
+//! only through `Store::authorize`, and answer errors as [`ApiError`](crate::ApiError). The
+//! OpenAPI document (`openapi.rs`) is generated from the same handlers and DTOs.
+
+pub mod agents;
+pub mod audit;
+pub mod automations;
+pub mod keys;
+pub mod openapi;
+pub mod runs;
+pub mod secrets;
+pub mod tenants;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use crate::AppState;
+
+/// Default page size of listings.
+pub const DEFAULT_PAGE: i64 = 50;
+
+/// A time as the API shows it: RFC 3339 in UTC (the store keeps microseconds since the epoch).
+pub fn time(micros: i64) -> String {
+    jiff::Timestamp::from_microsecond(micros)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// [`time`] for optional times.
+pub fn time_opt(micros: Option<i64>) -> Option<String> {
+    micros.map(time)
+}
+
+/// Parses a paging cursor (the decimal id of the previous page's last item).
+pub fn cursor(c: Option<&str>) -> Result<Option<i64>, crate::ApiError> {
+    c.map(|c| {
+        c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            crate::ApiError::BadRequest(format!(
+                "invalid cursor `{c}`: pass the `next_cursor` of the previous page"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// Checks a page size.
+pub fn page_limit(limit: Option<i64>, max: i64) -> Result<i64, crate::ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE.min(max)),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(crate::ApiError::BadRequest(format!(
+            "limit must be between 1 and {max}, got {n}"
+        ))),
+    }
+}
+
+/// Every `/api/v1` route.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/whoami", get(keys::whoami))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{key}", axum::routing::delete(keys::revoke))
+        .route("/api/v1/apply", post(tenants::apply))
+        .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
+        .route("/api/v1/tenants/{tenant}", get(tenants::get))
+        .route("/api/v1/tenants/{tenant}/config", get(tenants::config))
+        .route("/api/v1/tenants/{tenant}/agents", get(agents::list))
+        .route(
+            "/api/v1/tenants/{tenant}/agents/{agent}",
+            get(agents::get).put(agents::put).delete(agents::delete),
+        )
+        .route("/api/v1/tenants/{tenant}/automations", get(automations::list))
+        .route(
+            "/api/v1/tenants/{tenant}/automations/{automation}",
+            get(automations::get).put(automations::put).delete(automations::delete),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/automations/{automation}/enable",
+            post(automations::enable),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/automations/{automation}/disable",
+            post(automations::disable),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/automations/{automation}/run",
+            post(automations::run_now),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/automations/{automation}/ticks",
+            get(automations::ticks),
+        )
+        .route("/api/v1/tenants/{tenant}/runs", get(runs::list))
+        .route("/api/v1/tenants/{tenant}/runs/{run}", get(runs::get))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/logs", get(runs::logs))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/output", get(runs::output))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/cancel", post(runs::cancel))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/retry", post(runs::retry))
+        .route("/api/v1/tenants/{tenant}/secrets", get(secrets::list))
+        .route(
+            "/api/v1/tenants/{tenant}/secrets/{secret}",
+            put(secrets::put).delete(secrets::delete),
+        )
+        .route("/api/v1/audit", get(audit::list))
+}

@@ -1,0 +1,238 @@
+//! Runs: list with filters and keyset paging, detail, logs, output, cancel, retry.
+
+use axum::Json;
+use axum::extract::State;
+use mc_store::{MAX_RUNS_PAGE, Need, RUN_STATES, RunFilter, RunSummary};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::{cursor, page_limit, time, time_opt};
+use crate::auth::Auth;
+use crate::error::{ApiPath, ApiQuery};
+use crate::{ApiError, AppState};
+
+/// A run.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Run {
+    pub id: i64,
+    pub automation: Option<String>,
+    pub agent: String,
+    /// What started it: `cron`, `interval`, `at`, `webhook`, `after`, `manual`.
+    pub trigger: String,
+    /// `scheduled`, `available`, `running`, `succeeded`, `dead`, `cancelled`.
+    pub state: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub priority: i32,
+    pub run_at: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Why the last attempt failed.
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+}
+
+impl From<RunSummary> for Run {
+    fn from(r: RunSummary) -> Run {
+        Run {
+            id: r.id,
+            automation: r.automation,
+            agent: r.agent,
+            trigger: r.trigger,
+            state: r.state,
+            attempt: r.attempt,
+            max_attempts: r.max_attempts,
+            priority: r.priority,
+            run_at: time(r.run_at),
+            created_at: time(r.created_at),
+            started_at: time_opt(r.started_at),
+            finished_at: time_opt(r.finished_at),
+            error_kind: r.error_kind,
+            error: r.error,
+        }
+    }
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    pub items: Vec<Run>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A run with its input and output.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: Run,
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<serde_json::Value>,
+}
+
+/// A run's output.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunOutput {
+    pub state: String,
+    /// The plugin's output once the run succeeded.
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<serde_json::Value>,
+}
+
+/// One log line of a run.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+}
+
+/// A run's log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunLogs {
+    pub lines: Vec<LogLine>,
+}
+
+/// Filters and paging of the run list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunQuery {
+    /// Only runs in this state.
+    #[param(pattern = "^(scheduled|available|running|succeeded|dead|cancelled|failed)$")]
+    pub state: Option<String>,
+    /// Only runs of this automation.
+    pub automation: Option<String>,
+    /// Only runs of this agent.
+    pub agent: Option<String>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[1-9][0-9]{0,18}$")]
+    pub cursor: Option<String>,
+}
+
+/// The tenant's runs, newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs", tag = "runs",
+    params(("tenant" = String, Path), RunQuery), responses((status = 200, body = RunPage)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RunQuery>,
+) -> Result<Json<RunPage>, ApiError> {
+    let limit = page_limit(q.limit, MAX_RUNS_PAGE)?;
+    if let Some(s) = &q.state
+        && !RUN_STATES.contains(&s.as_str())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown state `{s}` (one of {})",
+            RUN_STATES.join(", ")
+        )));
+    }
+    let before = cursor(q.cursor.as_deref())?;
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    let runs = scope
+        .runs(&RunFilter {
+            state: q.state,
+            automation: q.automation,
+            agent: q.agent,
+            before,
+            limit,
+        })
+        .await?;
+    let next_cursor = (runs.len() as i64 == limit)
+        .then(|| runs.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(RunPage {
+        items: runs.into_iter().map(Run::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn no_run(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no run {id}"))
+}
+
+async fn detail(state: &AppState, who: &mc_store::Principal, tenant: &str, id: i64) -> Result<RunDetail, ApiError> {
+    let scope = state.store.authorize(who, tenant, Need::Read).await?;
+    let d = scope.run(id).await?.ok_or_else(|| no_run(id))?;
+    Ok(RunDetail {
+        run: d.summary.into(),
+        input: d.input,
+        output: d.output,
+    })
+}
+
+/// One run with its input and output.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = RunDetail)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<RunDetail>, ApiError> {
+    Ok(Json(detail(&state, &who, &tenant, id).await?))
+}
+
+/// A run's log lines (recorded when an attempt ends).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/logs", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = RunLogs)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<RunLogs>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    let logs = scope.run_logs(id).await?.ok_or_else(|| no_run(id))?;
+    let lines: Vec<LogLine> =
+        serde_json::from_value(logs).map_err(|e| ApiError::Internal(format!("run {id}'s log: {e}")))?;
+    Ok(Json(RunLogs { lines }))
+}
+
+/// A run's output.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/output", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = RunOutput)))]
+pub async fn output(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<RunOutput>, ApiError> {
+    let d = detail(&state, &who, &tenant, id).await?;
+    Ok(Json(RunOutput {
+        state: d.run.state,
+        output: d.output,
+    }))
+}
+
+/// Cancels a run that has not finished (a running plugin is interrupted).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/cancel", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = RunDetail)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<RunDetail>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
+    scope.cancel_run(&who, id).await?;
+    Ok(Json(detail(&state, &who, &tenant, id).await?))
+}
+
+/// Runs a dead or cancelled run again, with a fresh set of attempts.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/retry", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = RunDetail)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<RunDetail>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
+    scope.retry_run(&who, id).await?;
+    Ok(Json(detail(&state, &who, &tenant, id).await?))
+}

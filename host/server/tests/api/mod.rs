@@ -1,0 +1,579 @@
+//! The REST API on both backends, against a real server on 127.0.0.1 (port 0): keys and roles,
+//! the cross-tenant matrix over every operation of the OpenAPI document, secrets, per-object
+//! edits, bad input, rate limits.
+
+use std::net::SocketAddr;
+
+use mc_server::{AppState, RateLimit, RateLimiter};
+use mc_store::{NewKey, Principal, Role, Store};
+use mc_testkit::on_both;
+use serde_json::{Value, json};
+
+const ACME: &str = r#"tenant: acme
+name: Acme
+agents:
+  - name: writer
+    role: Content writer
+    plugin: noop
+automations:
+  - name: weekly-post
+    agent: writer
+    trigger: { cron: "0 9 * * 1", timezone: Europe/Berlin }
+    input: { brief: "Spring sale" }
+  - name: quick
+    agent: writer
+    trigger: { manual: true }
+"#;
+
+/// A server over `store` and what a test needs to call it.
+#[derive(Clone)]
+struct Server {
+    addr: SocketAddr,
+    http: reqwest::Client,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Server {
+    async fn start(store: &Store, limit: RateLimit) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut state = AppState::new(store.clone());
+        state.limiter = std::sync::Arc::new(RateLimiter::new(limit));
+        state.sealer = Some(mc_store::Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap());
+        tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
+        Server {
+            addr,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, key: Option<&str>, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("http://{}{path}", self.addr));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body, headers }
+    }
+}
+
+async fn key(store: &Store, role: Role, tenant: Option<&str>, partner: Option<&str>) -> String {
+    store
+        .create_key(
+            &Principal::local(),
+            NewKey {
+                role,
+                tenant: tenant.map(str::to_string),
+                partner: partner.map(str::to_string),
+                label: format!("{role:?}"),
+            },
+        )
+        .await
+        .unwrap()
+        .1
+}
+
+fn limitless() -> RateLimit {
+    RateLimit {
+        per_second: 1e9,
+        burst: 1e9,
+    }
+}
+
+/// Keys of every role: the operator's, acme's and globex's admin and viewer, and a partner's
+/// (which onboarded initech).
+struct Keys {
+    operator: String,
+    acme_admin: String,
+    acme_viewer: String,
+    globex_admin: String,
+    globex_viewer: String,
+    partner: String,
+}
+
+/// Two tenants with agents, automations, a finished run, a secret; and keys of every role.
+async fn world(store: &Store, server: &Server) -> Keys {
+    store
+        .apply(&mc_config::parse(ACME, &mc_config::Known::default()).unwrap())
+        .await
+        .unwrap();
+    store
+        .apply(&mc_config::parse(&ACME.replace("acme", "globex"), &mc_config::Known::default()).unwrap())
+        .await
+        .unwrap();
+    let operator = key(store, Role::Operator, None, None).await;
+    let keys = Keys {
+        acme_admin: key(store, Role::Admin, Some("acme"), None).await,
+        acme_viewer: key(store, Role::Viewer, Some("acme"), None).await,
+        globex_admin: key(store, Role::Admin, Some("globex"), None).await,
+        globex_viewer: key(store, Role::Viewer, Some("globex"), None).await,
+        partner: key(store, Role::Partner, None, Some("reseller")).await,
+        operator,
+    };
+    let r = server
+        .call(
+            Some(&keys.partner),
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"id": "initech", "name": "Initech"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["partner"], "reseller");
+    for tenant in ["acme", "globex"] {
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                &format!("/api/v1/tenants/{tenant}/secrets/crm-token"),
+                Some(json!({"value": format!("{tenant}-secret-value")})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "POST",
+                &format!("/api/v1/tenants/{tenant}/automations/quick/run"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    // acme's run 1 ends dead (so retry applies); globex's stays queued.
+    let claimed = store.claim("n", 10, std::time::Duration::from_secs(30)).await.unwrap();
+    for j in claimed {
+        store.fail("n", j.id, "trap", "boom", false, None).await.unwrap();
+    }
+    keys
+}
+
+/// Everything a cross-tenant request could have changed or leaked, for before/after comparison.
+async fn acme_state(store: &Store) -> Value {
+    let scope = store.tenant("acme");
+    let (config, version) = scope.config().await.unwrap().unwrap();
+    let runs = scope
+        .runs(&mc_store::RunFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let runs: Vec<Value> = runs.iter().map(|r| json!([r.id, r.state, r.attempt])).collect();
+    let secrets: Vec<String> = scope.secrets().await.unwrap().into_iter().map(|s| s.name).collect();
+    let keys: Vec<Value> = store
+        .keys(&Principal::local())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| json!([k.id, k.revoked_at.is_some()]))
+        .collect();
+    json!({ "config": config, "version": version, "runs": runs, "secrets": secrets, "keys": keys })
+}
+
+/// A valid body for each write operation, aimed at acme.
+fn body_for(method: &str, template: &str) -> Option<Value> {
+    Some(match (method, template) {
+        ("post", "/api/v1/tenants") => json!({"id": "acme-two", "name": "Acme Two"}),
+        ("post", "/api/v1/apply") => json!({"config": ACME.replace("Spring sale", "Changed")}),
+        ("post", "/api/v1/keys") => json!({"role": "admin", "tenant": "acme"}),
+        ("put", "/api/v1/tenants/{tenant}/agents/{agent}") => json!({"role": "Changed", "plugin": "noop"}),
+        ("put", "/api/v1/tenants/{tenant}/automations/{automation}") => {
+            json!({"agent": "writer", "trigger": {"interval": "1h"}})
+        }
+        ("put", "/api/v1/tenants/{tenant}/secrets/{secret}") => json!({"value": "stolen"}),
+        ("post", p) if p.ends_with("/run") => json!({}),
+        _ => return None,
+    })
+}
+
+fn fill(template: &str, acme_admin_key_id: &str) -> String {
+    template
+        .replace("{tenant}", "acme")
+        .replace("{agent}", "writer")
+        .replace("{automation}", "quick")
+        .replace("{run}", "1")
+        .replace("{secret}", "crm-token")
+        .replace("{key}", acme_admin_key_id)
+}
+
+#[tokio::test]
+async fn no_operation_lets_another_tenant_or_a_weaker_role_read_or_change_data() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let acme_admin_id = keys.acme_admin.split('_').nth(1).unwrap().to_string();
+        let doc = server.call(None, "GET", "/api/v1/openapi.json", None).await.body;
+        let before = acme_state(&store).await;
+        let mut operations = 0;
+        let outsiders = [
+            ("globex admin", &keys.globex_admin),
+            ("globex viewer", &keys.globex_viewer),
+            ("partner of initech", &keys.partner),
+        ];
+        for (template, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                operations += 1;
+                let path = fill(template, &acme_admin_id);
+                let write = method != "get";
+                let body = body_for(method, template);
+                assert!(
+                    !write || body.is_some() || !item[method].get("requestBody").is_some_and(|b| b["required"] == true),
+                    "{method} {template}: the matrix needs a body for it"
+                );
+                let tenant_scoped =
+                    template.contains("{tenant}") || template == "/api/v1/apply" || template == "/api/v1/keys/{key}";
+                for (who, key) in outsiders {
+                    let r = server.call(Some(key), method, &path, body.clone()).await;
+                    let text = r.body.to_string();
+                    assert!(
+                        !text.contains("acme-secret-value") && !text.contains("Spring sale"),
+                        "{who} {method} {path} leaked: {text}"
+                    );
+                    if template == "/api/v1/keys/{key}" && who.ends_with("viewer") {
+                        // Viewers manage no keys at all: the same answer whether the key exists.
+                        assert_eq!(r.status, 403, "{who} {method} {path}: {text}");
+                    } else if tenant_scoped {
+                        assert_eq!(r.status, 404, "{who} {method} {path}: {text}");
+                        assert_eq!(r.body["error"]["code"], "not_found");
+                    } else if template == "/api/v1/tenants" && write {
+                        // Partners create their own tenants; tenant keys may not.
+                        assert!(
+                            r.status == 403 || (who.starts_with("partner") && r.status == 201),
+                            "{who} {method} {path}: {text}"
+                        );
+                    } else if template == "/api/v1/keys" && write {
+                        assert!(r.status == 404 || r.status == 403, "{who} {method} {path}: {text}");
+                    } else {
+                        assert!(r.status == 200 || r.status == 403, "{who} {method} {path}: {text}");
+                        assert!(!text.contains("\"acme\""), "{who} {method} {path} listed acme: {text}");
+                    }
+                }
+                if write {
+                    let r = server.call(Some(&keys.acme_viewer), method, &path, body.clone()).await;
+                    assert_eq!(r.status, 403, "acme viewer {method} {path}: {}", r.body);
+                    assert_eq!(r.body["error"]["code"], "forbidden");
+                } else {
+                    let r = server.call(Some(&keys.acme_viewer), method, &path, None).await;
+                    assert!(
+                        r.status == 200 || r.status == 403,
+                        "acme viewer {method} {path}: {}",
+                        r.body
+                    );
+                }
+                let r = server.call(None, method, &path, body.clone()).await;
+                if template != "/api/v1/openapi.json" {
+                    assert_eq!(r.status, 401, "no key {method} {path}: {}", r.body);
+                }
+            }
+        }
+        assert!(operations >= 30, "the document lists every operation ({operations})");
+        assert_eq!(acme_state(&store).await, before, "nothing of acme changed");
+        // The audit log shows acme only its own rows, and other tenants none of acme's.
+        let r = server
+            .call(Some(&keys.globex_admin), "GET", "/api/v1/audit", None)
+            .await;
+        assert!(
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["tenant"] == "globex"),
+            "{}",
+            r.body
+        );
+        let r = server
+            .call(Some(&keys.acme_admin), "GET", "/api/v1/audit?tenant=globex", None)
+            .await;
+        assert_eq!(r.status, 404);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn admins_edit_agents_and_automations_and_every_change_is_audited() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let k = Some(keys.acme_admin.as_str());
+        let base = "/api/v1/tenants/acme";
+
+        let r = server
+            .call(k, "PUT", &format!("{base}/automations/daily"), Some(json!({"agent": "writer", "trigger": {"cron": "0 9 * * 8"}})))
+            .await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (400, "automations[2].trigger.cron: invalid cron expression `0 9 * * 8`: day-of-week: 8 is out of range 0-7"), "{}", r.body);
+        let r = server
+            .call(k, "PUT", &format!("{base}/automations/daily"), Some(json!({"agent": "ghost", "trigger": {"interval": "1d"}})))
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("agent `ghost` is not defined"), "{}", r.body);
+        let r = server
+            .call(k, "PUT", &format!("{base}/automations/daily"), Some(json!({"agent": "writer", "trigger": {"cron": "0 9 * * *", "timezone": "Europe/Berlin"}, "priority": 5})))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["schedule"], "cron \"0 9 * * *\" Europe/Berlin");
+        let next: jiff::Timestamp = r.body["next_run"].as_str().unwrap().parse().unwrap();
+        assert!(next > jiff::Timestamp::now());
+        let r = server.call(k, "POST", &format!("{base}/automations/daily/disable"), None).await;
+        assert_eq!((r.status, &r.body["enabled"], &r.body["next_run"]), (200, &json!(false), &Value::Null));
+        let r = server.call(k, "POST", &format!("{base}/automations/daily/enable"), None).await;
+        assert_eq!(r.body["enabled"], true);
+        // A loop of completion triggers is refused like in a file.
+        let r = server
+            .call(k, "PUT", &format!("{base}/automations/quick"), Some(json!({"agent": "writer", "trigger": {"after": "daily"}})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = server
+            .call(k, "PUT", &format!("{base}/automations/daily"), Some(json!({"agent": "writer", "trigger": {"after": "quick"}})))
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("completion triggers form a loop"), "{}", r.body);
+        let r = server.call(k, "DELETE", &format!("{base}/automations/daily"), None).await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (409, "automations quick run after `daily`: delete or change them first"));
+        let r = server.call(k, "DELETE", &format!("{base}/agents/writer"), None).await;
+        assert_eq!(r.status, 409, "{}", r.body);
+
+        // Concurrent edits of one tenant all land.
+        let mut edits = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let (s, key) = (server.clone(), keys.acme_admin.clone());
+            let path = format!("{base}/agents/helper-{i}");
+            edits.spawn(async move { s.call(Some(&key), "PUT", &path, Some(json!({"role": "Helper", "plugin": "noop"}))).await.status });
+        }
+        assert!(edits.join_all().await.iter().all(|s| *s == 201));
+        let r = server.call(k, "GET", &format!("{base}/agents"), None).await;
+        assert_eq!(r.body.as_array().unwrap().len(), 9, "{}", r.body);
+
+        // Runs: list with filters and paging, detail, logs, output, retry, cancel.
+        for _ in 0..5 {
+            server.call(k, "POST", &format!("{base}/automations/weekly-post/run"), Some(json!({"input": {"n": 1}}))).await;
+        }
+        let r = server.call(k, "GET", &format!("{base}/runs?limit=2&automation=weekly-post"), None).await;
+        let page1: Vec<i64> = r.body["items"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+        let r = server.call(k, "GET", &format!("{base}/runs?limit=2&automation=weekly-post&cursor={cursor}"), None).await;
+        let page2: Vec<i64> = r.body["items"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(page1.len() + page2.len(), 4);
+        assert!(page1.iter().all(|a| page2.iter().all(|b| a > b)), "{page1:?} {page2:?}");
+        let r = server.call(k, "GET", &format!("{base}/runs?state=dead"), None).await;
+        assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+        let dead = r.body["items"][0]["id"].as_i64().unwrap();
+        let r = server.call(k, "POST", &format!("{base}/runs/{dead}/retry"), None).await;
+        assert_eq!((r.status, r.body["state"].as_str().unwrap()), (200, "available"));
+        let r = server.call(k, "POST", &format!("{base}/runs/{dead}/retry"), None).await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (409, format!("run {dead} is available: only dead or cancelled runs can be retried").as_str()));
+        let r = server.call(k, "POST", &format!("{base}/runs/{}/cancel", page1[0]), None).await;
+        assert_eq!(r.body["state"], "cancelled");
+        let r = server.call(k, "GET", &format!("{base}/runs/{}/output", page1[0]), None).await;
+        assert_eq!(r.body, json!({"state": "cancelled", "output": null}));
+        let r = server.call(k, "GET", &format!("{base}/runs/{}/logs", page1[0]), None).await;
+        assert_eq!(r.body, json!({"lines": []}));
+
+        // Every change above is in the audit log, with who made it.
+        let r = server.call(k, "GET", "/api/v1/audit?limit=500", None).await;
+        let actions: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        for expected in ["config.apply", "automation.disable", "automation.enable", "automation.run", "run.retry", "run.cancel", "secret.put"] {
+            assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+        }
+        let admin_id = keys.acme_admin.split('_').nth(1).unwrap();
+        assert!(r.body["items"].as_array().unwrap().iter().any(|e| e["actor"] == format!("key {admin_id} (admin)")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keys_are_shown_once_stored_hashed_revocable_and_secrets_never_come_back() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                "/api/v1/keys",
+                Some(json!({"role": "viewer", "tenant": "acme", "label": "ci"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let new_key = r.body["key"].as_str().unwrap().to_string();
+        let id = r.body["id"].as_str().unwrap().to_string();
+        let r = server.call(Some(&keys.acme_admin), "GET", "/api/v1/keys", None).await;
+        assert!(!r.body.to_string().contains(&new_key), "a listing never shows a key");
+        assert_eq!(
+            r.body.as_array().unwrap().len(),
+            3,
+            "acme's admin sees acme's keys only: {}",
+            r.body
+        );
+        let r = server.call(Some(&new_key), "GET", "/api/v1/whoami", None).await;
+        assert_eq!(r.body["role"], "viewer");
+        let r = server.call(Some(&keys.acme_admin), "GET", "/api/v1/keys", None).await;
+        let listed = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id.as_str())
+            .unwrap()
+            .clone();
+        assert!(listed["last_used_at"].is_string(), "{listed}");
+        // Escalation is refused: a tenant admin cannot mint an operator or partner key.
+        for role in ["operator", "partner"] {
+            let r = server
+                .call(
+                    Some(&keys.acme_admin),
+                    "POST",
+                    "/api/v1/keys",
+                    Some(json!({"role": role, "partner": "x"})),
+                )
+                .await;
+            assert_eq!(r.status, 403, "{}", r.body);
+        }
+        let r = server
+            .call(Some(&keys.acme_admin), "DELETE", &format!("/api/v1/keys/{id}"), None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(r.body["revoked_at"].is_string());
+        let r = server.call(Some(&new_key), "GET", "/api/v1/whoami", None).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str().unwrap()),
+            (401, "unknown or revoked API key")
+        );
+        for bad in [
+            "",
+            "mc_",
+            "Bearer",
+            &new_key.replace('_', "-"),
+            &format!("{}x", &keys.operator),
+        ] {
+            let r = server.call(Some(bad), "GET", "/api/v1/whoami", None).await;
+            assert_eq!(r.status, 401, "{bad}");
+        }
+
+        // Secrets: sealed at rest, listed by name, never answered, never in the audit log.
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/secrets", None)
+            .await;
+        assert_eq!(r.body.as_array().unwrap().len(), 1);
+        assert_eq!(r.body[0]["name"], "crm-token");
+        assert!(!r.body.to_string().contains("acme-secret-value"));
+        let r = server
+            .call(Some(&keys.operator), "GET", "/api/v1/audit?tenant=acme&limit=500", None)
+            .await;
+        assert!(!r.body.to_string().contains("secret-value"));
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "DELETE",
+                "/api/v1/tenants/acme/secrets/crm-token",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204);
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "DELETE",
+                "/api/v1/tenants/acme/secrets/crm-token",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_json_error_and_the_right_status() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let k = keys.operator.as_str();
+        let url = |p: &str| format!("http://{}{p}", server.addr);
+        let raw = |method: reqwest::Method, p: &str, ct: Option<&str>, body: Vec<u8>| {
+            let mut req = server.http.request(method, url(p)).bearer_auth(k).body(body);
+            if let Some(ct) = ct {
+                req = req.header("content-type", ct);
+            }
+            req
+        };
+        let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+            (raw(reqwest::Method::POST, "/api/v1/tenants", Some("application/json"), b"{\"id\": ".to_vec()), 400, "malformed JSON: id: EOF while parsing a value at line 1 column 7"),
+            (raw(reqwest::Method::POST, "/api/v1/tenants", Some("application/json"), br#"{"id": 7, "name": "x"}"#.to_vec()), 400, "invalid body: id: invalid type: integer `7`, expected a string at line 1 column 8"),
+            (raw(reqwest::Method::POST, "/api/v1/tenants", Some("application/json"), br#"{"id": "x", "name": "x", "plan": "gold"}"#.to_vec()), 400, "invalid body: plan: unknown field `plan`, expected one of `id`, `name`, `partner` at line 1 column 31"),
+            (raw(reqwest::Method::POST, "/api/v1/tenants", None, br#"{"id": "x", "name": "x"}"#.to_vec()), 415, "expected a JSON body with `content-type: application/json`"),
+            (raw(reqwest::Method::POST, "/api/v1/tenants", Some("application/json"), br#"{"id": "Not Valid", "name": "x"}"#.to_vec()), 400, "id: `Not Valid` is not a valid name: use 1 to 63 lower-case letters, digits and dashes, not starting or ending with a dash"),
+            (raw(reqwest::Method::POST, "/api/v1/tenants", Some("application/json"), br#"{"id": "acme", "name": "x"}"#.to_vec()), 409, "tenant `acme` exists already"),
+            (raw(reqwest::Method::POST, "/api/v1/apply", Some("application/json"), vec![b' '; mc_server::MAX_BODY_BYTES + 1]), 413, "the request body is larger than 4194304 bytes"),
+            (raw(reqwest::Method::POST, "/api/v1/apply", Some("application/json"), serde_json::to_vec(&json!({"config": "tenant: acme\nagents: 5\n"})).unwrap()), 400, "configuration: line 2, column 9: agents: invalid type: integer `5`, expected a sequence"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?cursor=abc", None, vec![]), 400, "invalid cursor `abc`: pass the `next_cursor` of the previous page"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?limit=0", None, vec![]), 400, "limit must be between 1 and 200, got 0"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?limit=ten", None, vec![]), 400, "invalid query string: limit: invalid digit found in string"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?state=exploded", None, vec![]), 400, "unknown state `exploded` (one of scheduled, available, running, succeeded, dead, cancelled, failed)"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?color=red", None, vec![]), 400, "invalid query string: color: unknown field `color`, expected one of `state`, `automation`, `agent`, `limit`, `cursor`"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs/999999", None, vec![]), 404, "no run 999999"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs/x1", None, vec![]), 400, "invalid path: Cannot parse value at index 1 with value `x1` to a `i64`"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/nobody/agents", None, vec![]), 404, "no tenant `nobody`"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/agents/nobody", None, vec![]), 404, "no agent `nobody`"),
+            (raw(reqwest::Method::POST, "/api/v1/tenants/acme/automations/nobody/run", None, vec![]), 404, "no automation `nobody`"),
+            (raw(reqwest::Method::DELETE, "/api/v1/keys/000000000000", None, vec![]), 404, "no key `000000000000`"),
+            (raw(reqwest::Method::PATCH, "/api/v1/tenants", None, vec![]), 405, "PATCH is not allowed on /api/v1/tenants"),
+            (raw(reqwest::Method::GET, "/api/v2/tenants", None, vec![]), 404, "no route /api/v2/tenants"),
+        ];
+        for (req, status, message) in cases {
+            let r = req.send().await.unwrap();
+            let got = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            assert_eq!((got, body["error"]["message"].as_str().unwrap_or_default()), (status, message), "{body}");
+            assert!(body["error"]["code"].is_string());
+        }
+        assert!(store.tenant("x").get().await.unwrap().is_none(), "nothing half-created");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn each_key_is_rate_limited_with_retry_after() {
+    on_both(|store| async move {
+        let server = Server::start(
+            &store,
+            RateLimit {
+                per_second: 0.5,
+                burst: 3.0,
+            },
+        )
+        .await;
+        let operator = key(&store, Role::Operator, None, None).await;
+        let other = key(&store, Role::Operator, None, None).await;
+        for _ in 0..3 {
+            assert_eq!(
+                server.call(Some(&operator), "GET", "/api/v1/whoami", None).await.status,
+                200
+            );
+        }
+        let r = server.call(Some(&operator), "GET", "/api/v1/whoami", None).await;
+        assert_eq!(r.status, 429);
+        assert_eq!(r.body["error"]["code"], "rate_limited");
+        let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "{retry}");
+        assert_eq!(
+            server.call(Some(&other), "GET", "/api/v1/whoami", None).await.status,
+            200,
+            "limits are per key"
+        );
+    })
+    .await;
+}
