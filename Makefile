@@ -14,17 +14,18 @@ toolchain:
 plugins: toolchain
 	$(CARGO) build --target wasm32-wasip2 --profile plugin $(addprefix -p ,$(GUESTS))
 
-# The main job. For now: the content writer drafts a post from a sample brief, sandboxed, on the
-# offline AI provider.
+# The main job: the server on embedded SQLite (./data) and the offline AI provider, with the demo
+# tenant applied. The first start prints the operator key for the API.
 run: plugins
-	$(CARGO) run -p missionctl -- run content-writer \
-		--input '{"brief": "Spring sale on garden tools, 20% off until Sunday", "voice": "warm and practical"}' \
-		--config company="Acme Garden Supplies"
+	$(CARGO) build -p missionctl
+	$(CARGO) run -q -p missionctl -- apply -f templates/demo-tenant.yaml --data-dir data
+	$(CARGO) run -q -p missionctl -- serve --data-dir data --listen 127.0.0.1:8080
 
-# croniter is the reference the schedule crate's differential test (host/schedule/tests/croniter.rs)
-# compares against; the test fails without it.
+# From PyPI: croniter is the reference the schedule crate's differential test compares against,
+# standardwebhooks the official webhook client, schemathesis the API fuzzer of the attack suite;
+# the tests that use them fail without them.
 test: plugins
-	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0 schemathesis==4.32.5
 	$(CARGO) test --workspace
 
 lint:

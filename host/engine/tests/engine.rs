@@ -9,6 +9,7 @@ use mc_engine::{Engine, EngineConfig};
 use mc_runtime::{Runtime, RuntimeConfig};
 use mc_store::Store;
 use mc_testkit::{on_both, target_dir};
+use serde_json::json;
 
 fn engine(store: &Store, node: &str) -> Arc<Engine> {
     let runtime = Runtime::new(RuntimeConfig {
@@ -386,4 +387,201 @@ async fn a_database_restart_under_load_loses_no_job() {
     assert!(jobs.iter().all(|j| j.state == "succeeded" && j.output.is_some()));
     assert_eq!(store.queue_counts("acme").await.unwrap(), (0, 0));
     store.close().await;
+}
+
+/// A one-shot HTTP server on 127.0.0.1 answering `/ok` with 200 and `/redirect` with a redirect
+/// to a private address. Returns its port.
+async fn http_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let reply = if request.starts_with("GET /redirect") {
+                    "HTTP/1.1 302 Found\r\nlocation: http://10.0.0.1/admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_string()
+                };
+                let _ = sock.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn tenant_grants_bound_what_a_plugin_reaches_and_refusals_harm_nothing() {
+    on_both(|store| async move {
+        let port = http_server().await;
+        let test_host = format!("http://127.0.0.1:{port}");
+        let file = format!(
+            "tenant: acme
+agents:
+  - name: prober
+    role: Probes the network
+    plugin: hostile
+    hosts: [\"{test_host}\", \"http://localhost:{port}\", \"https://example.com\"]
+    secrets: [crm-token]
+  - name: sneaky
+    role: Grants itself a private address
+    plugin: hostile
+    hosts: [\"http://10.0.0.1\"]
+  - name: plain
+    role: Granted nothing
+    plugin: hostile
+automations:
+  - name: probe
+    agent: prober
+    trigger: {{ manual: true }}
+  - name: sneak
+    agent: sneaky
+    trigger: {{ manual: true }}
+  - name: plain
+    agent: plain
+    trigger: {{ manual: true }}
+"
+        );
+        store
+            .apply(&mc_config::parse(&file, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        let globex = "tenant: globex\nagents:\n  - name: a\n    role: A\n    plugin: noop\n";
+        store
+            .apply(&mc_config::parse(globex, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        let sealer = mc_store::Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        let local = mc_store::Principal::local();
+        store
+            .tenant("acme")
+            .put_secret(&local, &sealer, "crm-token", "acme-token")
+            .await
+            .unwrap();
+        store
+            .tenant("globex")
+            .put_secret(&local, &sealer, "crm-token", "globex-token")
+            .await
+            .unwrap();
+        store.kv_set("tenant:globex", "plan", b"\"secret plan\"").await.unwrap();
+
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(target_dir().join("test-component-cache")),
+            max_instances: 16,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let mut config = EngineConfig::new("node", target_dir().join("wasm32-wasip2/plugin"));
+        config.sealer = Some(sealer);
+        config.test_hosts = vec![test_host.clone()];
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            runtime,
+            config,
+            Arc::new(mc_ai::OfflineProvider),
+        ));
+
+        let scope = store.tenant("acme");
+        let cases = [
+            (
+                "probe",
+                json!({"mode": "http", "url": format!("{test_host}/ok")}),
+                "succeeded",
+                "\"status\":200",
+            ),
+            (
+                "probe",
+                json!({"mode": "http", "url": format!("{test_host}/redirect")}),
+                "dead",
+                "http://10.0.0.1:80 is not in this run's allow-list",
+            ),
+            (
+                "probe",
+                json!({"mode": "http", "url": "http://10.0.0.1/"}),
+                "dead",
+                "http://10.0.0.1:80 is not in this run's allow-list",
+            ),
+            (
+                "probe",
+                json!({"mode": "http", "url": "http://169.254.169.254/latest/meta-data/"}),
+                "dead",
+                "http://169.254.169.254:80 is not in this run's allow-list",
+            ),
+            (
+                "probe",
+                json!({"mode": "http", "url": format!("http://localhost:{port}/ok")}),
+                "dead",
+                "localhost resolves to 127.0.0.1, a loopback address, which plugins may not reach",
+            ),
+            (
+                "probe",
+                json!({"mode": "kv-other-bucket", "bucket": "tenant:globex"}),
+                "dead",
+                "tenant:globex",
+            ),
+            (
+                "probe",
+                json!({"mode": "config"}),
+                "succeeded",
+                "[[\"secret.crm-token\",\"acme-token\"]]",
+            ),
+            ("plain", json!({"mode": "config"}), "succeeded", "[]"),
+            (
+                "sneak",
+                json!({"mode": "http", "url": "http://10.0.0.1/"}),
+                "dead",
+                "agent `sneaky` is granted http://10.0.0.1, but 10.0.0.1 is a private address and this deployment does not allow it as a test host",
+            ),
+        ];
+        let mut ids = Vec::new();
+        for (automation, input, _, _) in &cases {
+            ids.push(scope.run_now(&local, automation, Some(input.clone()), 1).await.unwrap());
+        }
+        let mut ran = 0;
+        while ran < cases.len() {
+            ran += engine.work_once(16).await.unwrap();
+        }
+        for (id, (automation, input, state, needle)) in ids.iter().zip(&cases) {
+            let run = scope.run(*id).await.unwrap().unwrap();
+            let text = format!(
+                "{} {}",
+                run.output.map(|o| o.to_string()).unwrap_or_default(),
+                run.summary.error.unwrap_or_default()
+            );
+            assert_eq!(run.summary.state, *state, "{automation} {input}: {text}");
+            assert!(text.contains(needle), "{automation} {input}: {text}");
+            assert!(
+                !text.contains("globex-token") && !text.contains("secret plan"),
+                "{text}"
+            );
+        }
+        // The host is unharmed: the next run works, and globex's state is untouched.
+        let again = scope
+            .run_now(
+                &local,
+                "probe",
+                Some(json!({"mode": "http", "url": format!("{test_host}/ok")})),
+                1,
+            )
+            .await
+            .unwrap();
+        engine.work_once(1).await.unwrap();
+        assert_eq!(scope.run(again).await.unwrap().unwrap().summary.state, "succeeded");
+        assert_eq!(
+            store.kv_get("tenant:globex", "plan").await.unwrap().unwrap(),
+            b"\"secret plan\""
+        );
+        assert_eq!(
+            store.queue_counts("acme").await.unwrap(),
+            (0, 0),
+            "every run ended exactly once"
+        );
+    })
+    .await;
 }

@@ -574,6 +574,13 @@ impl Store {
         if key.id != who.key_id && who.role == Role::Partner && key.role == Role::Partner {
             return Err(not_found());
         }
+        if key.id == who.key_id {
+            // Revoking the key in hand would lock its holder out mid-session; another key of the
+            // same standing can do it.
+            return Err(AccessError::Conflict(
+                "a key cannot revoke itself: use another key".into(),
+            ));
+        }
         if key.revoked_at.is_some() {
             return Ok(key);
         }

@@ -577,3 +577,44 @@ async fn each_key_is_rate_limited_with_retry_after() {
     })
     .await;
 }
+
+/// The attack suite's first part: schemathesis (PyPI) generates requests from the OpenAPI
+/// document — valid, invalid and stateful sequences — against a running server with an operator
+/// key: no response may be a 5xx, break the document's schema, or carry an undocumented status.
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let url = format!("http://{}/api/v1/openapi.json", server.addr);
+        let report = tempfile::tempdir().unwrap();
+        let report_dir = report.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(std::env::var("MC_SCHEMATHESIS").unwrap_or_else(|_| "st".into()))
+                .args(["run", &url, "--header", &format!("Authorization: Bearer {}", keys.operator)])
+                .args([
+                    "--checks",
+                    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+                    "--max-examples",
+                    "15",
+                    "--seed",
+                    "20261127",
+                    "--workers",
+                    "2",
+                    "--report-dir",
+                ])
+                .arg(&report_dir)
+                .output()
+        })
+        .await
+        .unwrap()
+        .expect("schemathesis runs (install it with `python3 -m pip install schemathesis`)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "schemathesis found problems:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!stdout.contains("Authentication failed"), "the key must stay valid throughout:\n{stdout}");
+        let doc = server.call(None, "GET", "/api/v1/openapi.json", None).await.body;
+        let operations: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+        assert!(stdout.contains(&format!("Tested: {operations}")), "every operation was tested:\n{stdout}");
+    })
+    .await;
+}
