@@ -390,6 +390,9 @@ enum KeyCommand {
         /// What the key is for.
         #[arg(long)]
         label: Option<String>,
+        /// When it stops working (RFC 3339, e.g. 2027-01-01T00:00:00Z); default: when revoked.
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// List the keys you manage.
     List {
@@ -413,8 +416,10 @@ pub async fn key(args: KeyArgs) -> u8 {
             tenant,
             partner,
             label,
+            expires_at,
         } => {
-            let body = json!({ "role": role, "tenant": tenant, "partner": partner, "label": label });
+            let body =
+                json!({ "role": role, "tenant": tenant, "partner": partner, "label": label, "expires_at": expires_at });
             match api.call("POST", "/keys", Some(&body)).await {
                 Ok(k) => {
                     println!("{}", text_of(&k["key"]));
@@ -483,6 +488,13 @@ pub struct WebhookSecretArgs {
 /// `missionctl webhook-secret`: prints (creating it the first time) the signing secret of a webhook
 /// automation and the path deliveries go to.
 pub async fn webhook_secret(args: WebhookSecretArgs) -> u8 {
+    let sealer = match args.store.sealer() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
     let store = match args.store.open().await {
         Ok(s) => s,
         Err(code) => return code,
@@ -506,7 +518,7 @@ pub async fn webhook_secret(args: WebhookSecretArgs) -> u8 {
         }
     }
     match store
-        .webhook_secret(&args.tenant, &args.automation, mc_server::webhook::new_secret)
+        .webhook_secret(&args.tenant, &args.automation, &sealer, mc_server::webhook::new_secret)
         .await
     {
         Ok(secret) => {

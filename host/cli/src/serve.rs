@@ -75,6 +75,7 @@ async fn first_operator_key(store: &mc_store::Store) -> Result<(), mc_store::Acc
                 tenant: None,
                 partner: None,
                 label: "first operator key".into(),
+                expires_at: None,
             },
         )
         .await?;

@@ -543,3 +543,112 @@ fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
     assert!(b.wait_with_output().unwrap().status.success());
     tokio.block_on(db.finish());
 }
+
+/// `serve` issues the first operator key once; `apply`, `get`, `run-now` and `key` then work
+/// against the running server with `--server` and `--key`, and refuse what the key may not do.
+#[test]
+fn management_commands_work_against_a_running_server() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(&file, TENANT_FILE).unwrap();
+    let data = dir.path().join("data");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut key = String::new();
+    let mut server = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.starts_with("mc_") {
+            key = line.trim().to_string();
+        }
+        if let Some(at) = line.find("listening on ") {
+            server = line[at + "listening on ".len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            break;
+        }
+    }
+    assert!(
+        key.starts_with("mc_") && server.starts_with("http://127.0.0.1:"),
+        "{key} {server}"
+    );
+    let remote = |args: &[&str], key: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", &server, "--key", key]);
+        missionctl(&all)
+    };
+    let o = remote(&["apply", "-f", file.to_str().unwrap()], &key);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).ends_with("applied acme: 3 created, 0 updated, 0 deleted, 0 unchanged\n"),
+        "{}",
+        stdout(&o)
+    );
+    let o = remote(
+        &[
+            "key", "create", "--role", "viewer", "--tenant", "acme", "--label", "ops",
+        ],
+        &key,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let viewer = stdout(&o).trim().to_string();
+    assert!(stderr(&o).contains("(viewer of tenant acme): store it now, it is not shown again"));
+    let o = remote(&["get", "agents", "--tenant", "acme"], &viewer);
+    assert!(
+        stdout(&o).contains("writer  Content writer  content-writer"),
+        "{}",
+        stdout(&o)
+    );
+    let o = remote(&["run-now", "weekly-post", "--tenant", "acme"], &viewer);
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (2, "error: a viewer key can read this tenant but not change it")
+    );
+    let o = remote(&["get", "tenants"], "mc_000000000000_nope");
+    assert_eq!((code(&o), stderr(&o).trim()), (2, "error: unknown or revoked API key"));
+    let o = missionctl(&["get", "tenants", "--server", &server]);
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (2, "error: --server needs --key (or MISSIONCTL_KEY)")
+    );
+    let o = remote(&["key", "list"], &key);
+    assert!(stdout(&o).contains("first operator key"), "{}", stdout(&o));
+    // A restart issues no second operator key.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &serve.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(serve.wait().unwrap().success());
+    let again = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &again.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = again.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("first start"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -100,11 +100,18 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be `Bearer <key>`".into()))?;
-        let principal = state
-            .store
-            .authenticate(key)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))?;
+        let principal = match state.store.authenticate(key).await? {
+            Ok(p) => p,
+            Err(mc_store::KeyRefusal::Unknown) => {
+                return Err(ApiError::Unauthorized("unknown or revoked API key".into()));
+            }
+            Err(mc_store::KeyRefusal::Expired(at)) => {
+                return Err(ApiError::Unauthorized(format!(
+                    "this API key expired at {}",
+                    crate::api::time(at)
+                )));
+            }
+        };
         if let Err(wait) = state.limiter.check(&principal.key_id) {
             return Err(ApiError::RateLimited(wait.as_secs().max(1)));
         }

@@ -115,9 +115,13 @@ pub async fn deliver(
     if a.trigger != Trigger::Webhook || !a.enabled {
         return Err(not_found());
     }
+    let sealer = state
+        .sealer
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))?;
     let secret = state
         .store
-        .existing_webhook_secret(&tenant, &automation)
+        .existing_webhook_secret(&tenant, &automation, sealer)
         .await?
         .ok_or_else(not_found)?;
     let now = std::time::SystemTime::now()

@@ -29,13 +29,15 @@ async fn start(store: &Store) -> (SocketAddr, String) {
         .apply(&mc_config::parse(TENANT, &mc_config::Known::default()).unwrap())
         .await
         .unwrap();
+    let sealer = mc_store::Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
     let secret = store
-        .webhook_secret("acme", "new-lead", webhook::new_secret)
+        .webhook_secret("acme", "new-lead", &sealer, webhook::new_secret)
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = AppState::new(store.clone());
+    let mut state = AppState::new(store.clone());
+    state.sealer = Some(sealer);
     tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
     (addr, secret)
 }

@@ -133,6 +133,15 @@ fn no_tenant(tenant: &str) -> AccessError {
     AccessError::NotFound(format!("no tenant `{tenant}`"))
 }
 
+/// Why a key authenticates no one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Not a key, not one of ours, or revoked (told apart to no one: a guesser learns nothing).
+    Unknown,
+    /// It expired at this time (µs): its holder should get a new one.
+    Expired(i64),
+}
+
 /// A key to issue.
 #[derive(Debug, Clone)]
 pub struct NewKey {
@@ -140,6 +149,8 @@ pub struct NewKey {
     pub tenant: Option<String>,
     pub partner: Option<String>,
     pub label: String,
+    /// When it stops working (µs since the epoch); `None`: when revoked.
+    pub expires_at: Option<i64>,
 }
 
 /// A key as listed (never its secret).
@@ -154,6 +165,7 @@ pub struct KeyRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub expires_at: Option<i64>,
 }
 
 /// One audit log row.
@@ -213,8 +225,10 @@ type KeyTuple = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<i64>,
 );
-const KEY_COLUMNS: &str = "id, role, tenant_id, partner, label, created_by, created_at, last_used_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, role, tenant_id, partner, label, created_by, created_at, last_used_at, revoked_at, expires_at";
 
 fn key_row(t: KeyTuple) -> Result<KeyRow, StoreError> {
     Ok(KeyRow {
@@ -227,6 +241,7 @@ fn key_row(t: KeyTuple) -> Result<KeyRow, StoreError> {
         created_at: t.6,
         last_used_at: t.7,
         revoked_at: t.8,
+        expires_at: t.9,
     })
 }
 
@@ -397,10 +412,13 @@ impl Store {
 
     /// Whether an operator key that is not revoked exists (the first start creates one).
     pub async fn has_operator_key(&self) -> Result<bool, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM api_keys WHERE role = 'operator' AND revoked_at IS NULL LIMIT 1")
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT id FROM api_keys WHERE role = 'operator' AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $1) LIMIT 1",
+        )
+        .bind(now_micros())
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.is_some())
     }
 
@@ -456,6 +474,9 @@ impl Store {
         let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<KEY_SECRET_BYTES>()?);
         let key = format!("{KEY_PREFIX}{id}_{secret}");
         let now = now_micros();
+        if new.expires_at.is_some_and(|t| t <= now) {
+            return Err(AccessError::Invalid("expires_at must be in the future".into()));
+        }
         let row = KeyRow {
             id: id.clone(),
             role: new.role,
@@ -466,11 +487,12 @@ impl Store {
             created_at: now,
             last_used_at: None,
             revoked_at: None,
+            expires_at: new.expires_at,
         };
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, hash, role, tenant_id, partner, label, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, hash, role, tenant_id, partner, label, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(hash_key(&key))
@@ -480,6 +502,7 @@ impl Store {
         .bind(&new.label)
         .bind(&row.created_by)
         .bind(now)
+        .bind(new.expires_at)
         .execute(&mut *tx)
         .await?;
         audit(
@@ -495,25 +518,38 @@ impl Store {
         Ok((row, key))
     }
 
-    /// The principal a key stands for, or `None` if it is unknown, malformed or revoked. Marks the
-    /// key used (at most once per [`LAST_USED_RESOLUTION_MICROS`]).
-    pub async fn authenticate(&self, key: &str) -> Result<Option<Principal>, StoreError> {
-        let Some(id) = key_id(key) else { return Ok(None) };
-        /// hash, role, tenant, partner, last used, revoked.
-        type Row = (String, String, Option<String>, Option<String>, Option<i64>, Option<i64>);
+    /// The principal a key stands for, or why it stands for none (unknown, malformed, revoked or
+    /// expired). Marks the key used (at most once per [`LAST_USED_RESOLUTION_MICROS`]).
+    pub async fn authenticate(&self, key: &str) -> Result<Result<Principal, KeyRefusal>, StoreError> {
+        let Some(id) = key_id(key) else {
+            return Ok(Err(KeyRefusal::Unknown));
+        };
+        /// hash, role, tenant, partner, last used, revoked, expires.
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
         let row: Option<Row> = sqlx::query_as(
-            "SELECT hash, role, tenant_id, partner, last_used_at, revoked_at FROM api_keys WHERE id = $1",
+            "SELECT hash, role, tenant_id, partner, last_used_at, revoked_at, expires_at FROM api_keys WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        let Some((hash, role, tenant, partner, last_used, revoked)) = row else {
-            return Ok(None);
+        let Some((hash, role, tenant, partner, last_used, revoked, expires)) = row else {
+            return Ok(Err(KeyRefusal::Unknown));
         };
         if revoked.is_some() || !same(&hash, &hash_key(key)) {
-            return Ok(None);
+            return Ok(Err(KeyRefusal::Unknown));
         }
         let now = now_micros();
+        if let Some(at) = expires.filter(|at| *at <= now) {
+            return Ok(Err(KeyRefusal::Expired(at)));
+        }
         if last_used.is_none_or(|t| now - t > LAST_USED_RESOLUTION_MICROS) {
             sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
                 .bind(id)
@@ -522,7 +558,7 @@ impl Store {
                 .await?;
         }
         let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("key {id} has role `{role}`")))?;
-        Ok(Some(Principal {
+        Ok(Ok(Principal {
             key_id: id.to_string(),
             role,
             tenant,
@@ -693,6 +729,7 @@ mod tests {
                     tenant: None,
                     partner: None,
                     label: "x".into(),
+                    expires_at: None,
                 },
             )
             .await
@@ -723,7 +760,7 @@ mod tests {
                 .unwrap()["crm"],
             "very-secret-value"
         );
-        assert!(store.authenticate(&key).await.unwrap().is_some());
+        assert!(store.authenticate(&key).await.unwrap().is_ok());
     }
 
     #[test]

@@ -25,14 +25,14 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use access::{
-    AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey, Principal,
-    Role,
+    AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
+    Principal, Role,
 };
 pub use queue::{
     AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, Finished, JobRow, MAX_ATTEMPTS,
     MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,
 };
-pub use runs::{MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, RunSummary};
+pub use runs::{FILTER_WINDOW, MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, RunPage, RunSummary};
 pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};
 pub use secrets::{KeyError, MAX_SECRET_BYTES, SECRET_KEY_BYTES, Sealer, SecretMeta};
 pub use tenants::{AgentRow, ApplyReport, AutomationRow, Change, ChangeKind, TenantRow, TenantScope};

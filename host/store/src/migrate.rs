@@ -65,6 +65,12 @@ const MIGRATIONS: &[Migration] = &[
             include_str!("../migrations/0006_audit_postgres.sql")
         ),
     },
+    Migration {
+        version: 7,
+        name: "key expiry",
+        sqlite: include_str!("../migrations/0007_key_expiry.sql"),
+        postgres: include_str!("../migrations/0007_key_expiry.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use mc_config::Trigger;
 
 use crate::queue::{NewJob, enqueue_in};
-use crate::{Placeholders, Store, StoreError, json_rows, now_micros};
+use crate::{Placeholders, Sealer, Store, StoreError, json_rows, now_micros};
 
 /// Schedule marks compared and set per statement: bounds one statement's JSON document.
 const ADVANCE_CHUNK: usize = 1_000;
@@ -349,42 +349,63 @@ impl Store {
     }
 }
 
+/// How the Standard Webhooks spec writes a secret; stored values never start with it once sealed.
+const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// The associated-data name a webhook secret is sealed under (tenant secrets' names never
+/// contain `:`, so the two cannot be confused).
+fn webhook_secret_name(automation: &str) -> String {
+    format!("webhook:{automation}")
+}
+
 impl Store {
-    /// The signing secret of a webhook automation, created with `generate` the first time.
+    /// The signing secret of a webhook automation, created with `generate` the first time and
+    /// kept sealed like tenant secrets.
     pub async fn webhook_secret(
         &self,
         tenant: &str,
         automation: &str,
+        sealer: &Sealer,
         generate: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
+        let sealed = sealer.seal(tenant, &webhook_secret_name(automation), generate().as_bytes())?;
         sqlx::query(
             "INSERT INTO webhook_secrets (tenant_id, automation, secret, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, automation) DO NOTHING",
         )
         .bind(tenant)
         .bind(automation)
-        .bind(generate())
+        .bind(sealed)
         .bind(now_micros())
         .execute(self.pool())
         .await?;
-        let (secret,): (String,) =
-            sqlx::query_as("SELECT secret FROM webhook_secrets WHERE tenant_id = $1 AND automation = $2")
-                .bind(tenant)
-                .bind(automation)
-                .fetch_one(self.pool())
-                .await?;
-        Ok(secret)
+        self.existing_webhook_secret(tenant, automation, sealer)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a webhook secret vanished as it was created".into()))
     }
 
     /// The signing secret, if one was created.
-    pub async fn existing_webhook_secret(&self, tenant: &str, automation: &str) -> Result<Option<String>, StoreError> {
+    pub async fn existing_webhook_secret(
+        &self,
+        tenant: &str,
+        automation: &str,
+        sealer: &Sealer,
+    ) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT secret FROM webhook_secrets WHERE tenant_id = $1 AND automation = $2")
                 .bind(tenant)
                 .bind(automation)
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(row.map(|(s,)| s))
+        let Some((stored,)) = row else { return Ok(None) };
+        // Rows written before secrets were sealed hold the secret itself.
+        if stored.starts_with(WEBHOOK_SECRET_PREFIX) {
+            return Ok(Some(stored));
+        }
+        let opened = sealer.open(tenant, &webhook_secret_name(automation), &stored)?;
+        String::from_utf8(opened)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt("a webhook secret is not text".into()))
     }
 
     /// Records a verified delivery and enqueues its job in one transaction. `None` when a delivery

@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 6);
+    assert_eq!(n, 7);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 6)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 7)"
     );
 }
 
@@ -696,6 +696,49 @@ async fn a_job_due_within_a_second_waits_in_the_queue_for_its_time() {
         ))
         .await;
         assert_eq!(store.claim("n", 10, LEASE).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn run_pages_are_keyset_pages_and_a_rare_filter_scans_a_bounded_window() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let rare = |n| mc_store::NewJob {
+            automation: Some("launch".into()),
+            ..job("acme", n)
+        };
+        store.enqueue(&(0..10).map(rare).collect::<Vec<_>>()).await.unwrap();
+        let common: Vec<_> = (0..mc_store::FILTER_WINDOW as usize + 50)
+            .map(|n| job("acme", n))
+            .collect();
+        for chunk in common.chunks(1_000) {
+            store.enqueue(chunk).await.unwrap();
+        }
+        store.enqueue(&[job("globex", 0)]).await.unwrap();
+        let scope = store.tenant("acme");
+        let filter = |automation: Option<&str>, before, limit| mc_store::RunFilter {
+            automation: automation.map(str::to_string),
+            before,
+            limit,
+            ..Default::default()
+        };
+        // Unfiltered: full pages, newest first, each after the last.
+        let p1 = scope.runs(&filter(None, None, 100)).await.unwrap();
+        let p2 = scope.runs(&filter(None, p1.next, 100)).await.unwrap();
+        assert_eq!((p1.runs.len(), p2.runs.len()), (100, 100));
+        assert!(p1.runs.last().unwrap().id > p2.runs[0].id);
+        // The rare automation's runs are older than the window: the first page is empty but
+        // says where to go on; the next finds all ten, and is the last.
+        let r1 = scope.runs(&filter(Some("launch"), None, 50)).await.unwrap();
+        assert!(r1.runs.is_empty());
+        let r2 = scope.runs(&filter(Some("launch"), r1.next, 50)).await.unwrap();
+        assert_eq!((r2.runs.len(), r2.next), (10, None));
+        assert!(r2.runs.iter().all(|r| r.automation.as_deref() == Some("launch")));
+        // Another tenant's runs never appear.
+        let all = scope.runs(&filter(Some("kpis"), None, 200)).await.unwrap();
+        let globex = store.jobs("globex", 1).await.unwrap()[0].id;
+        assert!(all.runs.iter().all(|r| r.id != globex));
     })
     .await;
 }

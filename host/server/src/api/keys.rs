@@ -45,6 +45,7 @@ pub struct Key {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    pub expires_at: Option<String>,
 }
 
 impl From<KeyRow> for Key {
@@ -59,6 +60,7 @@ impl From<KeyRow> for Key {
             created_at: time(k.created_at),
             last_used_at: time_opt(k.last_used_at),
             revoked_at: time_opt(k.revoked_at),
+            expires_at: time_opt(k.expires_at),
         }
     }
 }
@@ -79,6 +81,9 @@ pub struct NewKeyBody {
     #[serde(default)]
     #[schema(max_length = 100)]
     pub label: Option<String>,
+    /// When the key stops working (RFC 3339, in the future); default: when revoked.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// An issued key: `key` is shown this once and cannot be read again.
@@ -110,6 +115,15 @@ pub async fn create(
     Auth(who): Auth,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map(|t| t.as_microsecond())
+                .map_err(|e| ApiError::BadRequest(format!("expires_at `{t}` is not an RFC 3339 time: {e}")))
+        })
+        .transpose()?;
     let (row, key) = state
         .store
         .create_key(
@@ -119,6 +133,7 @@ pub async fn create(
                 tenant: body.tenant,
                 partner: body.partner,
                 label: body.label.unwrap_or_default(),
+                expires_at,
             },
         )
         .await?;

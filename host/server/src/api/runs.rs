@@ -54,11 +54,12 @@ impl From<RunSummary> for Run {
     }
 }
 
-/// A page of runs, newest first.
+/// A page of runs, newest first. A filtered page looks through at most 5,000 runs, so it may
+/// hold fewer than `limit` and still have a next page.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunPage {
     pub items: Vec<Run>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -138,7 +139,7 @@ pub async fn list(
     }
     let before = cursor(q.cursor.as_deref())?;
     let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
-    let runs = scope
+    let page = scope
         .runs(&RunFilter {
             state: q.state,
             automation: q.automation,
@@ -147,12 +148,9 @@ pub async fn list(
             limit,
         })
         .await?;
-    let next_cursor = (runs.len() as i64 == limit)
-        .then(|| runs.last().map(|r| r.id.to_string()))
-        .flatten();
     Ok(Json(RunPage {
-        items: runs.into_iter().map(Run::from).collect(),
-        next_cursor,
+        items: page.runs.into_iter().map(Run::from).collect(),
+        next_cursor: page.next.map(|id| id.to_string()),
     }))
 }
 

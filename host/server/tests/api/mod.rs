@@ -79,6 +79,7 @@ async fn key(store: &Store, role: Role, tenant: Option<&str>, partner: Option<&s
                 tenant: tenant.map(str::to_string),
                 partner: partner.map(str::to_string),
                 label: format!("{role:?}"),
+                expires_at: None,
             },
         )
         .await
@@ -171,7 +172,8 @@ async fn acme_state(store: &Store) -> Value {
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .runs;
     let runs: Vec<Value> = runs.iter().map(|r| json!([r.id, r.state, r.attempt])).collect();
     let secrets: Vec<String> = scope.secrets().await.unwrap().into_iter().map(|s| s.name).collect();
     let keys: Vec<Value> = store
@@ -451,6 +453,47 @@ async fn keys_are_shown_once_stored_hashed_revocable_and_secrets_never_come_back
         assert_eq!(
             (r.status, r.body["error"]["message"].as_str().unwrap()),
             (401, "unknown or revoked API key")
+        );
+        // An expired key is told so; a key cannot be issued already expired.
+        let (_, short) = store
+            .create_key(
+                &Principal::local(),
+                NewKey {
+                    role: Role::Viewer,
+                    tenant: Some("acme".into()),
+                    partner: None,
+                    label: "short-lived".into(),
+                    expires_at: Some(mc_store::now_micros() + 300_000),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            server.call(Some(&short), "GET", "/api/v1/whoami", None).await.status,
+            200
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let r = server.call(Some(&short), "GET", "/api/v1/whoami", None).await;
+        assert_eq!(r.status, 401);
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("this API key expired at 20"),
+            "{}",
+            r.body
+        );
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                "/api/v1/keys",
+                Some(json!({"role": "viewer", "tenant": "acme", "expires_at": "2001-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str().unwrap()),
+            (400, "expires_at must be in the future")
         );
         for bad in [
             "",

@@ -1,0 +1,200 @@
+//! API latency under load (`cargo bench -p mc-server --bench api`): `GET
+//! /api/v1/tenants/{t}/runs?limit=50` for a tenant with 100,000 runs, at a fixed rate of 500
+//! requests per second, on SQLite and on PostgreSQL. The load generator is open-loop (each request
+//! is sent at its scheduled time, and its latency counts from then, so a stall is not hidden by
+//! the generator waiting for it) over keep-alive connections on loopback, in its own thread. The
+//! baseline measured in the same run at the same rate is `GET /healthz`: the HTTP stack alone, no
+//! key and no database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mc_server::{AppState, RateLimit, RateLimiter};
+use mc_store::{Finished, NewJob, NewKey, Principal, Role, Store};
+use mc_testkit::TestDb;
+
+/// Runs in the tenant; `MC_BENCH_RUNS` overrides it for a quick look.
+const DEFAULT_RUNS: usize = 100_000;
+/// Requests per second of the load.
+const RATE: u64 = 500;
+/// Seconds of load per measurement; `MC_BENCH_SECS` overrides it.
+const DEFAULT_SECS: u64 = 20;
+/// Connections the generator keeps open (enough that 500/s never waits for a free one).
+const CONNECTIONS: usize = 32;
+/// Runs enqueued and completed per transaction while filling the tenant.
+const FILL_BATCH: usize = 1_000;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Fills the tenant with `runs` finished runs (with outputs, as real ones have).
+async fn fill(store: &Store, runs: usize) {
+    let config = mc_config::parse(
+        "tenant: bench\nagents:\n  - name: writer\n    role: Writer\n    plugin: noop\nautomations:\n  - name: daily\n    agent: writer\n    trigger: { manual: true }\n",
+        &mc_config::Known::default(),
+    )
+    .unwrap();
+    store.apply(&config).await.unwrap();
+    let job = NewJob {
+        tenant: "bench".into(),
+        automation: Some("daily".into()),
+        agent: "writer".into(),
+        plugin: "noop".into(),
+        input: r#"{"brief":"Spring sale on garden tools"}"#.into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        idempotency_key: None,
+    };
+    let output = serde_json::json!({"title": "Offline draft", "body": "x".repeat(400)}).to_string();
+    let mut done = 0;
+    while done < runs {
+        let n = FILL_BATCH.min(runs - done);
+        store.enqueue(&vec![job.clone(); n]).await.unwrap();
+        let claimed = store.claim("bench", n, Duration::from_secs(600)).await.unwrap();
+        let finished: Vec<Finished> = claimed
+            .iter()
+            .map(|j| Finished {
+                id: j.id,
+                output: output.clone(),
+                logs: Some(r#"[{"at_ms":0,"level":"info","message":"drafted"}]"#.into()),
+            })
+            .collect();
+        store.complete_many("bench", &finished).await.unwrap();
+        done += n;
+    }
+}
+
+/// Latencies of an open-loop load of `RATE` requests per second for `secs` seconds.
+fn load(addr: SocketAddr, path: &str, key: Option<&str>, secs: u64) -> (Vec<Duration>, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONNECTIONS)
+            .build()
+            .unwrap();
+        let url = format!("http://{addr}{path}");
+        let total = (RATE * secs) as usize;
+        let every = Duration::from_nanos(1_000_000_000 / RATE);
+        let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..total {
+            let due = start + every * i as u32;
+            let (client, url, key) = (client.clone(), url.clone(), key.map(str::to_string));
+            tasks.spawn(async move {
+                tokio::time::sleep_until(due).await;
+                let mut req = client.get(&url);
+                if let Some(key) = key {
+                    req = req.bearer_auth(key);
+                }
+                let ok = match req.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                (due.elapsed(), ok)
+            });
+        }
+        let mut latencies = Vec::with_capacity(total);
+        let mut errors = 0;
+        while let Some(r) = tasks.join_next().await {
+            let (latency, ok) = r.unwrap();
+            latencies.push(latency);
+            errors += usize::from(!ok);
+        }
+        latencies.sort();
+        (latencies, errors)
+    })
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, (latencies, errors): &(Vec<Duration>, usize)) {
+    println!(
+        "  {name:<44} {:>6} requests  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  errors {errors}",
+        latencies.len(),
+        pct(latencies, 0.50),
+        pct(latencies, 0.90),
+        pct(latencies, 0.99),
+        pct(latencies, 1.0),
+    );
+}
+
+fn measure(backend: &str, make_db: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = TestDb>>>) {
+    let runs = env_or("MC_BENCH_RUNS", DEFAULT_RUNS as u64) as usize;
+    let secs = env_or("MC_BENCH_SECS", DEFAULT_SECS);
+    // The server gets its own runtime and threads, as in `missionctl serve`.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db, addr, key) = server_rt.block_on(async {
+        let db = make_db().await;
+        let t = Instant::now();
+        fill(&db.store, runs).await;
+        eprintln!("{backend}: {runs} runs written in {:.1} s", t.elapsed().as_secs_f64());
+        let key = db
+            .store
+            .create_key(
+                &Principal::local(),
+                NewKey {
+                    role: Role::Viewer,
+                    tenant: Some("bench".into()),
+                    partner: None,
+                    label: "bench".into(),
+                    expires_at: None,
+                },
+            )
+            .await
+            .unwrap()
+            .1;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut state = AppState::new(db.store.clone());
+        state.limiter = Arc::new(RateLimiter::new(RateLimit {
+            per_second: 1e9,
+            burst: 1e9,
+        }));
+        tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
+        (db, addr, key)
+    });
+    println!("{backend}: {RATE} requests/s for {secs} s, open loop, {runs} runs in the tenant");
+    // Warm up connections and caches, unmeasured.
+    let _ = load(addr, "/healthz", None, 1);
+    report(
+        "GET /healthz (baseline: HTTP stack only)",
+        &load(addr, "/healthz", None, secs),
+    );
+    report(
+        "GET /api/v1/tenants/bench/runs?limit=50",
+        &load(addr, "/api/v1/tenants/bench/runs?limit=50", Some(&key), secs),
+    );
+    report(
+        "  … filtered: &state=succeeded&automation=daily",
+        &load(
+            addr,
+            "/api/v1/tenants/bench/runs?limit=50&state=succeeded&automation=daily",
+            Some(&key),
+            secs,
+        ),
+    );
+    server_rt.block_on(db.finish());
+}
+
+fn main() {
+    let only = std::env::var("MC_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "sqlite" {
+        measure("SQLite", || Box::pin(TestDb::sqlite()));
+    }
+    if only.is_empty() || only == "postgres" {
+        measure("PostgreSQL", || Box::pin(TestDb::postgres()));
+    }
+}
