@@ -36,7 +36,7 @@ pub enum ApiError {
     #[error("the service is not ready: {0}")]
     Unavailable(String),
     #[error("the request took longer than {0} s")]
-    Timeout(u64),
+    Timeout(f64),
     #[error("internal error")]
     Internal(String),
 }

@@ -85,12 +85,21 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready")
 }
 
-/// Answers 503 when a request takes longer than [`REQUEST_TIMEOUT`].
-async fn timeout(req: Request, next: Next) -> Response {
-    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+/// Answers 503 when a request takes longer than `limit`.
+async fn timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::Timeout(REQUEST_TIMEOUT.as_secs()).into_response(),
+        Err(_) => ApiError::Timeout(limit.as_secs_f64()).into_response(),
     }
+}
+
+/// The layers every route shares: body limit, JSON errors for axum's own refusals, the
+/// request deadline.
+fn shared_layers(router: Router<AppState>, deadline: Duration) -> Router<AppState> {
+    router
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(move |req, next| timeout(deadline, req, next)))
 }
 
 /// Turns axum's own bodiless answers (no route, wrong method, body over the limit) into the JSON
@@ -123,15 +132,12 @@ async fn json_errors(req: Request, next: Next) -> Response {
 
 /// The router.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/hooks/{tenant}/{automation}", post(webhook::deliver))
-        .merge(api::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(json_errors))
-        .layer(axum::middleware::from_fn(timeout))
-        .with_state(state)
+        .merge(api::routes());
+    shared_layers(router, REQUEST_TIMEOUT).with_state(state)
 }
 
 /// The API called in-process, without a socket or a key, as the local operator: how the command
@@ -183,4 +189,33 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    #[tokio::test]
+    async fn a_request_over_the_deadline_is_answered_503_with_a_json_error() {
+        let slow = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let router = shared_layers(slow, Duration::from_millis(50)).with_state(AppState::new(store));
+        let req = axum::http::Request::get("/slow")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(req).await.unwrap();
+        assert_eq!(response.status(), 503);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"error":{"code":"timeout","message":"the request took longer than 0.05 s"}}"#
+        );
+    }
 }
