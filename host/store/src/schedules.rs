@@ -384,6 +384,43 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("a webhook secret vanished as it was created".into()))
     }
 
+    /// Replaces the signing secret of a webhook automation of `who`'s tenant with a new one from
+    /// `generate` (deliveries signed with the old one are refused from now on) and returns it: the
+    /// API shows a webhook secret only at this moment.
+    pub async fn rotate_webhook_secret(
+        &self,
+        who: &crate::Principal,
+        tenant: &str,
+        automation: &str,
+        sealer: &Sealer,
+        generate: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        let secret = generate();
+        let sealed = sealer.seal(tenant, &webhook_secret_name(automation), secret.as_bytes())?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (tenant_id, automation, secret, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, automation) DO UPDATE SET secret = excluded.secret, created_at = excluded.created_at",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .bind(sealed)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        crate::access::audit(
+            &mut tx,
+            who,
+            Some(tenant),
+            "webhook.rotate_secret",
+            automation,
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
     /// The signing secret, if one was created.
     pub async fn existing_webhook_secret(
         &self,

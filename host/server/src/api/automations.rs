@@ -162,6 +162,15 @@ pub struct Enqueued {
     pub run: i64,
 }
 
+/// A webhook automation's new signing secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookSecret {
+    /// `whsec_…`: sign deliveries with it per the Standard Webhooks spec.
+    pub secret: String,
+    /// Where deliveries go.
+    pub path: String,
+}
+
 /// A recorded tick.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Tick {
@@ -349,6 +358,41 @@ pub async fn run_now(
         .run_now(&who, &name, input, mc_engine::DEFAULT_MAX_ATTEMPTS)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { run })))
+}
+
+/// Issues a new signing secret for a webhook automation and shows it this once; deliveries
+/// signed with the previous one are refused from now on.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/automations/{automation}/webhook-secret", tag = "automations",
+    params(("tenant" = String, Path), ("automation" = String, Path)), responses((status = 200, body = WebhookSecret)))]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<WebhookSecret>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
+    let a = scope
+        .automations()
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no automation `{name}`")))?;
+    if a.trigger != mc_config::Trigger::Webhook {
+        return Err(ApiError::Conflict(format!(
+            "automation `{name}` is not triggered by a webhook"
+        )));
+    }
+    let sealer = state
+        .sealer
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))?;
+    let secret = state
+        .store
+        .rotate_webhook_secret(&who, scope.id(), &name, sealer, crate::webhook::new_secret)
+        .await?;
+    Ok(Json(WebhookSecret {
+        secret,
+        path: format!("/hooks/{tenant}/{name}"),
+    }))
 }
 
 /// The automation's recorded ticks, newest first: fired (with the run), skipped or missed (with

@@ -92,6 +92,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/tenants/{tenant}/automations/{automation}/ticks",
             get(automations::ticks),
         )
+        .route(
+            "/api/v1/tenants/{tenant}/automations/{automation}/webhook-secret",
+            post(automations::rotate_webhook_secret),
+        )
         .route("/api/v1/tenants/{tenant}/runs", get(runs::list))
         .route("/api/v1/tenants/{tenant}/runs/{run}", get(runs::get))
         .route("/api/v1/tenants/{tenant}/runs/{run}/logs", get(runs::logs))

@@ -41,6 +41,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         automations::disable,
         automations::run_now,
         automations::ticks,
+        automations::rotate_webhook_secret,
         runs::list,
         runs::get,
         runs::logs,

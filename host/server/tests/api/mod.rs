@@ -384,10 +384,45 @@ async fn admins_edit_agents_and_automations_and_every_change_is_audited() {
         let r = server.call(k, "GET", &format!("{base}/runs/{}/logs", page1[0]), None).await;
         assert_eq!(r.body, json!({"lines": []}));
 
+        // A webhook automation's secret is issued through the API, shown once, and rotating it
+        // retires the old one.
+        let r = server
+            .call(k, "PUT", &format!("{base}/automations/lead"), Some(json!({"agent": "writer", "trigger": {"webhook": {}}})))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = server.call(k, "POST", &format!("{base}/automations/quick/webhook-secret"), None).await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (409, "automation `quick` is not triggered by a webhook"));
+        let first = server.call(k, "POST", &format!("{base}/automations/lead/webhook-secret"), None).await.body;
+        assert_eq!(first["path"], "/hooks/acme/lead");
+        let deliver = |secret: String, id: &'static str| {
+            let s = server.clone();
+            async move {
+                let body = br#"{"email":"ann@example.com"}"#.to_vec();
+                let ts = jiff::Timestamp::now().as_second();
+                s.http
+                    .post(format!("http://{}/hooks/acme/lead", s.addr))
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", ts.to_string())
+                    .header("webhook-signature", mc_server::webhook::sign(&secret, id, ts, &body).unwrap())
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let old = first["secret"].as_str().unwrap().to_string();
+        assert_eq!(deliver(old.clone(), "m1").await, 202);
+        let second = server.call(k, "POST", &format!("{base}/automations/lead/webhook-secret"), None).await.body;
+        assert_ne!(second["secret"], first["secret"]);
+        assert_eq!(deliver(old, "m2").await, 401, "the old secret is retired");
+        assert_eq!(deliver(second["secret"].as_str().unwrap().to_string(), "m3").await, 202);
+
         // Every change above is in the audit log, with who made it.
         let r = server.call(k, "GET", "/api/v1/audit?limit=500", None).await;
         let actions: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-        for expected in ["config.apply", "automation.disable", "automation.enable", "automation.run", "run.retry", "run.cancel", "secret.put"] {
+        for expected in ["webhook.rotate_secret", "config.apply", "automation.disable", "automation.enable", "automation.run", "run.retry", "run.cancel", "secret.put"] {
             assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
         }
         let admin_id = keys.acme_admin.split('_').nth(1).unwrap();
