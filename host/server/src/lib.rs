@@ -63,6 +63,13 @@ impl AppState {
         }
     }
 
+    /// The sealer of secrets, or 503 when this server has none.
+    pub fn sealer(&self) -> Result<&Sealer, ApiError> {
+        self.sealer
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))
+    }
+
     /// What an apply may assume exists.
     pub fn known_plugins(&self) -> mc_config::Known {
         match &self.plugin_dir {

@@ -115,10 +115,7 @@ pub async fn deliver(
     if a.trigger != Trigger::Webhook || !a.enabled {
         return Err(not_found());
     }
-    let sealer = state
-        .sealer
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))?;
+    let sealer = state.sealer()?;
     let secret = state
         .store
         .existing_webhook_secret(&tenant, &automation, sealer)

@@ -191,14 +191,19 @@ pub struct TickQuery {
     pub limit: Option<i64>,
 }
 
-async fn read(state: &AppState, who: &Principal, tenant: &str, name: &str) -> Result<Automation, ApiError> {
-    let scope = state.store.authorize(who, tenant, Need::Read).await?;
-    let a = scope
+/// The automation `name` of the scope's tenant, or 404.
+async fn find(scope: &mc_store::TenantScope<'_>, name: &str) -> Result<AutomationRow, ApiError> {
+    scope
         .automations()
         .await?
         .into_iter()
         .find(|a| a.name == name)
-        .ok_or_else(|| ApiError::NotFound(format!("no automation `{name}`")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("no automation `{name}`")))
+}
+
+async fn read(state: &AppState, who: &Principal, tenant: &str, name: &str) -> Result<Automation, ApiError> {
+    let scope = state.store.authorize(who, tenant, Need::Read).await?;
+    let a = find(&scope, name).await?;
     let marks = scope.schedule_marks().await?;
     Ok(automation(a, marks.get(name).copied(), jiff::Timestamp::now()))
 }
@@ -370,24 +375,15 @@ pub async fn rotate_webhook_secret(
     ApiPath((tenant, name)): ApiPath<(String, String)>,
 ) -> Result<Json<WebhookSecret>, ApiError> {
     let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
-    let a = scope
-        .automations()
-        .await?
-        .into_iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| ApiError::NotFound(format!("no automation `{name}`")))?;
+    let a = find(&scope, &name).await?;
     if a.trigger != mc_config::Trigger::Webhook {
         return Err(ApiError::Conflict(format!(
             "automation `{name}` is not triggered by a webhook"
         )));
     }
-    let sealer = state
-        .sealer
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))?;
     let secret = state
         .store
-        .rotate_webhook_secret(&who, scope.id(), &name, sealer, crate::webhook::new_secret)
+        .rotate_webhook_secret(&who, scope.id(), &name, state.sealer()?, crate::webhook::new_secret)
         .await?;
     Ok(Json(WebhookSecret {
         secret,
@@ -408,9 +404,7 @@ pub async fn ticks(
 ) -> Result<Json<Vec<Tick>>, ApiError> {
     let limit = crate::api::page_limit(q.limit, MAX_TICKS_PAGE)?;
     let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
-    if !scope.automations().await?.iter().any(|a| a.name == name) {
-        return Err(ApiError::NotFound(format!("no automation `{name}`")));
-    }
+    find(&scope, &name).await?;
     let ticks = scope.ticks(&name, limit).await?;
     Ok(Json(
         ticks

@@ -44,13 +44,6 @@ impl std::fmt::Debug for SecretBody {
     }
 }
 
-fn sealer(state: &AppState) -> Result<&mc_store::Sealer, ApiError> {
-    state
-        .sealer
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))
-}
-
 /// The names of the tenant's secrets.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/secrets", tag = "secrets",
     params(("tenant" = String, Path)), responses((status = 200, body = Vec<Secret>)))]
@@ -74,7 +67,7 @@ pub async fn put(
     ApiJson(body): ApiJson<SecretBody>,
 ) -> Result<Json<Secret>, ApiError> {
     let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
-    let meta = scope.put_secret(&who, sealer(&state)?, &name, &body.value).await?;
+    let meta = scope.put_secret(&who, state.sealer()?, &name, &body.value).await?;
     Ok(Json(meta.into()))
 }
 
