@@ -6,9 +6,20 @@
 //! which are counted in `cache_read_tokens` / `cache_write_tokens`. (Anthropic reports it that way;
 //! OpenAI's `prompt_tokens` includes the cached ones, and its adapter subtracts them.)
 
+mod anthropic;
+mod http;
 mod offline;
+mod openai;
+pub mod prices;
+mod provider;
+mod resilience;
+mod sse;
 
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicProvider};
 pub use offline::{OFFLINE_MODEL, OfflineProvider, count_tokens};
+pub use openai::OpenAiProvider;
+pub use provider::{Provider, ProviderError, ProviderErrorKind, estimate_usage};
+pub use resilience::{BreakerConfig, BreakerStatus, CallFailure, Resilient, RetryPolicy};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +46,10 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
+    /// Models to try, in order, when `model` cannot answer (its provider's breaker is open, or it
+    /// failed in a way waiting does not fix): the agent's granted models after `model`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
 }
 
 /// Tokens one call consumed, normalised (see the module docs).
@@ -64,7 +79,15 @@ pub struct ChatResponse {
     pub provider: String,
     pub stop_reason: String,
     pub usage: Usage,
+    /// The provider reported no usage: `usage` is the host's estimate (recorded and flagged as
+    /// such in the ledger).
+    #[serde(default)]
+    pub usage_estimated: bool,
 }
+
+/// Where a streamed answer's text goes as it arrives, piece by piece. The complete answer (with its
+/// usage) is still returned at the end.
+pub type Deltas = tokio::sync::mpsc::UnboundedSender<String>;
 
 /// Who is calling: what the gateway needs to meter, budget and attribute a call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

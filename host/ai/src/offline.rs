@@ -84,6 +84,7 @@ impl OfflineProvider {
                 cache_read_tokens: 0,
                 cache_write_tokens: 0,
             },
+            usage_estimated: false,
         })
     }
 }
@@ -200,6 +201,7 @@ mod tests {
             ],
             max_tokens,
             temperature: None,
+            fallbacks: Vec::new(),
         }
     }
 

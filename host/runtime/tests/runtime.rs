@@ -484,6 +484,7 @@ async fn ai_models_must_be_granted() {
             }],
             max_tokens: mc_runtime::DEFAULT_MAX_TOKENS,
             temperature: None,
+            fallbacks: Vec::new(),
         })
         .unwrap();
     assert_eq!(out["text"], expected.text);

@@ -1,9 +1,10 @@
 //! Test support shared by the crates whose tests need a database: a fresh SQLite file, or a fresh
 //! PostgreSQL database on the local server (127.0.0.1:5432, user postgres, trust auth) created for
 //! the test and dropped after it; and a private PostgreSQL server ([`PgCluster`]) for tests that
-//! restart the database.
+//! restart the database. [`fake_ai`] has fake AI providers that speak the real wire formats.
 
 mod cluster;
+pub mod fake_ai;
 
 use std::future::Future;
 use std::path::PathBuf;

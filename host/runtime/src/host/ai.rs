@@ -68,6 +68,14 @@ impl Host for RunState {
             )));
         }
         self.usage.ai_calls += 1;
+        let fallbacks = self
+            .grants
+            .models
+            .iter()
+            .skip_while(|m| **m != model)
+            .skip(1)
+            .cloned()
+            .collect();
         let req = mc_ai::ChatRequest {
             model,
             messages: request
@@ -84,6 +92,7 @@ impl Host for RunState {
                 .collect(),
             max_tokens,
             temperature: request.temperature,
+            fallbacks,
         };
         let gateway = self.services.ai.clone();
         match gateway.chat(&self.call, req).await {
