@@ -57,6 +57,103 @@ pub struct ServeArgs {
     /// that agents may be granted; repeatable. Any other such grant fails its runs.
     #[arg(long = "allow-test-host", env = "MISSIONCTL_TEST_HOSTS", value_delimiter = ',')]
     test_hosts: Vec<String>,
+    #[command(flatten)]
+    ai: AiArgs,
+}
+
+/// The AI providers this deployment calls. A tenant may use its own key instead of the
+/// deployment's by storing it as the secret `anthropic-api-key` / `openai-api-key`.
+#[derive(Debug, Args)]
+pub struct AiArgs {
+    /// Base URL of the Anthropic Messages API.
+    #[arg(long = "anthropic-base-url", env = "ANTHROPIC_BASE_URL", default_value = ANTHROPIC_URL)]
+    anthropic_base_url: String,
+    /// The deployment's Anthropic key.
+    #[arg(long = "anthropic-api-key", env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    anthropic_api_key: Option<String>,
+    /// Base URL of an OpenAI-compatible chat completions API (OpenAI, Ollama at
+    /// http://localhost:11434, vLLM).
+    #[arg(long = "openai-base-url", env = "OPENAI_BASE_URL", default_value = OPENAI_URL)]
+    openai_base_url: String,
+    /// The deployment's OpenAI key (not needed by a local Ollama).
+    #[arg(long = "openai-api-key", env = "OPENAI_API_KEY", hide_env_values = true)]
+    openai_api_key: Option<String>,
+    /// Seconds one AI call attempt may take (for a streamed call: between two pieces of text).
+    #[arg(long = "ai-timeout-secs", default_value_t = 120)]
+    ai_timeout_secs: u64,
+    /// Retries of an AI call that failed in a way waiting can fix (429, 5xx, 529, timeouts).
+    #[arg(long = "ai-retries", default_value_t = 2)]
+    ai_retries: u32,
+}
+
+const ANTHROPIC_URL: &str = "https://api.anthropic.com";
+const OPENAI_URL: &str = "https://api.openai.com";
+/// Most retries accepted: each waits up to 8 s, and a run waits for its calls.
+const MAX_AI_RETRIES: u32 = 10;
+/// Longest call timeout accepted.
+const MAX_AI_TIMEOUT_SECS: u64 = 3_600;
+
+impl AiArgs {
+    /// The gateway configuration these flags describe, or what is wrong with them.
+    pub fn gateway_config(&self, sealer: Option<mc_store::Sealer>) -> Result<mc_gateway::GatewayConfig, String> {
+        if self.ai_retries > MAX_AI_RETRIES {
+            return Err(format!(
+                "--ai-retries must be at most {MAX_AI_RETRIES}, got {}",
+                self.ai_retries
+            ));
+        }
+        if self.ai_timeout_secs == 0 || self.ai_timeout_secs > MAX_AI_TIMEOUT_SECS {
+            return Err(format!(
+                "--ai-timeout-secs must be between 1 and {MAX_AI_TIMEOUT_SECS}, got {}",
+                self.ai_timeout_secs
+            ));
+        }
+        for (flag, url) in [
+            ("--anthropic-base-url", &self.anthropic_base_url),
+            ("--openai-base-url", &self.openai_base_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!("{flag} must be an http(s) URL, got `{url}`"));
+            }
+        }
+        let endpoint =
+            |name: &str, kind, url: &str, key: &Option<String>, default: &str, hint: &str| mc_gateway::Endpoint {
+                name: name.into(),
+                kind,
+                base_url: url.trim_end_matches('/').into(),
+                api_key: key.clone().filter(|k| !k.is_empty()),
+                // The hosted APIs refuse a call without a key; a local compatible server may not need one.
+                key_required: url.trim_end_matches('/') == default,
+                key_hint: hint.into(),
+            };
+        Ok(mc_gateway::GatewayConfig {
+            endpoints: vec![
+                endpoint(
+                    "anthropic",
+                    mc_gateway::ProviderKind::Anthropic,
+                    &self.anthropic_base_url,
+                    &self.anthropic_api_key,
+                    ANTHROPIC_URL,
+                    "ANTHROPIC_API_KEY",
+                ),
+                endpoint(
+                    "openai",
+                    mc_gateway::ProviderKind::OpenAi,
+                    &self.openai_base_url,
+                    &self.openai_api_key,
+                    OPENAI_URL,
+                    "OPENAI_API_KEY",
+                ),
+            ],
+            retry: mc_ai::RetryPolicy {
+                max_retries: self.ai_retries,
+                call_timeout: Duration::from_secs(self.ai_timeout_secs),
+                ..Default::default()
+            },
+            breaker: Default::default(),
+            sealer,
+        })
+    }
 }
 
 /// Most requests per second a key may be allowed: beyond it the limit is no limit.
@@ -208,14 +305,29 @@ pub async fn serve(args: ServeArgs) -> u8 {
         eprintln!("error: cannot issue the first operator key: {e}");
         return exit::HOST;
     }
+    let gateway_config = match args.ai.gateway_config(Some(sealer.clone())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let gateway = match mc_gateway::Gateway::open(store.clone(), gateway_config).await {
+        Ok(g) => Arc::new(g),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::HOST;
+        }
+    };
     let mut state = mc_server::AppState::new(store.clone());
     state.sealer = Some(sealer);
+    state.gateway = Some(gateway.clone());
     state.plugin_dir = Some(config.plugin_dir.clone());
     state.limiter = Arc::new(mc_server::RateLimiter::new(mc_server::RateLimit {
         per_second: args.rate_limit,
         burst: args.rate_limit * 2.0,
     }));
-    let engine = Arc::new(Engine::new(store, runtime, config, Arc::new(mc_ai::OfflineProvider)));
+    let engine = Arc::new(Engine::new(store, runtime, config, gateway));
     // One shutdown signal for both halves: the server stops accepting when the engine begins its
     // graceful stop.
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();

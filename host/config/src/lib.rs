@@ -15,6 +15,13 @@
 //!                                   #   (scheme://host[:port], `*.domain`, port `*`; default none)
 //!     secrets: [crm-token]          # optional: tenant secrets its plugin may read through
 //!                                   #   wasi:config as `secret.<name>` (default none)
+//!     fallbacks: [gpt-4o-mini]      # optional: models tried in order when `model` cannot answer
+//!                                   #   (its provider is down or refuses); every model must be in
+//!                                   #   the price book
+//!     budget: { monthly: 50 }       # optional: the most this agent may spend on AI per month (USD)
+//! budget:                           # optional: the tenant's AI spending limits, in USD
+//!   monthly: 200                    #   per calendar month (UTC)
+//!   per_run: 2.50                   #   per root run (a run and everything it delegates)
 //! automations:
 //!   - name: weekly-post             # unique within the tenant
 //!     agent: writer                 # an agent of this file
@@ -35,12 +42,14 @@
 //! position), then `validate` checks what types cannot (names, references, schedules), looking
 //! positions up in an index of every node's path built by a second, event-level parse.
 
+mod money;
 mod positions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub use money::{MICROS_PER_USD, Usd, format_usd, parse_usd};
 pub use positions::Positions;
 
 /// Longest name accepted for a tenant, agent or automation (names appear in URLs and logs).
@@ -69,6 +78,29 @@ pub struct TenantConfig {
     pub agents: Vec<AgentSpec>,
     #[serde(default)]
     pub automations: Vec<AutomationSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<TenantBudget>,
+}
+
+/// A tenant's AI spending limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantBudget {
+    /// Per calendar month (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<Usd>,
+    /// Per root run: a run and every run it delegates to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_run: Option<Usd>,
+}
+
+/// An agent's own AI spending limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentBudget {
+    /// Per calendar month (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly: Option<Usd>,
 }
 
 /// One agent.
@@ -88,6 +120,10 @@ pub struct AgentSpec {
     pub hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<AgentBudget>,
 }
 
 /// What to do when a trigger fires while a run of the same automation is still going.
@@ -249,6 +285,8 @@ pub struct ConfigError {
 pub struct Known {
     /// Plugins that exist; `None` skips the check (e.g. when the plugin directory is elsewhere).
     pub plugins: Option<BTreeSet<String>>,
+    /// Models the price book prices; `None` skips the check.
+    pub models: Option<BTreeSet<String>>,
 }
 
 impl Known {
@@ -264,7 +302,13 @@ impl Known {
                 })
                 .collect()
         });
-        Known { plugins }
+        Known { plugins, models: None }
+    }
+
+    /// This knowledge plus the models of a price book.
+    pub fn with_models(mut self, models: impl IntoIterator<Item = String>) -> Known {
+        self.models = Some(models.into_iter().collect());
+        self
     }
 }
 
@@ -328,6 +372,13 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         }
     };
     valid_name(&config.tenant).map_err(|m| err("tenant", m))?;
+    if let Some(b) = &config.budget {
+        for (field, amount) in [("budget.monthly", b.monthly), ("budget.per_run", b.per_run)] {
+            if amount == Some(Usd(0)) {
+                return Err(err(field, "a budget must be more than $0.00".into()));
+            }
+        }
+    }
 
     let mut agents = BTreeSet::new();
     for (i, a) in config.agents.iter().enumerate() {
@@ -351,6 +402,36 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
                 &at("config"),
                 format!("keys starting with `{SECRET_CONFIG_PREFIX}` are reserved for granted secrets"),
             ));
+        }
+        let mut models_seen = BTreeSet::new();
+        let chosen = a.model.iter().map(|m| ("model".to_string(), m));
+        let fallbacks = a
+            .fallbacks
+            .iter()
+            .enumerate()
+            .map(|(j, m)| (format!("fallbacks[{j}]"), m));
+        for (field, m) in chosen.chain(fallbacks) {
+            if !models_seen.insert(m.as_str()) {
+                return Err(err(&at(&field), format!("model `{m}` is listed twice")));
+            }
+            if let Some(models) = &known.models
+                && !models.contains(m)
+            {
+                let list: Vec<&str> = models.iter().map(String::as_str).collect();
+                return Err(err(
+                    &at(&field),
+                    format!("unknown model `{m}`: the price book has {}", list.join(", ")),
+                ));
+            }
+        }
+        if a.model.is_none() && !a.fallbacks.is_empty() {
+            return Err(err(
+                &at("fallbacks"),
+                "fallbacks need a `model` to fall back from".into(),
+            ));
+        }
+        if let Some(AgentBudget { monthly: Some(Usd(0)) }) = a.budget {
+            return Err(err(&at("budget.monthly"), "a budget must be more than $0.00".into()));
         }
         if let Some(plugins) = &known.plugins
             && !plugins.contains(&a.plugin)

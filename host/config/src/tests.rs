@@ -73,7 +73,7 @@ fn parses_a_full_configuration() {
 fn type_errors_carry_serde_positions() {
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    rol: Content writer\n    plugin: x\n"),
-        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`"
+        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`, `fallbacks`, `budget`"
     );
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    plugin: x\n"),
@@ -157,12 +157,52 @@ fn completion_chains_must_not_loop() {
 fn unknown_plugins_are_refused_when_the_plugin_list_is_known() {
     let known = Known {
         plugins: Some(["content-writer".to_string()].into()),
+        models: None,
     };
     let e = parse(GOOD, &known).unwrap_err().to_string();
     assert_eq!(
         e,
         "line 10, column 13: agents[1].plugin: unknown plugin `analytics` (available: content-writer)"
     );
+}
+
+#[test]
+fn models_fallbacks_and_budgets_are_checked() {
+    let known = Known::default().with_models(["gpt-4o-mini".to_string(), "claude-haiku-4-5".to_string()]);
+    let file = |agent_extra: &str, tenant_extra: &str| {
+        format!("tenant: acme\n{tenant_extra}agents:\n  - name: w\n    role: Writer\n    plugin: p\n{agent_extra}")
+    };
+    let ok = parse(
+        &file(
+            "    model: claude-haiku-4-5\n    fallbacks: [gpt-4o-mini]\n    budget: { monthly: 50 }\n",
+            "budget: { monthly: 200, per_run: \"2.50\" }\n",
+        ),
+        &known,
+    )
+    .unwrap();
+    assert_eq!(ok.config.budget.unwrap().per_run, Some(crate::Usd(2_500_000)));
+    assert_eq!(
+        ok.config.agents[0].budget.unwrap().monthly,
+        Some(crate::Usd(50_000_000))
+    );
+    let e = |a: &str, t: &str| parse(&file(a, t), &known).unwrap_err().to_string();
+    assert_eq!(
+        e("    model: gpt-9\n", ""),
+        "line 6, column 12: agents[0].model: unknown model `gpt-9`: the price book has claude-haiku-4-5, gpt-4o-mini"
+    );
+    assert_eq!(
+        e("    model: gpt-4o-mini\n    fallbacks: [gpt-4o-mini]\n", ""),
+        "line 7, column 17: agents[0].fallbacks[0]: model `gpt-4o-mini` is listed twice"
+    );
+    assert_eq!(
+        e("    fallbacks: [gpt-4o-mini]\n", ""),
+        "line 6, column 16: agents[0].fallbacks: fallbacks need a `model` to fall back from"
+    );
+    assert_eq!(
+        e("", "budget: { monthly: 0 }\n"),
+        "line 2, column 20: budget.monthly: a budget must be more than $0.00"
+    );
+    assert!(e("", "budget: { monthly: -5 }\n").contains("is not an amount of dollars"));
 }
 
 #[test]

@@ -58,12 +58,14 @@ enum Execution {
     Succeeded {
         output: String,
         logs: Option<String>,
+        fuel: u64,
     },
     Failed {
         kind: String,
         error: String,
         retryable: bool,
         logs: Option<String>,
+        fuel: u64,
     },
 }
 
@@ -75,6 +77,7 @@ impl Execution {
             error,
             retryable: false,
             logs: None,
+            fuel: 0,
         }
     }
 }
@@ -145,13 +148,15 @@ impl Engine {
         Ok(match outcome {
             Ok(o) => {
                 let logs = logs_json(&o.logs);
+                let fuel = o.usage.fuel_consumed;
                 match o.result {
-                    Ok(output) => Execution::Succeeded { output, logs },
+                    Ok(output) => Execution::Succeeded { output, logs, fuel },
                     Err(f) => Execution::Failed {
                         kind: f.kind().into(),
                         error: f.to_string(),
                         retryable: f.retryable(),
                         logs,
+                        fuel,
                     },
                 }
             }
@@ -229,13 +234,21 @@ impl Engine {
             error,
             retryable,
             logs,
+            fuel,
         } = failure
         else {
             return Ok(());
         };
         let node = &self.config.node_id;
+        let attempt = mc_store::FailedAttempt {
+            kind: &kind,
+            error: &error,
+            retryable,
+            logs: logs.as_deref(),
+            fuel,
+        };
         let failed = retrying(self.config.lease, "recording a failure", || {
-            self.store.fail(node, id, &kind, &error, retryable, logs.as_deref())
+            self.store.fail(node, id, &attempt)
         })
         .await?;
         if failed.is_none() {
@@ -277,7 +290,7 @@ impl Engine {
         while let Some(r) = set.join_next().await {
             let Ok((id, ended)) = r else { continue };
             match ended {
-                Ok(Execution::Succeeded { output, logs }) => succeeded.push(Finished { id, output, logs }),
+                Ok(Execution::Succeeded { output, logs, fuel }) => succeeded.push(Finished { id, output, logs, fuel }),
                 Ok(failed) => self.record_failure(id, failed).await?,
                 Err(e) => tracing::warn!(error = %e, job = id, "running a job failed; its lease will return it"),
             }
@@ -374,7 +387,7 @@ impl Engine {
                     // The slot stays taken until the outcome is recorded: when recording falls
                     // behind, claiming slows down instead of piling up finished runs.
                     let ended = match engine.execute(&job, agent).await {
-                        Ok(Execution::Succeeded { output, logs }) => {
+                        Ok(Execution::Succeeded { output, logs, fuel }) => {
                             let (ack, recorded) = tokio::sync::oneshot::channel();
                             // The recorder outlives every job task (it ends when all senders are gone).
                             let _ = done.send((
@@ -382,6 +395,7 @@ impl Engine {
                                     id: job.id,
                                     output,
                                     logs,
+                                    fuel,
                                 },
                                 ack,
                             ));
@@ -475,6 +489,12 @@ impl Engine {
             }
             if let Err(e) = self.store.recover_expired(mc_store::now_micros()).await {
                 tracing::warn!(error = %e, "lease recovery failed");
+            }
+            // Budget held by AI calls of a node that died mid-call goes back to its tenant.
+            match self.store.release_expired_reservations(mc_store::now_micros()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(released = n, "released abandoned budget reservations"),
+                Err(e) => tracing::warn!(error = %e, "releasing abandoned reservations failed"),
             }
         }
     }

@@ -61,6 +61,7 @@ async fn fill(store: &Store, runs: usize) {
                 id: j.id,
                 output: output.clone(),
                 logs: Some(r#"[{"at_ms":0,"level":"info","message":"drafted"}]"#.into()),
+                fuel: 0,
             })
             .collect();
         store.complete_many("bench", &finished).await.unwrap();

@@ -46,6 +46,9 @@ pub struct AppState {
     /// Where plugins are, so an apply can refuse agents whose plugin does not exist.
     pub plugin_dir: Option<PathBuf>,
     pub limiter: Arc<RateLimiter>,
+    /// The AI gateway of this node: provider breakers, and the price book to reload after an
+    /// operator publishes one. Without it the price book is still read from the store.
+    pub gateway: Option<Arc<mc_gateway::Gateway>>,
     /// The principal of requests without a key. Set only for [`LocalApi`] (the command line
     /// working on a local data directory, in-process); a served router never has one.
     local: Option<mc_store::Principal>,
@@ -59,6 +62,7 @@ impl AppState {
             sealer: None,
             plugin_dir: None,
             limiter: Arc::new(RateLimiter::new(RateLimit::default())),
+            gateway: None,
             local: None,
         }
     }
@@ -70,12 +74,20 @@ impl AppState {
             .ok_or_else(|| ApiError::Unavailable("this server has no secret key configured".into()))
     }
 
-    /// What an apply may assume exists.
-    pub fn known_plugins(&self) -> mc_config::Known {
-        match &self.plugin_dir {
+    /// What an apply may assume exists: the plugins in the plugin directory and the models of the
+    /// price book in force.
+    pub async fn known(&self) -> Result<mc_config::Known, ApiError> {
+        let known = match &self.plugin_dir {
             Some(dir) => mc_config::Known::from_plugin_dir(dir),
             None => mc_config::Known::default(),
-        }
+        };
+        Ok(match self.store.price_book().await? {
+            Some(row) => match mc_ai::prices::PriceBook::parse(&row.body) {
+                Ok(book) => known.with_models(book.models.into_keys()),
+                Err(_) => known,
+            },
+            None => known,
+        })
     }
 }
 

@@ -405,6 +405,9 @@ impl Store {
             id: id.to_string(),
             name: name.to_string(),
             partner,
+            plan: crate::Plan::default().name().to_string(),
+            budget_monthly: None,
+            budget_per_run: None,
             created_at: now,
             updated_at: now,
         })

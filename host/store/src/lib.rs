@@ -10,6 +10,7 @@
 //! id: a handler cannot forget the scope because there is no unscoped query to call.
 
 mod access;
+mod metering;
 mod migrate;
 mod queue;
 mod runs;
@@ -28,9 +29,13 @@ pub use access::{
     AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
     Principal, Role,
 };
+pub use metering::{
+    ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
+    MarginLine, Plan, PriceBookRow, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day, valid_month,
+};
 pub use queue::{
-    AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, Finished, JobRow, MAX_ATTEMPTS,
-    MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,
+    AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, FailedAttempt, Finished, JobRow,
+    MAX_ATTEMPTS, MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,
 };
 pub use runs::{FILTER_WINDOW, MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, RunPage, RunSummary};
 pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};

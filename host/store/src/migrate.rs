@@ -71,6 +71,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0007_key_expiry.sql"),
         postgres: include_str!("../migrations/0007_key_expiry.sql"),
     },
+    Migration {
+        version: 8,
+        name: "plans, budgets, price books, ledger",
+        sqlite: concat!(
+            include_str!("../migrations/0008_metering_common.sql"),
+            include_str!("../migrations/0008_ledger_sqlite.sql")
+        ),
+        postgres: concat!(
+            include_str!("../migrations/0008_metering_common.sql"),
+            include_str!("../migrations/0008_ledger_postgres.sql")
+        ),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

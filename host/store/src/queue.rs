@@ -72,6 +72,23 @@ pub struct Finished {
     pub output: String,
     /// The run's log lines (a JSON array), if it logged anything.
     pub logs: Option<String>,
+    /// Fuel the run consumed: recorded in the ledger with the result.
+    pub fuel: u64,
+}
+
+/// How an attempt failed, as [`Store::fail`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedAttempt<'a> {
+    /// A short stable name of the cause (`trap`, `out_of_fuel`, ...).
+    pub kind: &'a str,
+    /// What a person reads on the run's page.
+    pub error: &'a str,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+    /// The attempt's log lines (a JSON array).
+    pub logs: Option<&'a str>,
+    /// Fuel it burnt, recorded in the ledger.
+    pub fuel: u64,
 }
 
 /// What `enqueue` did.
@@ -459,6 +476,7 @@ impl Store {
             id,
             output: output.to_string(),
             logs: None,
+            fuel: 0,
         };
         Ok(self.complete_many(node, &[finished]).await?[0])
     }
@@ -490,15 +508,18 @@ impl Store {
                 .bind(node);
             let done = q.fetch_all(&mut *tx).await?;
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
+            let mut fuel = Vec::with_capacity(done.len());
             for (id, tenant, automation) in done {
                 if let Some(&pos) = position.get(&id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
+                    fuel.push((id, chunk[pos].fuel));
                     if let Some(automation) = automation {
                         enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].output).await?;
                     }
                 }
                 *finished.entry(tenant).or_default() += 1;
             }
+            crate::metering::insert_fuel(&mut tx, &fuel, now).await?;
         }
         for (tenant, n) in &finished {
             bump_running(&mut tx, tenant, -n).await?;
@@ -518,15 +539,14 @@ impl Store {
 
     /// Records a failed attempt of a job `node` holds: retried with backoff while attempts remain
     /// and `retryable`, else dead. `None` if the node no longer held the job.
-    pub async fn fail(
-        &self,
-        node: &str,
-        id: i64,
-        kind: &str,
-        error: &str,
-        retryable: bool,
-        logs: Option<&str>,
-    ) -> Result<Option<Failed>, StoreError> {
+    pub async fn fail(&self, node: &str, id: i64, attempt: &FailedAttempt<'_>) -> Result<Option<Failed>, StoreError> {
+        let FailedAttempt {
+            kind,
+            error,
+            retryable,
+            logs,
+            fuel,
+        } = *attempt;
         let now = now_micros();
         let mut tx = self.write_tx().await?;
         let row: Option<(String, i64, i64, i64)> = sqlx::query_as(&format!(
@@ -569,6 +589,8 @@ impl Store {
             Failed::Dead
         };
         bump_running(&mut tx, &tenant, -1).await?;
+        // The fuel of a failed attempt was burnt all the same (an endless loop burns the most).
+        crate::metering::insert_fuel(&mut tx, &[(id, fuel)], now).await?;
         tx.commit().await?;
         Ok(Some(outcome))
     }

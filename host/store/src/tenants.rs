@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::access::{AccessError, Need, Principal, Role, audit};
-use crate::{Store, StoreError, now_micros};
+use crate::{Plan, Store, StoreError, now_micros};
 use mc_config::{AgentSpec, AutomationSpec, TenantConfig, Trigger, TriggerSpec, Validated};
 use serde::Serialize;
 
@@ -15,6 +15,11 @@ pub struct TenantRow {
     pub name: String,
     /// The partner that onboarded it, if any.
     pub partner: Option<String>,
+    /// Its plan: `starter`, `growth` or `scale`.
+    pub plan: String,
+    /// AI budgets in micro-dollars: per calendar month, per root run.
+    pub budget_monthly: Option<u64>,
+    pub budget_per_run: Option<u64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -33,6 +38,10 @@ pub struct AgentRow {
     pub hosts: Vec<String>,
     /// Tenant secrets its plugin may read.
     pub secrets: Vec<String>,
+    /// Models tried in order when `model` cannot answer.
+    pub fallbacks: Vec<String>,
+    /// Its own monthly AI budget, in micro-dollars.
+    pub budget_monthly: Option<u64>,
 }
 
 /// What an agent is granted beyond its model, as stored in `agents.grants`.
@@ -42,6 +51,10 @@ struct StoredGrants {
     hosts: Vec<String>,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fallbacks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    budget_monthly: Option<u64>,
 }
 
 /// An automation as stored.
@@ -129,6 +142,8 @@ fn agent_row(t: AgentTuple) -> Result<AgentRow, StoreError> {
     Ok(AgentRow {
         hosts: grants.hosts,
         secrets: grants.secrets,
+        fallbacks: grants.fallbacks,
+        budget_monthly: grants.budget_monthly,
         tenant: t.0,
         name: t.1,
         role: t.2,
@@ -154,16 +169,30 @@ fn automation_row(t: AutomationTuple) -> Result<AutomationRow, StoreError> {
     })
 }
 
-type TenantTuple = (String, String, Option<String>, i64, i64);
-const TENANT_COLUMNS: &str = "id, name, partner, created_at, updated_at";
+/// Name, configuration version, plan and budgets of a tenant being applied.
+type ExistingTenant = (String, i64, String, Option<i64>, Option<i64>);
+type TenantTuple = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+);
+const TENANT_COLUMNS: &str = "id, name, partner, plan, budget_monthly, budget_per_run, created_at, updated_at";
 
 fn tenant_row(t: TenantTuple) -> TenantRow {
     TenantRow {
         id: t.0,
         name: t.1,
         partner: t.2,
-        created_at: t.3,
-        updated_at: t.4,
+        plan: t.3,
+        budget_monthly: t.4.map(|m| m as u64),
+        budget_per_run: t.5.map(|m| m as u64),
+        created_at: t.6,
+        updated_at: t.7,
     }
 }
 
@@ -195,6 +224,8 @@ fn agent_from_spec(tenant: &str, a: &AgentSpec) -> AgentRow {
         config: a.config.clone(),
         hosts: a.hosts.clone(),
         secrets: a.secrets.clone(),
+        fallbacks: a.fallbacks.clone(),
+        budget_monthly: a.budget.and_then(|b| b.monthly).map(|m| m.micros()),
     }
 }
 
@@ -239,6 +270,12 @@ fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
     }
     if old.secrets != new.secrets {
         f.push("secrets".into());
+    }
+    if old.fallbacks != new.fallbacks {
+        f.push("fallbacks".into());
+    }
+    if old.budget_monthly != new.budget_monthly {
+        f.push("budget".into());
     }
     f
 }
@@ -314,14 +351,22 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut changes = Vec::new();
 
-        let existing: Option<(String, i64)> = sqlx::query_as(&format!(
-            "SELECT name, config_version FROM tenants WHERE id = $1{}",
+        let existing: Option<ExistingTenant> = sqlx::query_as(&format!(
+            "SELECT name, config_version, plan, budget_monthly, budget_per_run FROM tenants WHERE id = $1{}",
             self.for_update()
         ))
         .bind(tenant)
         .fetch_optional(&mut *tx)
         .await?;
         let version = existing.as_ref().map_or(0, |e| e.1);
+        let plan = existing
+            .as_ref()
+            .map_or(Plan::default(), |e| Plan::parse(&e.2).unwrap_or_default());
+        let budget = c.budget.unwrap_or_default();
+        let budget = (
+            budget.monthly.map(|m| m.micros() as i64),
+            budget.per_run.map(|m| m.micros() as i64),
+        );
         if let Some(expected) = expected_version
             && expected != version
         {
@@ -335,16 +380,26 @@ impl Store {
             .clone()
             .or_else(|| existing.as_ref().map(|e| e.0.clone()))
             .unwrap_or_else(|| tenant.to_string());
-        let change = match existing {
+        let change = match &existing {
             None => Some((ChangeKind::Created, vec![])),
-            Some((old, _)) if old != name => Some((ChangeKind::Updated, vec!["name".to_string()])),
-            Some(_) => None,
+            Some((old, _, _, monthly, per_run)) => {
+                let mut fields = Vec::new();
+                if *old != name {
+                    fields.push("name".to_string());
+                }
+                if (*monthly, *per_run) != budget {
+                    fields.push("budget".to_string());
+                }
+                (!fields.is_empty()).then_some((ChangeKind::Updated, fields))
+            }
         };
         if let Some((kind, fields)) = change {
             // One upsert for both cases: `created_at` and `partner` are written only by the insert.
             sqlx::query(
-                "INSERT INTO tenants (id, name, partner, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+                "INSERT INTO tenants (id, name, partner, created_at, updated_at, budget_monthly, budget_per_run) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at, \
+                 budget_monthly = excluded.budget_monthly, budget_per_run = excluded.budget_per_run",
             )
             .bind(tenant)
             .bind(&name)
@@ -354,6 +409,8 @@ impl Store {
                 None
             })
             .bind(now)
+            .bind(budget.0)
+            .bind(budget.1)
             .execute(&mut *tx)
             .await?;
             changes.push(Change {
@@ -372,6 +429,7 @@ impl Store {
                 .into_iter()
                 .map(|t| agent_row(t).map(|a| (a.name.clone(), a)))
                 .collect::<Result<_, _>>()?;
+        plan.check(tenant, "agents", old_agents.len(), c.agents.len())?;
         let old_automations: BTreeMap<String, AutomationRow> = sqlx::query_as::<_, AutomationTuple>(&format!(
             "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE tenant_id = $1"
         ))
@@ -382,6 +440,7 @@ impl Store {
         .map(|t| automation_row(t).map(|a| (a.name.clone(), a)))
         .collect::<Result<_, _>>()?;
 
+        plan.check(tenant, "automations", old_automations.len(), c.automations.len())?;
         // Automations that go away first: they reference agents that may go away too.
         let kept: Vec<&str> = c.automations.iter().map(|a| a.name.as_str()).collect();
         delete_missing(
@@ -400,6 +459,8 @@ impl Store {
             let grants = serde_json::to_string(&StoredGrants {
                 hosts: new.hosts.clone(),
                 secrets: new.secrets.clone(),
+                fallbacks: new.fallbacks.clone(),
+                budget_monthly: new.budget_monthly,
             })
             .map_err(|e| corrupt("agent grants", e))?;
             let (kind, fields) = match old_agents.get(&spec.name) {
@@ -582,11 +643,18 @@ impl<'a> TenantScope<'a> {
     /// Its whole configuration as a file would state it, and the configuration's version (for
     /// [`Store::apply_as`]'s `expected_version`).
     pub async fn config(&self) -> Result<Option<(TenantConfig, i64)>, StoreError> {
-        let row: Option<(String, i64)> = sqlx::query_as("SELECT name, config_version FROM tenants WHERE id = $1")
-            .bind(self.tenant)
-            .fetch_optional(self.store.pool())
-            .await?;
-        let Some((name, version)) = row else { return Ok(None) };
+        let row: Option<(String, i64, Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT name, config_version, budget_monthly, budget_per_run FROM tenants WHERE id = $1")
+                .bind(self.tenant)
+                .fetch_optional(self.store.pool())
+                .await?;
+        let Some((name, version, monthly, per_run)) = row else {
+            return Ok(None);
+        };
+        let budget = (monthly.is_some() || per_run.is_some()).then(|| mc_config::TenantBudget {
+            monthly: monthly.map(|m| mc_config::Usd(m as u64)),
+            per_run: per_run.map(|m| mc_config::Usd(m as u64)),
+        });
         let agents = self
             .agents()
             .await?
@@ -600,6 +668,10 @@ impl<'a> TenantScope<'a> {
                 config: a.config,
                 hosts: a.hosts,
                 secrets: a.secrets,
+                fallbacks: a.fallbacks,
+                budget: a.budget_monthly.map(|m| mc_config::AgentBudget {
+                    monthly: Some(mc_config::Usd(m)),
+                }),
             })
             .collect();
         let automations = self
@@ -625,6 +697,7 @@ impl<'a> TenantScope<'a> {
                 name: (name != self.tenant).then_some(name),
                 agents,
                 automations,
+                budget,
             },
             version,
         )))

@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 7);
+    assert_eq!(n, 8);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 7)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 8)"
     );
 }
 
@@ -352,8 +352,20 @@ async fn failures_retry_with_backoff_then_go_dead() {
             .id();
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         let before = mc_store::now_micros();
-        let Some(mc_store::Failed::Retrying { run_at }) =
-            store.fail("n", j.id, "trap", "boom", true, None).await.unwrap()
+        let Some(mc_store::Failed::Retrying { run_at }) = store
+            .fail(
+                "n",
+                j.id,
+                &mc_store::FailedAttempt {
+                    kind: "trap",
+                    error: "boom",
+                    retryable: true,
+                    logs: None,
+                    fuel: 0,
+                },
+            )
+            .await
+            .unwrap()
         else {
             panic!("expected a retry")
         };
@@ -374,7 +386,20 @@ async fn failures_retry_with_backoff_then_go_dead() {
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         assert_eq!((j.id, j.attempt), (id, 2));
         assert_eq!(
-            store.fail("n", j.id, "trap", "boom again", true, None).await.unwrap(),
+            store
+                .fail(
+                    "n",
+                    j.id,
+                    &mc_store::FailedAttempt {
+                        kind: "trap",
+                        error: "boom again",
+                        retryable: true,
+                        logs: None,
+                        fuel: 0
+                    }
+                )
+                .await
+                .unwrap(),
             Some(mc_store::Failed::Dead)
         );
         let row = &store.jobs("acme", 1).await.unwrap()[0];
@@ -384,7 +409,17 @@ async fn failures_retry_with_backoff_then_go_dead() {
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         assert_eq!(
             store
-                .fail("n", j.id, "invalid_input", "bad", false, None)
+                .fail(
+                    "n",
+                    j.id,
+                    &mc_store::FailedAttempt {
+                        kind: "invalid_input",
+                        error: "bad",
+                        retryable: false,
+                        logs: None,
+                        fuel: 0
+                    }
+                )
                 .await
                 .unwrap(),
             Some(mc_store::Failed::Dead)
@@ -538,7 +573,20 @@ async fn dead_jobs_can_be_retried_by_their_tenant() {
         with_tenants(&store).await;
         let id = store.enqueue(&[job("acme", 1)]).await.unwrap()[0].id();
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
-        store.fail("n", j.id, "trap", "boom", false, None).await.unwrap();
+        store
+            .fail(
+                "n",
+                j.id,
+                &mc_store::FailedAttempt {
+                    kind: "trap",
+                    error: "boom",
+                    retryable: false,
+                    logs: None,
+                    fuel: 0,
+                },
+            )
+            .await
+            .unwrap();
         assert!(!store.retry_dead("globex", id).await.unwrap(), "not another tenant's");
         assert!(store.retry_dead("acme", id).await.unwrap());
         assert!(!store.retry_dead("acme", id).await.unwrap(), "no longer dead");
@@ -621,7 +669,20 @@ async fn an_automation_limit_holds_its_runs_back_without_blocking_others() {
             .iter()
             .find(|j| j.automation.as_deref() == Some("weekly-post"))
             .unwrap();
-        store.fail("n1", weekly.id, "trap", "boom", false, None).await.unwrap();
+        store
+            .fail(
+                "n1",
+                weekly.id,
+                &mc_store::FailedAttempt {
+                    kind: "trap",
+                    error: "boom",
+                    retryable: false,
+                    logs: None,
+                    fuel: 0,
+                },
+            )
+            .await
+            .unwrap();
         let next = store.claim("n2", 100, LEASE).await.unwrap();
         assert_eq!(by_automation(&next), ["kpis", "weekly-post"]);
         assert_counters(&store, "acme").await;
@@ -741,4 +802,93 @@ async fn run_pages_are_keyset_pages_and_a_rare_filter_scans_a_bounded_window() {
         assert!(all.runs.iter().all(|r| r.id != globex));
     })
     .await;
+}
+
+#[tokio::test]
+async fn plans_limit_what_a_tenant_creates_and_operators_change_them() {
+    on_both(|store| async move {
+        let agents = |n: usize| {
+            let mut text = String::from("tenant: acme\nagents:\n");
+            for i in 0..n {
+                text.push_str(&format!("  - {{ name: a{i}, role: Agent, plugin: noop }}\n"));
+            }
+            text
+        };
+        store.apply(&config(&agents(3))).await.unwrap();
+        let e = store.apply(&config(&agents(4))).await.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "tenant `acme` is on the Starter plan, which allows 3 agents; this configuration has 4; the Growth plan allows 8"
+        );
+        assert_eq!(store.tenant("acme").agents().await.unwrap().len(), 3, "nothing half-applied");
+        let operator = mc_store::Principal::local();
+        assert_eq!(
+            store.set_plan(&operator, "acme", mc_store::Plan::Growth).await.unwrap(),
+            mc_store::Plan::Starter
+        );
+        store.apply(&config(&agents(8))).await.unwrap();
+        let e = store.apply(&config(&agents(9))).await.unwrap_err().to_string();
+        assert!(e.ends_with("the Scale plan has no limit"), "{e}");
+        // Lowered below what it has, a tenant keeps its agents but cannot add one.
+        store.set_plan(&operator, "acme", mc_store::Plan::Starter).await.unwrap();
+        store.apply(&config(&agents(8))).await.unwrap();
+        assert!(store.apply(&config(&agents(9))).await.is_err());
+        assert_eq!(store.tenant("acme").get().await.unwrap().unwrap().plan, "starter");
+        let margin = store.margin_report("2026-11").await.unwrap();
+        assert_eq!((margin[0].revenue, margin[0].margin), (1_500_000_000, 1_500_000_000));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn run_fuel_is_priced_and_the_ledger_refuses_changes() {
+    for db in [mc_testkit::TestDb::sqlite().await, mc_testkit::TestDb::postgres().await] {
+        let store = db.store.clone();
+        with_tenants(&store).await;
+        // 0.02 USD per billion fuel units.
+        store.ensure_price_book("(test book)", 20_000).await.unwrap();
+        store.enqueue(&[job("acme", 0), job("acme", 1)]).await.unwrap();
+        let claimed = store.claim("n", 2, LEASE).await.unwrap();
+        let done = mc_store::Finished {
+            id: claimed[0].id,
+            output: "{}".into(),
+            logs: None,
+            fuel: 2_500_000_000,
+        };
+        store.complete_many("n", &[done]).await.unwrap();
+        store
+            .fail(
+                "n",
+                claimed[1].id,
+                &mc_store::FailedAttempt {
+                    kind: "out_of_fuel",
+                    error: "out of fuel",
+                    retryable: false,
+                    logs: None,
+                    fuel: 1_000_000_000,
+                },
+            )
+            .await
+            .unwrap();
+        let month = mc_store::month_and_day(mc_store::now_micros()).0;
+        let rows = store.tenant("acme").ledger_of_month(&month).await.unwrap();
+        let fuel: Vec<(String, u64, u64, i64)> = rows
+            .iter()
+            .map(|r| (r.kind.clone(), r.fuel, r.cost, r.price_version))
+            .collect();
+        assert_eq!(
+            fuel,
+            [
+                ("fuel".to_string(), 2_500_000_000, 50_000, 1),
+                ("fuel".to_string(), 1_000_000_000, 20_000, 1)
+            ]
+        );
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        for sql in ["UPDATE ledger SET cost = 0", "DELETE FROM ledger"] {
+            let e = sqlx::query(sql).execute(&mut conn).await.unwrap_err().to_string();
+            assert!(e.contains("the ledger is append-only"), "{sql}: {e}");
+        }
+        drop(conn);
+        db.finish().await;
+    }
 }

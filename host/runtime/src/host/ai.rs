@@ -114,7 +114,11 @@ impl Host for RunState {
             Err(e) => Err(match e {
                 mc_ai::AiError::NotGranted(m) => AiError::NotGranted(self.deny("ai", m)),
                 mc_ai::AiError::InvalidRequest(m) => AiError::InvalidRequest(m),
-                mc_ai::AiError::BudgetExceeded(m) => AiError::BudgetExceeded(m),
+                mc_ai::AiError::BudgetExceeded(m) => {
+                    // The run's page says why it stopped even if the plugin swallows the error.
+                    self.host_log(crate::outcome::LogLevel::Warn, format!("AI call refused: {m}"));
+                    AiError::BudgetExceeded(m)
+                }
                 mc_ai::AiError::Unavailable(m) => AiError::Unavailable(m),
                 mc_ai::AiError::Other(m) => AiError::Other(m),
             }),

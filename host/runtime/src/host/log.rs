@@ -6,7 +6,7 @@ use crate::outcome::{LogLevel, LogLine};
 use crate::state::{MAX_LOG_LINE_BYTES, MAX_LOG_LINES, RunState};
 
 impl Host for RunState {
-    async fn write(&mut self, level: Level, mut message: String) {
+    async fn write(&mut self, level: Level, message: String) {
         let level = match level {
             Level::Trace => LogLevel::Trace,
             Level::Debug => LogLevel::Debug,
@@ -15,6 +15,14 @@ impl Host for RunState {
             Level::Error => LogLevel::Error,
         };
         tracing::debug!(run_id = %self.call.run_id, tenant = %self.call.tenant, %level, %message, "plugin log");
+        self.host_log(level, message);
+    }
+}
+
+impl RunState {
+    /// Adds a line to the run's log (capped in count and length); the host's own notes about a
+    /// run go here too, so the run's page shows them beside the plugin's.
+    pub(crate) fn host_log(&mut self, level: LogLevel, mut message: String) {
         if self.logs.len() >= MAX_LOG_LINES {
             self.logs_dropped += 1;
             return;

@@ -29,6 +29,10 @@ pub struct Agent {
     pub hosts: Vec<String>,
     /// Names of the tenant secrets its plugin may read.
     pub secrets: Vec<String>,
+    /// Models tried in order when `model` cannot answer.
+    pub fallbacks: Vec<String>,
+    /// Its own monthly AI budget in USD (e.g. `"50.00"`), if any.
+    pub monthly_budget: Option<String>,
 }
 
 impl From<AgentRow> for Agent {
@@ -42,6 +46,10 @@ impl From<AgentRow> for Agent {
             config: a.config,
             hosts: a.hosts,
             secrets: a.secrets,
+            fallbacks: a.fallbacks,
+            monthly_budget: a
+                .budget_monthly
+                .map(|m| mc_config::format_usd(m).trim_start_matches('$').to_string()),
         }
     }
 }
@@ -63,6 +71,12 @@ pub struct AgentBody {
     pub hosts: Vec<String>,
     #[serde(default)]
     pub secrets: Vec<String>,
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Its own monthly AI budget in USD, as a number or a string (`50`, `"12.50"`).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub monthly_budget: Option<mc_config::Usd>,
 }
 
 /// The tenant's agents.
@@ -116,6 +130,8 @@ pub async fn put(
         config: body.config,
         hosts: body.hosts,
         secrets: body.secrets,
+        fallbacks: body.fallbacks,
+        budget: body.monthly_budget.map(|m| mc_config::AgentBudget { monthly: Some(m) }),
     };
     let report = edit_config(&state, &who, &tenant, |c| {
         match c.agents.iter_mut().find(|a| a.name == name) {

@@ -183,7 +183,7 @@ pub async fn apply(
     Auth(who): Auth,
     ApiJson(body): ApiJson<ApplyRequest>,
 ) -> Result<Json<ApplyResult>, ApiError> {
-    let validated = mc_config::parse(&body.config, &state.known_plugins())
+    let validated = mc_config::parse(&body.config, &state.known().await?)
         .map_err(|e| ApiError::BadRequest(format!("configuration: {e}")))?;
     let report = state.store.apply_as(&who, &validated, body.expected_version).await?;
     Ok(Json(report.into()))
@@ -212,6 +212,7 @@ pub async fn edit_config(
     /// after this many the client is told to retry.
     const EDIT_ATTEMPTS: usize = 16;
     let scope = state.store.authorize(who, tenant, Need::Write).await?;
+    let known = state.known().await?;
     for _ in 0..EDIT_ATTEMPTS {
         let (mut config, version) = scope
             .config()
@@ -219,8 +220,7 @@ pub async fn edit_config(
             .ok_or_else(|| ApiError::NotFound(format!("no tenant `{tenant}`")))?;
         edit(&mut config)?;
         let positions = mc_config::Positions::default();
-        let validated = mc_config::validate(config, &state.known_plugins(), &positions)
-            .map_err(|e| ApiError::BadRequest(e.message))?;
+        let validated = mc_config::validate(config, &known, &positions).map_err(|e| ApiError::BadRequest(e.message))?;
         match state.store.apply_as(who, &validated, Some(version)).await {
             Err(mc_store::AccessError::Conflict(_)) => {
                 // Let the edit that won finish before reading again.

@@ -157,7 +157,20 @@ async fn world(store: &Store, server: &Server) -> Keys {
     // acme's run 1 ends dead (so retry applies); globex's stays queued.
     let claimed = store.claim("n", 10, std::time::Duration::from_secs(30)).await.unwrap();
     for j in claimed {
-        store.fail("n", j.id, "trap", "boom", false, None).await.unwrap();
+        store
+            .fail(
+                "n",
+                j.id,
+                &mc_store::FailedAttempt {
+                    kind: "trap",
+                    error: "boom",
+                    retryable: false,
+                    logs: None,
+                    fuel: 0,
+                },
+            )
+            .await
+            .unwrap();
     }
     keys
 }

@@ -1,0 +1,1009 @@
+//! Cost metering: plans, price books, budgets (reserve before a call, settle or release after it),
+//! the append-only ledger, budget alerts, and the usage and margin reports.
+//!
+//! Budgets are counters per scope and period (`budget_counters`): the tenant per month, an agent
+//! per month, a root run. A reservation adds a call's worst case to `reserved` in every scope that
+//! applies, in one transaction that first locks the tenant's counter (PostgreSQL: `FOR UPDATE`;
+//! SQLite: the single writer), so concurrent calls are decided one at a time and spend can never
+//! pass a budget. Settling moves the reservation to `spent` at the real cost and writes the ledger
+//! row in the same transaction: a call is billed once or not at all.
+
+use serde::Serialize;
+
+use crate::access::{AccessError, Principal, Role, audit};
+use crate::{Backend, Store, StoreError, TenantScope, Tx, now_micros};
+
+/// Budget alert thresholds, in percent of the budget.
+pub const ALERT_THRESHOLDS: [u64; 3] = [50, 80, 100];
+
+/// A tenant's plan: what it may create and what it pays each month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    #[default]
+    Starter,
+    Growth,
+    Scale,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 3] = [Plan::Starter, Plan::Growth, Plan::Scale];
+
+    /// The plan named `name` (`starter`, `growth`, `scale`).
+    pub fn parse(name: &str) -> Option<Plan> {
+        Plan::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Plan::Starter => "starter",
+            Plan::Growth => "growth",
+            Plan::Scale => "scale",
+        }
+    }
+
+    /// The name as the price list prints it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Plan::Starter => "Starter",
+            Plan::Growth => "Growth",
+            Plan::Scale => "Scale",
+        }
+    }
+
+    /// Most agents (`None`: unlimited).
+    pub fn max_agents(self) -> Option<usize> {
+        match self {
+            Plan::Starter => Some(3),
+            Plan::Growth => Some(8),
+            Plan::Scale => None,
+        }
+    }
+
+    /// Most automations (`None`: unlimited).
+    pub fn max_automations(self) -> Option<usize> {
+        match self {
+            Plan::Starter => Some(10),
+            Plan::Growth => Some(30),
+            Plan::Scale => None,
+        }
+    }
+
+    /// The monthly price in micro-dollars (the business plan's tiers).
+    pub fn monthly_price(self) -> u64 {
+        match self {
+            Plan::Starter => 1_500_000_000,
+            Plan::Growth => 3_500_000_000,
+            Plan::Scale => 7_500_000_000,
+        }
+    }
+
+    fn next(self) -> Option<Plan> {
+        match self {
+            Plan::Starter => Some(Plan::Growth),
+            Plan::Growth => Some(Plan::Scale),
+            Plan::Scale => None,
+        }
+    }
+
+    fn limit(self, what: &str) -> Option<usize> {
+        if what == "agents" {
+            self.max_agents()
+        } else {
+            self.max_automations()
+        }
+    }
+
+    /// Refuses a configuration that would take the tenant from `old` to `new` `what` (`agents`,
+    /// `automations`) past the plan. A tenant already over its limit (its plan was lowered) keeps
+    /// what it has but cannot add more.
+    pub(crate) fn check(self, tenant: &str, what: &str, old: usize, new: usize) -> Result<(), AccessError> {
+        let Some(limit) = self.limit(what) else { return Ok(()) };
+        if new <= limit || new <= old {
+            return Ok(());
+        }
+        let upgrade = match self.next() {
+            Some(next) => match next.limit(what) {
+                Some(l) => format!("; the {} plan allows {l}", next.title()),
+                None => format!("; the {} plan has no limit", next.title()),
+            },
+            None => String::new(),
+        };
+        Err(AccessError::Invalid(format!(
+            "tenant `{tenant}` is on the {} plan, which allows {limit} {what}; this configuration has {new}{upgrade}",
+            self.title()
+        )))
+    }
+}
+
+/// One stored price book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PriceBookRow {
+    pub version: i64,
+    /// The book as the operator wrote it (YAML).
+    pub body: String,
+    /// Micro-dollars per billion fuel units.
+    pub fuel_per_billion: u64,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+/// A budget a call is checked against: which counter, and its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BudgetScope {
+    /// `tenant`, `agent:<name>` or `run:<root run id>`.
+    pub scope: String,
+    /// `YYYY-MM` for monthly budgets, `all` for a run's.
+    pub period: String,
+    /// Micro-dollars; `None` counts spend without limiting it.
+    pub limit: Option<u64>,
+}
+
+impl BudgetScope {
+    fn describe(&self, tenant: &str) -> String {
+        if self.scope == "tenant" {
+            format!("tenant `{tenant}`'s budget for {}", self.period)
+        } else if let Some(agent) = self.scope.strip_prefix("agent:") {
+            format!("agent `{agent}`'s budget for {}", self.period)
+        } else {
+            format!("the budget per run of tenant `{tenant}` (run {})", &self.scope[4..])
+        }
+    }
+}
+
+/// What a call about to be made asks the budgets for.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest<'a> {
+    pub tenant: &'a str,
+    pub agent: &'a str,
+    /// The root run whose per-run budget applies.
+    pub root_run: &'a str,
+    /// The call's worst case, in micro-dollars.
+    pub amount: u64,
+    /// When a reservation its caller never settled (the node died) is released.
+    pub expires_at: i64,
+    /// The time that decides the month (normally now).
+    pub at: i64,
+}
+
+/// Money held for one call in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: String,
+    pub tenant: String,
+    pub amount: u64,
+    pub scopes: Vec<BudgetScope>,
+}
+
+/// Why a call was refused: the budget it would break.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error(
+    "{what} is {budget}: {spent} is spent and {reserved} is held by calls in flight, and this call could cost up to {needed}",
+    budget = mc_config::format_usd(*budget),
+    spent = mc_config::format_usd(*spent),
+    reserved = mc_config::format_usd(*reserved),
+    needed = mc_config::format_usd(*needed)
+)]
+pub struct BudgetRefusal {
+    /// The budget, in words (`tenant `acme`'s budget for 2026-11`).
+    pub what: String,
+    pub budget: u64,
+    pub spent: u64,
+    pub reserved: u64,
+    pub needed: u64,
+}
+
+/// One ledger row to write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub tenant: String,
+    pub agent: String,
+    pub automation: Option<String>,
+    pub run_id: String,
+    pub attempt: u32,
+    pub provider: String,
+    pub model: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// The provider reported no usage; the tokens are the host's estimate.
+    pub usage_estimated: bool,
+    pub price_version: i64,
+    /// Micro-dollars.
+    pub cost: u64,
+    pub at: i64,
+}
+
+/// A ledger row as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub at: i64,
+    /// `ai` or `fuel`.
+    pub kind: String,
+    pub agent: String,
+    pub automation: Option<String>,
+    pub run_id: String,
+    pub attempt: u32,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub usage_estimated: bool,
+    pub fuel: u64,
+    pub price_version: i64,
+    pub cost: u64,
+}
+
+/// A budget alert: spend crossed a threshold of a budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetAlert {
+    pub scope: String,
+    pub period: String,
+    /// Percent of the budget.
+    pub threshold: u64,
+    pub spent: u64,
+    pub budget: u64,
+    pub at: i64,
+}
+
+/// How a usage report groups the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageBy {
+    Agent,
+    Automation,
+    Model,
+    Day,
+}
+
+impl UsageBy {
+    pub fn parse(s: &str) -> Option<UsageBy> {
+        match s {
+            "agent" => Some(UsageBy::Agent),
+            "automation" => Some(UsageBy::Automation),
+            "model" => Some(UsageBy::Model),
+            "day" => Some(UsageBy::Day),
+            _ => None,
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            UsageBy::Agent => "agent",
+            UsageBy::Automation => "COALESCE(automation, '(manual)')",
+            UsageBy::Model => "COALESCE(model, '(plugin fuel)')",
+            UsageBy::Day => "day",
+        }
+    }
+}
+
+/// One line of a usage report: sums over the ledger rows of one group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UsageLine {
+    /// The agent, automation, model or day.
+    pub key: String,
+    pub ai_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// Calls whose usage the provider did not report (estimated).
+    pub estimated_calls: u64,
+    pub fuel: u64,
+    /// Micro-dollars.
+    pub ai_cost: u64,
+    pub fuel_cost: u64,
+    pub cost: u64,
+}
+
+/// The operator's view of one tenant's month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MarginLine {
+    pub tenant: String,
+    pub name: String,
+    pub plan: String,
+    /// The plan's monthly price, micro-dollars.
+    pub revenue: u64,
+    pub ai_cost: u64,
+    pub fuel_cost: u64,
+    /// Revenue minus costs (negative when the tenant costs more than it pays).
+    pub margin: i64,
+}
+
+/// A tenant's budgets and spend for a month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetStatus {
+    pub month: String,
+    pub monthly: Option<u64>,
+    pub per_run: Option<u64>,
+    pub spent: u64,
+    pub reserved: u64,
+    pub agents: Vec<AgentSpend>,
+    pub alerts: Vec<BudgetAlert>,
+}
+
+/// One agent's spend against its own budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentSpend {
+    pub agent: String,
+    pub budget: Option<u64>,
+    pub spent: u64,
+    pub reserved: u64,
+}
+
+/// `YYYY-MM` and `YYYY-MM-DD` of a time, UTC.
+pub fn month_and_day(at_micros: i64) -> (String, String) {
+    let ts = jiff::Timestamp::from_microsecond(at_micros).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let day = ts.strftime("%Y-%m-%d").to_string();
+    (day[..7].to_string(), day)
+}
+
+/// Checks a month written `YYYY-MM`.
+pub fn valid_month(month: &str) -> Result<(), String> {
+    let ok = month.len() == 7
+        && month.as_bytes()[4] == b'-'
+        && month[..4].chars().all(|c| c.is_ascii_digit())
+        && matches!(month[5..].parse::<u8>(), Ok(1..=12));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{month}` is not a month: write it as YYYY-MM, like 2026-11"))
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 12];
+    // A reservation id only needs to be unique; if the system RNG fails, time and a counter do.
+    if getrandom::getrandom(&mut bytes).is_err() {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&now_micros().to_le_bytes());
+        bytes[8..].copy_from_slice(&(n as u32).to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn as_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl Store {
+    /// The price book in force (the newest), if any was stored.
+    pub async fn price_book(&self) -> Result<Option<PriceBookRow>, StoreError> {
+        let row: Option<(i64, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT version, body, fuel_per_billion, created_at, created_by FROM price_books ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| PriceBookRow {
+            version: r.0,
+            body: r.1,
+            fuel_per_billion: as_u64(r.2),
+            created_at: r.3,
+            created_by: r.4,
+        }))
+    }
+
+    /// The newest price book's version (0 when there is none): cheap enough to ask before every
+    /// call.
+    pub async fn price_book_version(&self) -> Result<i64, StoreError> {
+        let (v,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM price_books")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(v)
+    }
+
+    /// Stores the shipped price book as version 1 if the store has none; returns the version in force.
+    pub async fn ensure_price_book(&self, body: &str, fuel_per_billion: u64) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM price_books ORDER BY version DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((v,)) = current {
+            return Ok(v);
+        }
+        sqlx::query(
+            "INSERT INTO price_books (version, body, fuel_per_billion, created_at, created_by) VALUES (1, $1, $2, $3, 'shipped') \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(body)
+        .bind(fuel_per_billion as i64)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(1)
+    }
+
+    /// Publishes a new price book (operators only; the caller has parsed and checked `body`).
+    /// Returns its version and whether it is new: a book identical to the one in force is not
+    /// stored again.
+    pub async fn add_price_book(
+        &self,
+        who: &Principal,
+        body: &str,
+        fuel_per_billion: u64,
+    ) -> Result<(i64, bool), AccessError> {
+        if who.role != Role::Operator {
+            return Err(AccessError::Forbidden("only operators change the price book".into()));
+        }
+        let mut tx = self.write_tx().await?;
+        let current: Option<(i64, String)> = sqlx::query_as(&format!(
+            "SELECT version, body FROM price_books ORDER BY version DESC LIMIT 1{}",
+            self.for_update()
+        ))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((v, old)) = &current
+            && old == body
+        {
+            return Ok((*v, false));
+        }
+        let version = current.map_or(1, |c| c.0 + 1);
+        sqlx::query(
+            "INSERT INTO price_books (version, body, fuel_per_billion, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(version)
+        .bind(body)
+        .bind(fuel_per_billion as i64)
+        .bind(now_micros())
+        .bind(who.actor())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(d) if d.is_unique_violation() => {
+                AccessError::Conflict("another price book was published at the same moment; apply again".into())
+            }
+            _ => AccessError::Store(e.into()),
+        })?;
+        audit(
+            &mut tx,
+            who,
+            None,
+            "prices.apply",
+            &format!("price book v{version}"),
+            serde_json::json!({ "version": version }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((version, true))
+    }
+
+    /// Moves `tenant` to `plan` (operators only), audited. Returns the previous plan.
+    pub async fn set_plan(&self, who: &Principal, tenant: &str, plan: Plan) -> Result<Plan, AccessError> {
+        if who.role != Role::Operator {
+            return Err(AccessError::Forbidden("only operators change a tenant's plan".into()));
+        }
+        let mut tx = self.write_tx().await?;
+        let old: Option<(String,)> =
+            sqlx::query_as(&format!("SELECT plan FROM tenants WHERE id = $1{}", self.for_update()))
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((old,)) = old else {
+            return Err(AccessError::NotFound(format!("no tenant `{tenant}`")));
+        };
+        let old = Plan::parse(&old).unwrap_or_default();
+        if old != plan {
+            sqlx::query("UPDATE tenants SET plan = $2, updated_at = $3 WHERE id = $1")
+                .bind(tenant)
+                .bind(plan.name())
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            audit(
+                &mut tx,
+                who,
+                Some(tenant),
+                "tenant.plan",
+                tenant,
+                serde_json::json!({ "from": old.name(), "to": plan.name() }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(old)
+    }
+
+    /// Holds `req.amount` against every budget that applies to the call, or says which budget
+    /// refuses it. Nothing is held when any budget refuses.
+    pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Result<Reservation, BudgetRefusal>, StoreError> {
+        let (month, _) = month_and_day(req.at);
+        let mut tx = self.write_tx().await?;
+        let limits: Option<(Option<i64>, Option<i64>)> =
+            sqlx::query_as("SELECT budget_monthly, budget_per_run FROM tenants WHERE id = $1")
+                .bind(req.tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((monthly, per_run)) = limits else {
+            return Err(StoreError::Invalid(format!("no tenant `{}`", req.tenant)));
+        };
+        let grants: Option<(String,)> = sqlx::query_as("SELECT grants FROM agents WHERE tenant_id = $1 AND name = $2")
+            .bind(req.tenant)
+            .bind(req.agent)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let agent_budget = grants
+            .and_then(|(g,)| serde_json::from_str::<serde_json::Value>(&g).ok())
+            .and_then(|g| g.get("budget_monthly").and_then(|b| b.as_u64()));
+        // The tenant's counter comes first: locking it serialises the tenant's reservations, and a
+        // fixed order means two reservations never wait on each other's locks.
+        let mut scopes = vec![BudgetScope {
+            scope: "tenant".into(),
+            period: month.clone(),
+            limit: monthly.map(as_u64),
+        }];
+        if let Some(b) = agent_budget {
+            scopes.push(BudgetScope {
+                scope: format!("agent:{}", req.agent),
+                period: month.clone(),
+                limit: Some(b),
+            });
+        }
+        if let Some(b) = per_run {
+            scopes.push(BudgetScope {
+                scope: format!("run:{}", req.root_run),
+                period: "all".into(),
+                limit: Some(as_u64(b)),
+            });
+        }
+        for s in &scopes {
+            let (spent, reserved) = counter_for_update(self.backend(), &mut tx, req.tenant, s).await?;
+            if let Some(limit) = s.limit
+                && spent.saturating_add(reserved).saturating_add(req.amount) > limit
+            {
+                return Ok(Err(BudgetRefusal {
+                    what: s.describe(req.tenant),
+                    budget: limit,
+                    spent,
+                    reserved,
+                    needed: req.amount,
+                }));
+            }
+        }
+        for s in &scopes {
+            sqlx::query(
+                "UPDATE budget_counters SET reserved = reserved + $4 WHERE tenant_id = $1 AND scope = $2 AND period = $3",
+            )
+            .bind(req.tenant)
+            .bind(&s.scope)
+            .bind(&s.period)
+            .bind(req.amount as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let id = random_id();
+        sqlx::query(
+            "INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(req.tenant)
+        .bind(serde_json::to_string(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(req.amount as i64)
+        .bind(now_micros())
+        .bind(req.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(Reservation {
+            id,
+            tenant: req.tenant.to_string(),
+            amount: req.amount,
+            scopes,
+        }))
+    }
+
+    /// Records a made call: writes its ledger row, moves its reservation to spent at the real cost
+    /// and records any budget threshold the spend crossed, in one transaction. Returns the ledger
+    /// row's id.
+    pub async fn settle(&self, reservation: &Reservation, entry: &LedgerEntry) -> Result<i64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let held = drop_reservation(&mut tx, &reservation.id).await?;
+        for s in &reservation.scopes {
+            let release = if held { reservation.amount as i64 } else { 0 };
+            let row: Option<(i64,)> = sqlx::query_as(
+                "UPDATE budget_counters SET reserved = reserved - $4, spent = spent + $5 \
+                 WHERE tenant_id = $1 AND scope = $2 AND period = $3 RETURNING spent",
+            )
+            .bind(&reservation.tenant)
+            .bind(&s.scope)
+            .bind(&s.period)
+            .bind(release)
+            .bind(entry.cost as i64)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let (Some((after,)), Some(limit)) = (row, s.limit) {
+                record_alerts(
+                    &mut tx,
+                    &reservation.tenant,
+                    s,
+                    limit,
+                    as_u64(after),
+                    entry.cost,
+                    entry.at,
+                )
+                .await?;
+            }
+        }
+        let id = insert_ledger(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Gives back the money held for a call that was not made or failed.
+    pub async fn release_reservation(&self, reservation: &Reservation) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        if drop_reservation(&mut tx, &reservation.id).await? {
+            for s in &reservation.scopes {
+                unreserve(&mut tx, &reservation.tenant, s, reservation.amount).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases reservations whose calls never came back (their node died). Returns how many.
+    pub async fn release_expired_reservations(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let expired: Vec<(String, String, String, i64)> =
+            sqlx::query_as("DELETE FROM reservations WHERE expires_at < $1 RETURNING id, tenant_id, scopes, amount")
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id, tenant, scopes, amount) in &expired {
+            let scopes: Vec<BudgetScope> =
+                serde_json::from_str(scopes).map_err(|e| StoreError::Corrupt(format!("reservation {id}: {e}")))?;
+            for s in &scopes {
+                unreserve(&mut tx, tenant, s, as_u64(*amount)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(expired.len() as u64)
+    }
+
+    /// Reservations held right now, across tenants (tests and the monitor check none is left).
+    pub async fn open_reservations(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reservations")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(as_u64(n))
+    }
+
+    /// Every tenant's month: plan price, AI and fuel cost, margin (the operator's report).
+    pub async fn margin_report(&self, month: &str) -> Result<Vec<MarginLine>, StoreError> {
+        valid_month(month).map_err(StoreError::Invalid)?;
+        let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT t.id, t.name, t.plan, \
+             CAST(COALESCE(SUM(CASE WHEN l.kind = 'ai' THEN l.cost ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN l.kind = 'fuel' THEN l.cost ELSE 0 END), 0) AS BIGINT) \
+             FROM tenants t LEFT JOIN ledger l ON l.tenant_id = t.id AND l.month = $1 \
+             GROUP BY t.id, t.name, t.plan ORDER BY t.id",
+        )
+        .bind(month)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant, name, plan, ai, fuel)| {
+                let revenue = Plan::parse(&plan).unwrap_or_default().monthly_price();
+                MarginLine {
+                    tenant,
+                    name,
+                    plan,
+                    revenue,
+                    ai_cost: as_u64(ai),
+                    fuel_cost: as_u64(fuel),
+                    margin: revenue as i64 - ai - fuel,
+                }
+            })
+            .collect())
+    }
+}
+
+/// The counter of scope `s` (created at zero if missing), locked for this transaction.
+async fn counter_for_update(
+    backend: Backend,
+    tx: &mut Tx,
+    tenant: &str,
+    s: &BudgetScope,
+) -> Result<(u64, u64), StoreError> {
+    sqlx::query(
+        "INSERT INTO budget_counters (tenant_id, scope, period, spent, reserved) VALUES ($1, $2, $3, 0, 0) \
+         ON CONFLICT (tenant_id, scope, period) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&s.scope)
+    .bind(&s.period)
+    .execute(&mut **tx)
+    .await?;
+    let lock = if backend == Backend::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let (spent, reserved): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT spent, reserved FROM budget_counters WHERE tenant_id = $1 AND scope = $2 AND period = $3{lock}"
+    ))
+    .bind(tenant)
+    .bind(&s.scope)
+    .bind(&s.period)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((as_u64(spent), as_u64(reserved)))
+}
+
+/// Deletes a reservation; false if it was gone already (released when it expired).
+async fn drop_reservation(tx: &mut Tx, id: &str) -> Result<bool, StoreError> {
+    let n = sqlx::query("DELETE FROM reservations WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+async fn unreserve(tx: &mut Tx, tenant: &str, s: &BudgetScope, amount: u64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE budget_counters SET reserved = reserved - $4 WHERE tenant_id = $1 AND scope = $2 AND period = $3",
+    )
+    .bind(tenant)
+    .bind(&s.scope)
+    .bind(&s.period)
+    .bind(amount as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records each threshold that spend crossed going from `after - cost` to `after`.
+async fn record_alerts(
+    tx: &mut Tx,
+    tenant: &str,
+    s: &BudgetScope,
+    limit: u64,
+    after: u64,
+    cost: u64,
+    at: i64,
+) -> Result<(), StoreError> {
+    let before = after.saturating_sub(cost);
+    for t in ALERT_THRESHOLDS {
+        let line = u128::from(limit) * u128::from(t);
+        if u128::from(before) * 100 < line && u128::from(after) * 100 >= line {
+            sqlx::query(
+                "INSERT INTO budget_alerts (tenant_id, scope, period, threshold, spent, budget, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, scope, period, threshold) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(&s.scope)
+            .bind(&s.period)
+            .bind(t as i64)
+            .bind(after as i64)
+            .bind(limit as i64)
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_ledger(tx: &mut Tx, e: &LedgerEntry) -> Result<i64, StoreError> {
+    let (month, day) = month_and_day(e.at);
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, provider, model, \
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, price_version, cost) \
+         VALUES ($1, $2, $3, $4, 'ai', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17) RETURNING id",
+    )
+    .bind(e.at)
+    .bind(day)
+    .bind(month)
+    .bind(&e.tenant)
+    .bind(&e.agent)
+    .bind(&e.automation)
+    .bind(&e.run_id)
+    .bind(i64::from(e.attempt))
+    .bind(&e.provider)
+    .bind(&e.model)
+    .bind(e.input_tokens as i64)
+    .bind(e.output_tokens as i64)
+    .bind(e.cache_read_tokens as i64)
+    .bind(e.cache_write_tokens as i64)
+    .bind(i64::from(e.usage_estimated))
+    .bind(e.price_version)
+    .bind(e.cost as i64)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Writes the fuel rows of runs being recorded in `tx`: `runs` is a JSON array of
+/// `[job id, fuel]`, priced with the price book in force. Without a price book nothing is written.
+pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[(i64, u64)], now: i64) -> Result<(), StoreError> {
+    let runs: Vec<_> = runs.iter().filter(|(_, fuel)| *fuel > 0).collect();
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let (month, day) = month_and_day(now);
+    let mut p = crate::Placeholders::for_conn(tx);
+    let rows = p.json_rows();
+    // `now`, the month and the day are ours (an integer, `YYYY-MM`, `YYYY-MM-DD`), safe to write
+    // into the statement; SQLite's `?` placeholders bind by position in the text, and these come
+    // before the rows. Half up: + 500,000,000 before dividing by a billion.
+    let (pn, pd, pm) = (now, format!("'{day}'"), format!("'{month}'"));
+    let sql = format!(
+        "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, fuel, price_version, cost) \
+         SELECT {pn}, {pd}, {pm}, jobs.tenant_id, 'fuel', jobs.agent, jobs.automation, CAST(jobs.id AS TEXT), jobs.attempt, \
+         CAST(r.value ->> 1 AS BIGINT), pb.version, \
+         (CAST(r.value ->> 1 AS BIGINT) * pb.fuel_per_billion + 500000000) / 1000000000 \
+         FROM {rows} JOIN jobs ON jobs.id = CAST(r.value ->> 0 AS BIGINT) \
+         CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb"
+    );
+    let json = crate::json_rows(runs.iter().map(|(id, fuel)| serde_json::json!([id, fuel])).collect());
+    sqlx::query(&sql).bind(json).execute(&mut **tx).await?;
+    Ok(())
+}
+
+const LEDGER_COLUMNS: &str = "id, at, kind, agent, automation, run_id, attempt, provider, model, input_tokens, \
+     output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, price_version, cost";
+
+impl TenantScope<'_> {
+    /// The ledger rows of one run, in order.
+    pub async fn ledger_of_run(&self, run_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        self.ledger_where("run_id = $2", run_id).await
+    }
+
+    /// The ledger rows of a month (`YYYY-MM`), in order.
+    pub async fn ledger_of_month(&self, month: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        valid_month(month).map_err(StoreError::Invalid)?;
+        self.ledger_where("month = $2", month).await
+    }
+
+    async fn ledger_where(&self, condition: &str, value: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query(&format!(
+            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE tenant_id = $1 AND {condition} ORDER BY id"
+        ))
+        .bind(self.id())
+        .bind(value)
+        .fetch_all(self.store().pool())
+        .await?;
+        let n = |r: &sqlx::any::AnyRow, i: usize| -> Result<u64, sqlx::Error> { Ok(as_u64(r.try_get::<i64, _>(i)?)) };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(LedgerRow {
+                id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                agent: r.try_get(3)?,
+                automation: r.try_get(4)?,
+                run_id: r.try_get(5)?,
+                attempt: u32::try_from(r.try_get::<i64, _>(6)?).unwrap_or(0),
+                provider: r.try_get(7)?,
+                model: r.try_get(8)?,
+                input_tokens: n(r, 9)?,
+                output_tokens: n(r, 10)?,
+                cache_read_tokens: n(r, 11)?,
+                cache_write_tokens: n(r, 12)?,
+                usage_estimated: n(r, 13)? != 0,
+                fuel: n(r, 14)?,
+                price_version: r.try_get(15)?,
+                cost: n(r, 16)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The month's usage grouped `by` agent, automation, model or day, and the totals.
+    pub async fn usage(&self, month: &str, by: UsageBy) -> Result<(Vec<UsageLine>, UsageLine), StoreError> {
+        valid_month(month).map_err(StoreError::Invalid)?;
+        let sums = "CAST(COALESCE(SUM(CASE WHEN kind = 'ai' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(usage_estimated), 0) AS BIGINT), CAST(COALESCE(SUM(fuel), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN kind = 'ai' THEN cost ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN kind = 'fuel' THEN cost ELSE 0 END), 0) AS BIGINT)";
+        let key = by.column();
+        type Sums = (String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<Sums> = sqlx::query_as(&format!(
+            "SELECT {key}, {sums} FROM ledger WHERE tenant_id = $1 AND month = $2 GROUP BY {key} ORDER BY {key}"
+        ))
+        .bind(self.id())
+        .bind(month)
+        .fetch_all(self.store().pool())
+        .await?;
+        let line = |r: Sums| UsageLine {
+            key: r.0,
+            ai_calls: as_u64(r.1),
+            input_tokens: as_u64(r.2),
+            output_tokens: as_u64(r.3),
+            cache_read_tokens: as_u64(r.4),
+            cache_write_tokens: as_u64(r.5),
+            estimated_calls: as_u64(r.6),
+            fuel: as_u64(r.7),
+            ai_cost: as_u64(r.8),
+            fuel_cost: as_u64(r.9),
+            cost: as_u64(r.8) + as_u64(r.9),
+        };
+        let lines: Vec<UsageLine> = rows.into_iter().map(line).collect();
+        let mut total = UsageLine {
+            key: "total".into(),
+            ..Default::default()
+        };
+        for l in &lines {
+            total.ai_calls += l.ai_calls;
+            total.input_tokens += l.input_tokens;
+            total.output_tokens += l.output_tokens;
+            total.cache_read_tokens += l.cache_read_tokens;
+            total.cache_write_tokens += l.cache_write_tokens;
+            total.estimated_calls += l.estimated_calls;
+            total.fuel += l.fuel;
+            total.ai_cost += l.ai_cost;
+            total.fuel_cost += l.fuel_cost;
+            total.cost += l.cost;
+        }
+        Ok((lines, total))
+    }
+
+    /// The tenant's budgets, spend and alerts for `month`.
+    pub async fn budget_status(&self, month: &str) -> Result<Option<BudgetStatus>, StoreError> {
+        valid_month(month).map_err(StoreError::Invalid)?;
+        let Some(t) = self.get().await? else { return Ok(None) };
+        let counters: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT scope, spent, reserved FROM budget_counters WHERE tenant_id = $1 AND period = $2 ORDER BY scope",
+        )
+        .bind(self.id())
+        .bind(month)
+        .fetch_all(self.store().pool())
+        .await?;
+        let agents = self.agents().await?;
+        let counter = |scope: &str| {
+            counters
+                .iter()
+                .find(|c| c.0 == scope)
+                .map_or((0, 0), |c| (as_u64(c.1), as_u64(c.2)))
+        };
+        let (spent, reserved) = counter("tenant");
+        let alerts: Vec<(String, String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT scope, period, threshold, spent, budget, at FROM budget_alerts WHERE tenant_id = $1 AND period IN ($2, 'all') \
+             ORDER BY scope, period, threshold",
+        )
+        .bind(self.id())
+        .bind(month)
+        .fetch_all(self.store().pool())
+        .await?;
+        Ok(Some(BudgetStatus {
+            month: month.to_string(),
+            monthly: t.budget_monthly,
+            per_run: t.budget_per_run,
+            spent,
+            reserved,
+            agents: agents
+                .into_iter()
+                .map(|a| {
+                    let (spent, reserved) = counter(&format!("agent:{}", a.name));
+                    AgentSpend {
+                        agent: a.name,
+                        budget: a.budget_monthly,
+                        spent,
+                        reserved,
+                    }
+                })
+                .collect(),
+            alerts: alerts
+                .into_iter()
+                .map(|a| BudgetAlert {
+                    scope: a.0,
+                    period: a.1,
+                    threshold: as_u64(a.2),
+                    spent: as_u64(a.3),
+                    budget: as_u64(a.4),
+                    at: a.5,
+                })
+                .collect(),
+        }))
+    }
+}
