@@ -82,6 +82,16 @@ impl Api {
             });
         }
         let store = args.store.open().await?;
+        // A data directory that never served has no price book yet: the shipped one is the one
+        // in force (as `serve` would store it).
+        let shipped = mc_ai::prices::PriceBook::shipped();
+        if let Err(e) = store
+            .ensure_price_book(mc_ai::prices::SHIPPED, shipped.fuel_per_billion)
+            .await
+        {
+            eprintln!("error: {e}");
+            return Err(exit::HOST);
+        }
         let mut state = mc_server::AppState::new(store);
         state.plugin_dir = crate::run::plugin_dirs(args.plugin_dir.as_deref())
             .into_iter()

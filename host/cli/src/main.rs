@@ -1,6 +1,7 @@
 //! `missionctl`: the Mission Control command line. Parsing and dispatch only; each command lives in
 //! its own module.
 
+mod billing;
 mod client;
 mod cron;
 mod exit;
@@ -38,6 +39,14 @@ enum Command {
     Key(manage::KeyArgs),
     /// Print the signing secret of a webhook automation (created the first time).
     WebhookSecret(manage::WebhookSecretArgs),
+    /// A tenant's AI and fuel usage for a month, by agent, automation, model or day.
+    Usage(billing::UsageArgs),
+    /// Revenue, AI and fuel cost, and margin per tenant for a month (operators).
+    Report(billing::ReportArgs),
+    /// Show or publish the price book.
+    Prices(billing::PricesArgs),
+    /// Change a tenant's plan (operators).
+    Plan(billing::PlanArgs),
     /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
     /// stopped with Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
@@ -69,6 +78,10 @@ fn main() -> std::process::ExitCode {
             Command::Key(args) => manage::key(args).await,
             Command::WebhookSecret(args) => manage::webhook_secret(args).await,
             Command::Serve(args) => serve::serve(args).await,
+            Command::Usage(args) => billing::usage(args).await,
+            Command::Report(args) => billing::report(args).await,
+            Command::Prices(args) => billing::prices(args).await,
+            Command::Plan(args) => billing::plan(args).await,
         }
     });
     code.into()

@@ -81,13 +81,27 @@ impl AppState {
             Some(dir) => mc_config::Known::from_plugin_dir(dir),
             None => mc_config::Known::default(),
         };
-        Ok(match self.store.price_book().await? {
-            Some(row) => match mc_ai::prices::PriceBook::parse(&row.body) {
-                Ok(book) => known.with_models(book.models.into_keys()),
-                Err(_) => known,
-            },
-            None => known,
+        let row = self.price_book().await?;
+        Ok(match mc_ai::prices::PriceBook::parse(&row.body) {
+            Ok(book) => known.with_models(book.models.into_keys()),
+            Err(_) => known,
         })
+    }
+
+    /// The price book in force; a store that has none gets the shipped one (as the gateway
+    /// would store it when this node's engine starts).
+    pub async fn price_book(&self) -> Result<mc_store::PriceBookRow, ApiError> {
+        if let Some(row) = self.store.price_book().await? {
+            return Ok(row);
+        }
+        let shipped = mc_ai::prices::PriceBook::shipped();
+        self.store
+            .ensure_price_book(mc_ai::prices::SHIPPED, shipped.fuel_per_billion)
+            .await?;
+        self.store
+            .price_book()
+            .await?
+            .ok_or_else(|| ApiError::Internal("the price book vanished".into()))
     }
 }
 

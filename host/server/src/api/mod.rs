@@ -6,6 +6,7 @@
 pub mod agents;
 pub mod audit;
 pub mod automations;
+pub mod billing;
 pub mod keys;
 pub mod openapi;
 pub mod runs;
@@ -108,4 +109,10 @@ pub fn routes() -> Router<AppState> {
             put(secrets::put).delete(secrets::delete),
         )
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/tenants/{tenant}/usage", get(billing::usage))
+        .route("/api/v1/tenants/{tenant}/budget", get(billing::budget))
+        .route("/api/v1/tenants/{tenant}/plan", put(billing::set_plan))
+        .route("/api/v1/report", get(billing::report))
+        .route("/api/v1/prices", get(billing::prices).post(billing::publish_prices))
+        .route("/api/v1/providers", get(billing::providers))
 }

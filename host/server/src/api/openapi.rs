@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::api::{agents, audit, automations, keys, runs, secrets, tenants};
+use crate::api::{agents, audit, automations, billing, keys, runs, secrets, tenants};
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -16,7 +16,7 @@ use crate::error::{ErrorBody, ErrorDetail};
     info(
         title = "Mission Control API",
         version = "1",
-        description = "Tenants, keys, agents, automations, runs, secrets and the audit log. \
+        description = "Tenants, keys, agents, automations, runs, secrets, the audit log, usage, budgets, plans and prices. \
             Authenticate with `Authorization: Bearer <key>`. Errors are `{ \"error\": { \"code\", \"message\" } }`."
     ),
     paths(
@@ -52,6 +52,13 @@ use crate::error::{ErrorBody, ErrorDetail};
         secrets::put,
         secrets::delete,
         audit::list,
+        billing::usage,
+        billing::budget,
+        billing::set_plan,
+        billing::report,
+        billing::prices,
+        billing::publish_prices,
+        billing::providers,
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]

@@ -210,6 +210,8 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
             json!({"agent": "writer", "trigger": {"interval": "1h"}})
         }
         ("put", "/api/v1/tenants/{tenant}/secrets/{secret}") => json!({"value": "stolen"}),
+        ("put", "/api/v1/tenants/{tenant}/plan") => json!({"plan": "scale"}),
+        ("post", "/api/v1/prices") => json!({"book": mc_ai::prices::SHIPPED.replace("0.02", "0.03")}),
         ("post", p) if p.ends_with("/run") => json!({}),
         _ => return None,
     })
@@ -361,7 +363,8 @@ async fn admins_edit_agents_and_automations_and_every_change_is_audited() {
         let r = server.call(k, "DELETE", &format!("{base}/agents/writer"), None).await;
         assert_eq!(r.status, 409, "{}", r.body);
 
-        // Concurrent edits of one tenant all land.
+        // Concurrent edits of one tenant all land (nine agents need more than the Starter plan).
+        store.set_plan(&Principal::local(), "acme", mc_store::Plan::Scale).await.unwrap();
         let mut edits = tokio::task::JoinSet::new();
         for i in 0..8 {
             let (s, key) = (server.clone(), keys.acme_admin.clone());
@@ -706,6 +709,168 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
         let doc = server.call(None, "GET", "/api/v1/openapi.json", None).await.body;
         let operations: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert!(stdout.contains(&format!("Tested: {operations}")), "every operation was tested:\n{stdout}");
+    })
+    .await;
+}
+
+/// Records one AI call of `agent` as the gateway would: reserve, then settle at `cost`.
+async fn bill(store: &Store, agent: &str, model: &str, cost: u64) {
+    let now = mc_store::now_micros();
+    let reservation = store
+        .reserve(&mc_store::ReserveRequest {
+            tenant: "acme",
+            agent,
+            root_run: "1",
+            amount: cost,
+            expires_at: now + 60_000_000,
+            at: now,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let entry = mc_store::LedgerEntry {
+        tenant: "acme".into(),
+        agent: agent.into(),
+        automation: Some("weekly-post".into()),
+        run_id: "1".into(),
+        attempt: 1,
+        provider: "openai".into(),
+        model: model.into(),
+        input_tokens: 1_000,
+        output_tokens: 100,
+        cache_read_tokens: 24,
+        price_version: 1,
+        cost,
+        at: now,
+        ..Default::default()
+    };
+    store.settle(&reservation, &entry).await.unwrap();
+}
+
+#[tokio::test]
+async fn usage_budgets_plans_and_prices_through_the_api() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        store
+            .ensure_price_book(mc_ai::prices::SHIPPED, 20_000)
+            .await
+            .unwrap();
+        store
+            .apply(&mc_config::parse(&format!("{ACME}budget: {{ monthly: 10 }}\n"), &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        bill(&store, "writer", "gpt-4o-mini", 1_234_567).await;
+        bill(&store, "writer", "claude-haiku-4-5", 5_000_000).await;
+        let month = mc_store::month_and_day(mc_store::now_micros()).0;
+
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/usage?by=model", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["month"], month.as_str());
+        assert_eq!(r.body["lines"][0]["key"], "claude-haiku-4-5");
+        assert_eq!(r.body["total"]["cost_micros"], 6_234_567);
+        assert_eq!(r.body["total"]["cost_usd"], "6.234567");
+        assert_eq!(r.body["total"]["cache_read_tokens"], 48);
+
+        let r = server
+            .call(Some(&keys.acme_admin), "GET", "/api/v1/tenants/acme/usage?by=agent&format=csv", None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers["content-type"], "text/csv; charset=utf-8");
+        assert!(r.headers["content-disposition"].to_str().unwrap().contains(&format!("usage-acme-{month}-by-agent.csv")));
+        assert_eq!(
+            r.body.as_str().unwrap(),
+            "key,ai_calls,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,estimated_calls,fuel,ai_cost_usd,fuel_cost_usd,cost_usd\n\
+             \"writer\",2,2000,200,48,0,0,0,6.234567,0.00,6.234567\n\
+             \"total\",2,2000,200,48,0,0,0,6.234567,0.00,6.234567\n"
+        );
+
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/budget", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.body["plan"].as_str(), r.body["monthly_budget_usd"].as_str(), r.body["spent_usd"].as_str()),
+            (Some("starter"), Some("10.00"), Some("6.234567"))
+        );
+        assert_eq!(r.body["alerts"][0]["threshold"], 50);
+        assert_eq!(r.body["alerts"].as_array().unwrap().len(), 1);
+
+        // Bad input answers 400 with what to write.
+        for (path, message) in [
+            ("/api/v1/tenants/acme/usage?month=2026-13", "`2026-13` is not a month: write it as YYYY-MM, like 2026-11"),
+            ("/api/v1/tenants/acme/usage?by=colour", "by must be agent, automation, model or day, not `colour`"),
+            ("/api/v1/tenants/acme/usage?format=pdf", "format must be json or csv, not `pdf`"),
+        ] {
+            let r = server.call(Some(&keys.acme_admin), "GET", path, None).await;
+            assert_eq!((r.status, r.body["error"]["message"].as_str()), (400, Some(message)), "{path}");
+        }
+
+        // Plans: only operators change them, and the limit names the plan.
+        let r = server
+            .call(Some(&keys.acme_admin), "PUT", "/api/v1/tenants/acme/plan", Some(json!({"plan": "scale"})))
+            .await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str()), (403, Some("only operators change a tenant's plan")));
+        let many: String = (0..4).map(|i| format!("  - {{ name: a{i}, role: Agent, plugin: noop }}\n")).collect();
+        let file = ACME.replace("agents:\n", &format!("agents:\n{many}"));
+        let r = server
+            .call(Some(&keys.acme_admin), "POST", "/api/v1/apply", Some(json!({"config": file})))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(
+            r.body["error"]["message"],
+            "tenant `acme` is on the Starter plan, which allows 3 agents; this configuration has 5; the Growth plan allows 8"
+        );
+        let r = server
+            .call(Some(&keys.operator), "PUT", "/api/v1/tenants/acme/plan", Some(json!({"plan": "growth"})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!((r.body["previous"].as_str(), r.body["max_agents"].as_u64()), (Some("starter"), Some(8)));
+        let r = server
+            .call(Some(&keys.acme_admin), "POST", "/api/v1/apply", Some(json!({"config": file})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        // The operator's margin report: Growth pays $3,500; acme cost $6.234567.
+        let r = server.call(Some(&keys.acme_admin), "GET", "/api/v1/report", None).await;
+        assert_eq!(r.status, 403);
+        let r = server.call(Some(&keys.operator), "GET", "/api/v1/report", None).await;
+        let acme = r.body["tenants"].as_array().unwrap().iter().find(|t| t["tenant"] == "acme").unwrap().clone();
+        assert_eq!(
+            (acme["revenue_usd"].as_str(), acme["ai_cost_usd"].as_str(), acme["margin_usd"].as_str()),
+            (Some("3500.00"), Some("6.234567"), Some("3493.765433"))
+        );
+
+        // Prices: anyone reads them, operators publish, a bad book is refused with its reason.
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/prices", None).await;
+        assert_eq!((r.status, r.body["version"].as_i64()), (200, Some(1)));
+        let mini = r.body["models"].as_array().unwrap().iter().find(|m| m["model"] == "gpt-4o-mini").unwrap().clone();
+        assert_eq!((mini["input"].as_str(), mini["cache_read"].as_str()), (Some("0.15"), Some("0.075")));
+        let bad = json!({"book": "fuel_per_billion: 0\nmodels:\n  m: { provider: x, input: -1, output: 0 }\n"});
+        let r = server.call(Some(&keys.operator), "POST", "/api/v1/prices", Some(bad)).await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str()),
+            (400, Some("price book: model `m`: input must be between 0 and 10000 USD, got -1"))
+        );
+        let new = json!({"book": mc_ai::prices::SHIPPED.replace("gpt-5:", "gpt-5-mini: { provider: openai, input: 0.25, output: 2.00 }\n  gpt-5:")});
+        let r = server.call(Some(&keys.acme_admin), "POST", "/api/v1/prices", Some(new.clone())).await;
+        assert_eq!(r.status, 403);
+        let r = server.call(Some(&keys.operator), "POST", "/api/v1/prices", Some(new)).await;
+        assert_eq!((r.status, r.body["version"].as_i64(), r.body["created"].as_bool()), (200, Some(2), Some(true)), "{}", r.body);
+        // The new model can now be named by an agent; an unknown one cannot.
+        for (model, status) in [("gpt-5-mini", 200), ("gpt-9", 400)] {
+            let r = server
+                .call(
+                    Some(&keys.acme_admin),
+                    "PUT",
+                    "/api/v1/tenants/acme/agents/writer",
+                    Some(json!({"role": "Writer", "plugin": "noop", "model": model})),
+                )
+                .await;
+            assert_eq!(r.status, status, "{model}: {}", r.body);
+        }
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/providers", None).await;
+        assert_eq!(r.status, 200);
     })
     .await;
 }
