@@ -652,3 +652,114 @@ fn management_commands_work_against_a_running_server() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn prices_plans_and_usage_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(&file, TENANT_FILE).unwrap();
+    let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    let o = missionctl(&["prices", "show", "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("price book v1 (published "), "{}", stdout(&o));
+    let mini: Vec<String> = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("gpt-4o-mini "))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        mini,
+        ["gpt-4o-mini", "openai", "0.15", "0.60", "0.075", "0.15"],
+        "{}",
+        stdout(&o)
+    );
+
+    let book = dir.path().join("prices.yaml");
+    std::fs::write(&book, "fuel_per_billion: 0.02\nmodels:\n  offline: { provider: offline, input: 0, output: 0 }\n  local-llama: { provider: openai, input: 0, output: 0 }\n").unwrap();
+    let b = book.to_str().unwrap();
+    let o = missionctl(&["prices", "apply", "-f", b, "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "price book v2 published (2 models)\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = missionctl(&["prices", "apply", "-f", b, "--data-dir", d]);
+    assert_eq!(stdout(&o), "unchanged: price book v2 is already this one\n");
+    std::fs::write(
+        &book,
+        "fuel_per_billion: 0.02\nmodels:\n  m: { provider: openai, input: 1, outptu: 2 }\n",
+    )
+    .unwrap();
+    let o = missionctl(&["prices", "apply", "-f", b, "--data-dir", d]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).starts_with("error: price book: models.m: unknown field `outptu`"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = missionctl(&["plan", "set", "acme", "growth", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (
+            0,
+            "acme: plan growth (was starter), $3500.00 a month, 8 agents, 30 automations\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = missionctl(&["plan", "set", "acme", "platinum", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stderr(&o).as_str()),
+        (2, "error: plan must be starter, growth or scale, not `platinum`\n")
+    );
+
+    let o = missionctl(&[
+        "usage",
+        "--tenant",
+        "acme",
+        "--month",
+        "2026-11",
+        "--by",
+        "day",
+        "--format",
+        "csv",
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "day,ai_calls,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,estimated_calls,fuel,ai_cost_micros,fuel_cost_micros,cost_micros\n\"total\",0,0,0,0,0,0,0,0,0,0\n"
+    );
+    let o = missionctl(&["usage", "--tenant", "acme", "--month", "November", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stderr(&o).as_str()),
+        (
+            2,
+            "error: `November` is not a month: write it as YYYY-MM, like 2026-11\n"
+        )
+    );
+    let o = missionctl(&["usage", "--tenant", "globex", "--data-dir", d]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = missionctl(&["report", "--month", "2026-11", "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let acme: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("acme "))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        acme,
+        ["acme", "growth", "3500.00", "0.00", "0.00", "3500.00"],
+        "{}",
+        stdout(&o)
+    );
+}
