@@ -585,3 +585,86 @@ automations:
     })
     .await;
 }
+
+#[tokio::test]
+async fn runs_are_metered_and_a_budget_stops_a_run_with_its_reason() {
+    on_both(|store| async move {
+        use mc_testkit::fake_ai::{DEFAULT_KEY, FakeProvider, Flavor};
+        let openai = FakeProvider::start(Flavor::OpenAi).await;
+        let gateway = mc_gateway::Gateway::open(
+            store.clone(),
+            mc_gateway::GatewayConfig {
+                endpoints: vec![mc_gateway::Endpoint {
+                    name: "openai".into(),
+                    kind: mc_gateway::ProviderKind::OpenAi,
+                    base_url: openai.base_url(),
+                    api_key: Some(DEFAULT_KEY.into()),
+                    key_required: true,
+                    key_hint: "OPENAI_API_KEY".into(),
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(target_dir().join("test-component-cache")),
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let engine = Arc::new(Engine::new(
+            store.clone(),
+            runtime,
+            EngineConfig::new("n1", target_dir().join("wasm32-wasip2/plugin")),
+            Arc::new(gateway),
+        ));
+        let file = |tenant: &str, budget: &str| {
+            format!(
+                "tenant: {tenant}\nbudget: {{ monthly: \"{budget}\" }}\nagents:\n  - {{ name: bot, role: Asks AI, plugin: hostile, model: gpt-4o-mini }}\nautomations:\n  - {{ name: ask, agent: bot, trigger: {{ manual: true }} }}\n"
+            )
+        };
+        let local = mc_store::Principal::local();
+        let mut runs = Vec::new();
+        for (tenant, budget) in [("acme", "10"), ("frugal", "0.000001")] {
+            store
+                .apply(&mc_config::parse(&file(tenant, budget), &mc_config::Known::default()).unwrap())
+                .await
+                .unwrap();
+            let input = json!({"mode": "ai", "prompt": "Say hello to the team"});
+            runs.push(store.tenant(tenant).run_now(&local, "ask", Some(input), 1).await.unwrap());
+        }
+        let mut ran = 0;
+        while ran < 2 {
+            ran += engine.work_once(4).await.unwrap();
+        }
+        let month = mc_store::month_and_day(mc_store::now_micros()).0;
+
+        let acme = store.tenant("acme");
+        let run = acme.run(runs[0]).await.unwrap().unwrap();
+        assert_eq!(run.summary.state, "succeeded", "{:?}", run.summary.error);
+        let rows = acme.ledger_of_run(&runs[0].to_string()).await.unwrap();
+        let kinds: Vec<(&str, Option<&str>)> = rows.iter().map(|r| (r.kind.as_str(), r.model.as_deref())).collect();
+        assert_eq!(kinds, [("ai", Some("gpt-4o-mini")), ("fuel", None)], "one row per call and one for the run's fuel");
+        assert!(rows[0].cost > 0 && rows[1].fuel > 0);
+        assert_eq!(
+            (rows[0].agent.as_str(), rows[0].automation.as_deref(), rows[0].attempt),
+            ("bot", Some("ask"), 1)
+        );
+
+        let frugal = store.tenant("frugal");
+        let run = frugal.run(runs[1]).await.unwrap().unwrap();
+        assert_eq!(run.summary.state, "dead");
+        let error = run.summary.error.unwrap_or_default();
+        assert!(error.contains("budget"), "{error}");
+        let logs = frugal.run_logs(runs[1]).await.unwrap().unwrap().to_string();
+        assert!(
+            logs.contains(&format!("AI call refused: tenant `frugal`'s budget for {month} is $0.000001")),
+            "{logs}"
+        );
+        let frugal_rows = frugal.ledger_of_run(&runs[1].to_string()).await.unwrap();
+        assert_eq!(frugal_rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["fuel"], "no AI call billed");
+        assert_eq!(openai.request_count(), 1, "the refused call never reached the provider");
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+    })
+    .await;
+}
