@@ -39,3 +39,5 @@ bench: plugins
 	MC_BENCH_SECS=60 $(CARGO) bench -p mc-engine --bench schedule
 	$(CARGO) bench -p mc-engine --bench fairness
 	$(CARGO) bench -p missionctl --bench recovery
+	$(CARGO) bench -p mc-server --bench api
+	$(CARGO) bench -p mc-gateway --bench overhead

@@ -210,7 +210,10 @@ impl Engine {
         }
         Ok(Ok(Grants {
             http,
-            models: vec![agent.model.clone().unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into())],
+            // The agent's model first (the default), then its fallbacks in order.
+            models: std::iter::once(agent.model.clone().unwrap_or_else(|| mc_ai::OFFLINE_MODEL.into()))
+                .chain(agent.fallbacks.iter().cloned())
+                .collect(),
             kv_bucket: Some(bucket(tenant)),
             config,
         }))
