@@ -638,7 +638,12 @@ impl Wire {
         }
         match (self.flavor, request.stream) {
             (_, false) => {
-                tokio::time::sleep(gap * pieces(text).len().saturating_sub(1) as u32).await;
+                // A paced whole answer waits for all its gaps; an unpaced one must not touch the
+                // timer at all (tokio rounds even a zero sleep up to its next 1 ms tick).
+                let wait = gap * pieces(text).len().saturating_sub(1) as u32;
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 self.json(200, &self.answer_body(request, text, usage, stop_max), &[])
             }
             (Flavor::Anthropic, true) => {

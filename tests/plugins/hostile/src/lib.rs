@@ -1,6 +1,13 @@
 //! A plugin that misbehaves on request, for the runtime's tests: `{"mode": "..."}` picks the
 //! misbehaviour. It also exercises every import so tests can check grants and refusals.
 //!
+//! Modes: `loop`, `alloc`, `recurse`, `trap`, `panic`, `huge-output` (`bytes`), `not-json`,
+//! `fail`, `sleep` (`ms`), `compute` (`iterations`), `http` (`url`), `ai` (`prompt`, `model`),
+//! `ai-loop` (`count` calls of `prompt` with `max_tokens`, each timed in the plugin; returns
+//! `{"micros": [...]}`, for the gateway overhead benchmark), `kv` (`key`, `value`),
+//! `kv-other-bucket` (`bucket`), `config`, `delegate`, `registry`, `approval`, `log-flood`
+//! (`lines`), `context`.
+//!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
 //! return output that is not JSON.
 #![allow(unsafe_code)] // generated export glue
@@ -80,6 +87,21 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
             }
             let r = chat.send()?;
             json!({ "text": r.text, "model": r.model, "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens })
+        }
+        // `count` AI calls in a row (the host allows 100 per run), each timed here, inside the
+        // plugin: the gateway overhead benchmark's view of a call through the `ai` import.
+        "ai-loop" => {
+            let mut micros = Vec::new();
+            for _ in 0..input["count"].as_u64().unwrap_or(10) {
+                let mut chat = ai::chat().user(field(input, "prompt"));
+                if let Some(n) = input["max_tokens"].as_u64() {
+                    chat = chat.max_tokens(n as u32);
+                }
+                let t = std::time::Instant::now();
+                chat.send()?;
+                micros.push(t.elapsed().as_micros() as u64);
+            }
+            json!({ "micros": micros })
         }
         "kv" => {
             let key = field(input, "key");
