@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-pub use money::{MICROS_PER_USD, Usd, format_usd, parse_usd};
+pub use money::{MICROS_PER_USD, Usd, format_decimal, format_usd, parse_usd};
 pub use positions::Positions;
 
 /// Longest name accepted for a tenant, agent or automation (names appear in URLs and logs).

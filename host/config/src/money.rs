@@ -26,7 +26,7 @@ impl std::fmt::Display for Usd {
 
 impl Serialize for Usd {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(format_usd(self.0).trim_start_matches('$'))
+        s.serialize_str(&format_decimal(self.0))
     }
 }
 
@@ -58,6 +58,12 @@ pub fn format_usd(micros: u64) -> String {
     let trimmed = frac.trim_end_matches('0');
     let shown = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
     format!("${dollars}.{shown}")
+}
+
+/// Micro-dollars as a plain decimal number of dollars (`12.34`, `0.001234`), as files and the API
+/// write amounts.
+pub fn format_decimal(micros: u64) -> String {
+    format_usd(micros).trim_start_matches('$').to_string()
 }
 
 /// Parses an amount written in dollars (`12`, `12.5`, `$3.75`, `0.000001`) into micro-dollars;

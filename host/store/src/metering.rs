@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use crate::access::{AccessError, Principal, Role, audit};
-use crate::{Backend, Store, StoreError, TenantScope, Tx, now_micros};
+use crate::{Store, StoreError, TenantScope, Tx, now_micros};
 
 /// Budget alert thresholds, in percent of the budget.
 pub const ALERT_THRESHOLDS: [u64; 3] = [50, 80, 100];
@@ -527,9 +527,14 @@ impl Store {
             .bind(req.agent)
             .fetch_optional(&mut *tx)
             .await?;
-        let agent_budget = grants
-            .and_then(|(g,)| serde_json::from_str::<serde_json::Value>(&g).ok())
-            .and_then(|g| g.get("budget_monthly").and_then(|b| b.as_u64()));
+        let agent_budget = match grants {
+            Some((g,)) => {
+                serde_json::from_str::<crate::tenants::StoredGrants>(&g)
+                    .map_err(|e| StoreError::Corrupt(format!("agent grants: {e}")))?
+                    .budget_monthly
+            }
+            None => None,
+        };
         // The tenant's counter comes first: locking it serialises the tenant's reservations, and a
         // fixed order means two reservations never wait on each other's locks.
         let mut scopes = vec![BudgetScope {
@@ -552,7 +557,7 @@ impl Store {
             });
         }
         for s in &scopes {
-            let (spent, reserved) = counter_for_update(self.backend(), &mut tx, req.tenant, s).await?;
+            let (spent, reserved) = counter_for_update(self.for_update(), &mut tx, req.tenant, s).await?;
             if let Some(limit) = s.limit
                 && spent.saturating_add(reserved).saturating_add(req.amount) > limit
             {
@@ -704,13 +709,9 @@ impl Store {
     }
 }
 
-/// The counter of scope `s` (created at zero if missing), locked for this transaction.
-async fn counter_for_update(
-    backend: Backend,
-    tx: &mut Tx,
-    tenant: &str,
-    s: &BudgetScope,
-) -> Result<(u64, u64), StoreError> {
+/// The counter of scope `s` (created at zero if missing), locked for this transaction (`lock` is
+/// [`Store::for_update`]'s clause).
+async fn counter_for_update(lock: &str, tx: &mut Tx, tenant: &str, s: &BudgetScope) -> Result<(u64, u64), StoreError> {
     sqlx::query(
         "INSERT INTO budget_counters (tenant_id, scope, period, spent, reserved) VALUES ($1, $2, $3, 0, 0) \
          ON CONFLICT (tenant_id, scope, period) DO NOTHING",
@@ -720,11 +721,6 @@ async fn counter_for_update(
     .bind(&s.period)
     .execute(&mut **tx)
     .await?;
-    let lock = if backend == Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
     let (spent, reserved): (i64, i64) = sqlx::query_as(&format!(
         "SELECT spent, reserved FROM budget_counters WHERE tenant_id = $1 AND scope = $2 AND period = $3{lock}"
     ))

@@ -46,7 +46,7 @@ pub struct AgentRow {
 
 /// What an agent is granted beyond its model, as stored in `agents.grants`.
 #[derive(Debug, Default, Serialize, serde::Deserialize)]
-struct StoredGrants {
+pub(crate) struct StoredGrants {
     #[serde(default)]
     hosts: Vec<String>,
     #[serde(default)]
@@ -54,7 +54,7 @@ struct StoredGrants {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     fallbacks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    budget_monthly: Option<u64>,
+    pub(crate) budget_monthly: Option<u64>,
 }
 
 /// An automation as stored.

@@ -47,9 +47,7 @@ impl From<AgentRow> for Agent {
             hosts: a.hosts,
             secrets: a.secrets,
             fallbacks: a.fallbacks,
-            monthly_budget: a
-                .budget_monthly
-                .map(|m| mc_config::format_usd(m).trim_start_matches('$').to_string()),
+            monthly_budget: a.budget_monthly.map(mc_config::format_decimal),
         }
     }
 }

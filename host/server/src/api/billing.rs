@@ -15,10 +15,8 @@ use crate::auth::Auth;
 use crate::error::{ApiJson, ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
-/// Dollars as the API shows them: a decimal string, exact (`"12.345678"`).
-fn usd(micros: u64) -> String {
-    mc_config::format_usd(micros).trim_start_matches('$').to_string()
-}
+// Dollars as the API shows them: a decimal string, exact (`"12.345678"`).
+use mc_config::format_decimal as usd;
 
 /// The current month, `YYYY-MM` (UTC).
 fn this_month() -> String {
