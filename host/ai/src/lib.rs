@@ -96,6 +96,9 @@ pub struct CallContext {
     pub agent: String,
     pub automation: Option<String>,
     pub run_id: String,
+    /// The run at the top of this run's delegation tree (the run itself when nobody delegated
+    /// to it): its per-run budget covers the whole tree.
+    pub root_run_id: String,
     pub attempt: u32,
 }
 

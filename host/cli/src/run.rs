@@ -190,6 +190,7 @@ pub async fn run(args: RunArgs) -> u8 {
             agent: plugin.name().to_string(),
             automation: None,
             run_id: format!("cli-{}", std::process::id()),
+            root_run_id: None,
             attempt: 1,
             trigger: "cli".into(),
         },
@@ -198,11 +199,14 @@ pub async fn run(args: RunArgs) -> u8 {
             models: args.models.clone(),
             kv_bucket: Some(format!("tenant:{}", args.tenant)),
             config: args.config.into_iter().collect::<BTreeMap<_, _>>(),
+            // A run outside the engine has no team to delegate to.
+            delegates: Vec::new(),
         }),
         limits,
         services: Services {
             ai: Arc::new(mc_ai::OfflineProvider),
             kv: Arc::new(MemoryKv::new()),
+            delegator: None,
         },
         cancel: Some(cancel),
     };

@@ -131,6 +131,7 @@ impl Engine {
                 agent: job.agent.clone(),
                 automation: job.automation.clone(),
                 run_id: job.id.to_string(),
+                root_run_id: None,
                 attempt: job.attempt,
                 trigger: job.trigger.clone(),
             },
@@ -139,6 +140,7 @@ impl Engine {
             services: Services {
                 ai: self.ai.clone(),
                 kv: self.kv.clone(),
+                delegator: None,
             },
             cancel: Some(cancel),
         };
@@ -216,6 +218,7 @@ impl Engine {
                 .collect(),
             kv_bucket: Some(bucket(tenant)),
             config,
+            delegates: Vec::new(),
         }))
     }
 

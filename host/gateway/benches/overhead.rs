@@ -122,6 +122,7 @@ fn ctx(run: &str) -> CallContext {
         agent: AGENT.into(),
         automation: None,
         run_id: run.into(),
+        root_run_id: run.into(),
         attempt: 1,
     }
 }
@@ -240,6 +241,7 @@ impl PluginPath {
             services: Services {
                 ai: gateway,
                 kv: Arc::new(MemoryKv::new()),
+                delegator: None,
             },
             grants: Arc::new(Grants {
                 models: vec![MODEL.into()],
@@ -258,6 +260,7 @@ impl PluginPath {
                 agent: AGENT.into(),
                 automation: None,
                 run_id: run.into(),
+                root_run_id: None,
                 attempt: 1,
                 trigger: "bench".into(),
             },
@@ -305,8 +308,8 @@ struct Parts {
 }
 
 /// The store calls one gateway call makes, in its order (key lookup, reserve, the provider call,
-/// settle), each timed; then, separately, the price-book version check and `Store::ping` (a pool
-/// acquire, which pings the connection, plus `SELECT 1`: two round trips) as the unit cost.
+/// settle), each timed; then, separately, the price-book version check and `Store::ping` (one
+/// `SELECT 1` round trip) as the unit cost.
 async fn parts(store: &Store, fake: &FakeProvider, bare: &Bare, answer: &str, n: usize) -> Parts {
     let sealer = sealer();
     let secret = vec![mc_gateway::tenant_key_secret("openai")];
@@ -585,12 +588,13 @@ async fn bench() {
         .map(|(_, p)| [&p.secret, &p.reserve, &p.settle, &p.version, &p.ping].map(|v| us(stats(v).p50)))
         .collect();
     for (i, name) in [
-        "tenant-key lookup (`secret_values`; 2 round trips: acquire's ping, select)",
-        "reserve (15 round trips: ping, BEGIN, tenant, agent, 3 × (counter insert-if-missing, read), \
-         3 × counter update, reservation insert, COMMIT)",
-        "settle (8 round trips: ping, BEGIN, reservation delete, 3 × counter update, ledger insert, COMMIT)",
+        "tenant-key lookup (`secret_values`: 1 round trip; in a call it overlaps the reservation)",
+        "reserve (PostgreSQL 2 round trips: limits read, one upsert-and-insert statement, commit not \
+         waiting for the disk; SQLite: limits read, BEGIN, upsert, insert, COMMIT)",
+        "settle (PostgreSQL 1 statement, commit waits for the disk; SQLite: BEGIN, reservation delete, \
+         counters update, ledger insert, COMMIT)",
         "price-book version check (at most once a second per node, not per call)",
-        "unit: `Store::ping` (acquire's ping + `SELECT 1`: 2 round trips)",
+        "unit: `Store::ping` (`SELECT 1`: 1 round trip)",
     ]
     .iter()
     .enumerate()

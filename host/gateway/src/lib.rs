@@ -299,32 +299,32 @@ impl Gateway {
                 ));
                 continue;
             };
-            let key = match self.key(&ctx.tenant, route).await {
-                Ok(k) => k,
-                Err(e) => {
+            let now = mc_store::now_micros();
+            let worst = price.worst_case(estimate, u64::from(request.max_tokens));
+            let reserve = ReserveRequest {
+                tenant: &ctx.tenant,
+                agent: &ctx.agent,
+                root_run: if ctx.root_run_id.is_empty() {
+                    &ctx.run_id
+                } else {
+                    &ctx.root_run_id
+                },
+                amount: worst,
+                expires_at: now + RESERVATION_TTL.as_micros() as i64,
+                at: now,
+            };
+            // Two independent lookups on two connections: the call waits for the slower only.
+            let (key, held) = tokio::join!(self.key(&ctx.tenant, route), self.store.reserve(&reserve));
+            let (key, reservation) = match (key, held.map_err(unavailable_store)?) {
+                // A cheaper fallback might fit, but a budget is a decision about spending, not
+                // about which model: the run hears why and stops.
+                (_, Err(refusal)) => return Err(AiError::BudgetExceeded(refusal.to_string())),
+                (Err(e), Ok(r)) => {
+                    self.release(&r).await;
                     failures.push((model.clone(), e));
                     continue;
                 }
-            };
-            let now = mc_store::now_micros();
-            let worst = price.worst_case(estimate, u64::from(request.max_tokens));
-            let reservation = self
-                .store
-                .reserve(&ReserveRequest {
-                    tenant: &ctx.tenant,
-                    agent: &ctx.agent,
-                    root_run: &ctx.run_id,
-                    amount: worst,
-                    expires_at: now + RESERVATION_TTL.as_micros() as i64,
-                    at: now,
-                })
-                .await
-                .map_err(unavailable_store)?;
-            let reservation = match reservation {
-                Ok(r) => r,
-                // A cheaper fallback might fit, but a budget is a decision about spending, not
-                // about which model: the run hears why and stops.
-                Err(refusal) => return Err(AiError::BudgetExceeded(refusal.to_string())),
+                (Ok(key), Ok(r)) => (key, r),
             };
             let call = ChatRequest {
                 model: model.clone(),
@@ -355,10 +355,7 @@ impl Gateway {
                     return Ok(response);
                 }
                 Err(failure) => {
-                    if let Err(e) = self.store.release_reservation(&reservation).await {
-                        // It expires and is released by the sweep; nothing is billed for it.
-                        tracing::warn!(error = %e, "releasing a reservation failed");
-                    }
+                    self.release(&reservation).await;
                     let sent = failure.text_sent;
                     let error = self.describe(ctx, route, &failure).await;
                     failures.push((model.clone(), error));
@@ -370,6 +367,14 @@ impl Gateway {
             }
         }
         Err(combine(failures))
+    }
+
+    /// Gives back a reservation whose call was not made or failed.
+    async fn release(&self, reservation: &mc_store::Reservation) {
+        if let Err(e) = self.store.release_reservation(reservation).await {
+            // It expires and is released by the sweep; nothing is billed for it.
+            tracing::warn!(error = %e, "releasing a reservation failed");
+        }
     }
 
     /// Records a made call, retrying through a short database outage.

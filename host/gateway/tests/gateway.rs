@@ -76,6 +76,7 @@ fn ctx(agent: &str, run: &str) -> CallContext {
         agent: agent.into(),
         automation: Some("weekly-post".into()),
         run_id: run.into(),
+        root_run_id: run.into(),
         attempt: 1,
     }
 }

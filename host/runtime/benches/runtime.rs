@@ -56,6 +56,7 @@ fn request(input: &str, limits: Limits, services: &Services, grants: &Arc<Grants
             agent: "noop".into(),
             automation: None,
             run_id: "bench".into(),
+            root_run_id: None,
             attempt: 1,
             trigger: "bench".into(),
         },
@@ -195,6 +196,7 @@ async fn overhead(rt: &Runtime) {
     let services = Services {
         ai: Arc::new(mc_ai::OfflineProvider),
         kv: Arc::new(MemoryKv::new()),
+        delegator: None,
     };
     let grants = Arc::new(Grants {
         models: vec!["offline".into()],
@@ -298,6 +300,7 @@ async fn fuel_cost(rt: &Runtime) {
     let services = Services {
         ai: Arc::new(mc_ai::OfflineProvider),
         kv: Arc::new(MemoryKv::new()),
+        delegator: None,
     };
     let grants = Arc::new(Grants::default());
     let input = format!(r#"{{"mode":"compute","iterations":{COMPUTE_ITERATIONS}}}"#);

@@ -12,6 +12,7 @@
 mod bindings;
 mod cache;
 mod cancel;
+mod delegate;
 mod grants;
 mod host;
 mod kv;
@@ -23,6 +24,7 @@ mod state;
 
 pub use cache::{CacheOutcome, content_hash};
 pub use cancel::CancelToken;
+pub use delegate::{DelegatedTask, Delegation, DelegationError, Delegator, MAX_TASKS_PER_CALL};
 pub use grants::Grants;
 pub use host::ai::{DEFAULT_MAX_TOKENS, MAX_AI_CALLS_PER_RUN, MAX_TOKENS};
 pub use host::http::MAX_HTTP_REQUESTS_PER_RUN;

@@ -75,6 +75,8 @@ pub struct RunContext {
     pub agent: String,
     pub automation: Option<String>,
     pub run_id: String,
+    /// The run at the top of this run's delegation tree; `None` when it is the run itself.
+    pub root_run_id: Option<String>,
     pub attempt: u32,
     pub trigger: String,
 }
@@ -289,11 +291,14 @@ impl Runtime {
                 agent: ctx.agent.clone(),
                 automation: ctx.automation.clone(),
                 run_id: ctx.run_id.clone(),
+                root_run_id: ctx.root_run_id.clone().unwrap_or_else(|| ctx.run_id.clone()),
                 attempt: ctx.attempt,
             },
             grants: req.grants.clone(),
             services: req.services.clone(),
             started,
+            deadline_at: started + limits.deadline,
+            delegated: 0,
             usage: RunUsage::default(),
             logs: Vec::new(),
             logs_dropped: 0,

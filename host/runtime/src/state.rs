@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::delegate::Delegator;
 use crate::grants::Grants;
 use crate::host::http::EgressHooks;
 use crate::kv::KvStore;
@@ -29,6 +30,8 @@ pub const MAX_STDERR_BYTES: usize = 16 * 1024;
 pub struct Services {
     pub ai: Arc<dyn AiGateway>,
     pub kv: Arc<dyn KvStore>,
+    /// Runs delegated tasks as child runs; `None` refuses delegation (a run outside the engine).
+    pub delegator: Option<Arc<dyn Delegator>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -51,6 +54,11 @@ pub struct RunState {
     pub(crate) grants: Arc<Grants>,
     pub(crate) services: Services,
     pub(crate) started: Instant,
+    /// When the run's deadline passes; delegated tasks must finish before it.
+    pub(crate) deadline_at: Instant,
+    /// Tasks this run has delegated so far: numbers each task, so a retried run finds the child
+    /// runs its earlier attempt started.
+    pub(crate) delegated: u32,
     pub(crate) usage: RunUsage,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) logs_dropped: u64,

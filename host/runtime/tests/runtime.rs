@@ -58,6 +58,7 @@ fn request(input: Value, grants: Grants, limits: Limits) -> RunRequest {
             agent: "tester".into(),
             automation: Some("nightly".into()),
             run_id: "run-1".into(),
+            root_run_id: None,
             attempt: 2,
             trigger: "manual".into(),
         },
@@ -66,6 +67,7 @@ fn request(input: Value, grants: Grants, limits: Limits) -> RunRequest {
         services: Services {
             ai: Arc::new(mc_ai::OfflineProvider),
             kv: Arc::new(MemoryKv::new()),
+            delegator: None,
         },
         cancel: None,
     }
@@ -164,7 +166,7 @@ async fn every_marketing_plugin_runs_on_the_offline_provider() {
     assert_eq!(tasks[0]["status"], "not-delegated");
     assert_eq!(
         tasks[0]["error"],
-        "delegation to agent `content-writer` is not granted to this run (this host has no team to delegate to)"
+        "agent `tester` may not delegate to `content-writer`: no agent reports to it and it is granted no delegates"
     );
     assert_eq!(o.denials.len(), 2);
 }
@@ -499,7 +501,7 @@ async fn imports_of_later_capabilities_answer_not_granted() {
         (
             "delegate",
             "agents",
-            "delegation to agent `writer` is not granted to this run (this host has no team to delegate to)",
+            "agent `tester` may not delegate to `writer`: no agent reports to it and it is granted no delegates",
         ),
         ("registry", "registry", "registry `clients` is not granted to this run"),
         (

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use access::{
     AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
@@ -48,8 +48,13 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections per pool. SQLite has one writer regardless; PostgreSQL's default limit is 100
 /// connections shared by every node.
 const MAX_CONNECTIONS: u32 = 10;
+/// Connections of the PostgreSQL pool for budget reservations: each is one short statement.
+const MAX_HOLD_CONNECTIONS: u32 = 4;
 /// How long to wait for a connection from the pool before reporting the database unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle this long is pinged before use: the database may have restarted or a
+/// firewall dropped the connection meanwhile.
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
 /// A write transaction of the pool.
 pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -88,6 +93,9 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Budget reservations' connections. On PostgreSQL a small pool whose commits do not wait for
+    /// the disk (see [`Store::reserve`] for why that is safe); on SQLite the main pool.
+    holds: AnyPool,
     backend: Backend,
 }
 
@@ -112,6 +120,11 @@ impl Placeholders {
             sqlite: conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME,
             n: 0,
         }
+    }
+
+    /// PostgreSQL's numbered placeholders, for a statement only PostgreSQL runs.
+    pub(crate) fn numbered() -> Placeholders {
+        Placeholders { sqlite: false, n: 0 }
     }
 
     /// The next parameter's placeholder; bind the values in the order these were taken.
@@ -151,6 +164,26 @@ pub fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
+/// A pool of at most `max` connections.
+fn pool_options(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // sqlx pings every connection it hands out by default: a round trip before each of the
+        // several statements an AI call or a claim makes. It already pings each connection when
+        // it comes back, so only one that sat idle (the server may have restarted meanwhile) is
+        // checked again.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_RECHECK {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite:PATH`, `sqlite::memory:` or `postgres://…`) and
     /// applies any migration it lacks.
@@ -171,9 +204,7 @@ impl Store {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::InvalidUrl(url.clone()))?;
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT);
+        let mut pool = pool_options(MAX_CONNECTIONS);
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -196,8 +227,19 @@ impl Store {
                     .max_lifetime(None);
             }
         }
-        let pool = pool.connect_with(options).await?;
-        let store = Store { pool, backend };
+        let pool = pool.connect_with(options.clone()).await?;
+        let holds = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => pool_options(MAX_HOLD_CONNECTIONS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET synchronous_commit TO off").await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(options),
+        };
+        let store = Store { pool, holds, backend };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -217,6 +259,11 @@ impl Store {
         &self.pool
     }
 
+    /// The pool for budget reservations and their releases (see [`Store::reserve`]).
+    pub(crate) fn holds(&self) -> &AnyPool {
+        &self.holds
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -225,6 +272,7 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        self.holds.close().await;
         self.pool.close().await;
     }
 }

@@ -3,10 +3,12 @@
 //!
 //! Budgets are counters per scope and period (`budget_counters`): the tenant per month, an agent
 //! per month, a root run. A reservation adds a call's worst case to `reserved` in every scope that
-//! applies, in one transaction that first locks the tenant's counter (PostgreSQL: `FOR UPDATE`;
-//! SQLite: the single writer), so concurrent calls are decided one at a time and spend can never
-//! pass a budget. Settling moves the reservation to `spent` at the real cost and writes the ledger
-//! row in the same transaction: a call is billed once or not at all.
+//! applies with one upsert whose `WHERE` refuses a counter that would pass its budget; the rows are
+//! locked tenant first (PostgreSQL: the upsert's row locks; SQLite: the single writer), so
+//! concurrent calls are decided one at a time and spend can never pass a budget. Settling moves the
+//! reservation to `spent` at the real cost, records crossed alert thresholds and writes the ledger
+//! row atomically: a call is billed once or not at all. Both sit on the path of every AI call and
+//! are written for few round trips (see BENCHMARKS.md, AI gateway overhead).
 
 use serde::Serialize;
 
@@ -511,32 +513,147 @@ impl Store {
 
     /// Holds `req.amount` against every budget that applies to the call, or says which budget
     /// refuses it. Nothing is held when any budget refuses.
+    ///
+    /// This is on the path of every AI call, so it costs one read and one statement on
+    /// PostgreSQL (a transaction of two on SQLite): every counter is checked and raised by a
+    /// single upsert whose `WHERE` refuses a counter that would pass its budget.
     pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Result<Reservation, BudgetRefusal>, StoreError> {
-        let (month, _) = month_and_day(req.at);
-        let mut tx = self.write_tx().await?;
-        let limits: Option<(Option<i64>, Option<i64>)> =
-            sqlx::query_as("SELECT budget_monthly, budget_per_run FROM tenants WHERE id = $1")
-                .bind(req.tenant)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((monthly, per_run)) = limits else {
-            return Err(StoreError::Invalid(format!("no tenant `{}`", req.tenant)));
+        let scopes = self.budget_scopes(req).await?;
+        // A budget smaller than the call refuses it whatever was spent; the upsert only checks
+        // counters that exist already.
+        if let Some(s) = scopes.iter().find(|s| s.limit.is_some_and(|l| req.amount > l)) {
+            let (spent, reserved) = counter(self.pool(), req.tenant, s).await?;
+            return Ok(Err(refusal(req, s, spent, reserved)));
+        }
+        let reservation = Reservation {
+            id: random_id(),
+            tenant: req.tenant.to_string(),
+            amount: req.amount,
+            scopes,
         };
-        let grants: Option<(String,)> = sqlx::query_as("SELECT grants FROM agents WHERE tenant_id = $1 AND name = $2")
+        let stored_scopes =
+            serde_json::to_string(&reservation.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for _ in 0..RESERVE_ATTEMPTS {
+            let held = match self.backend() {
+                crate::Backend::Postgres => self.hold_pg(req, &reservation, &stored_scopes).await?,
+                crate::Backend::Sqlite => self.hold_sqlite(req, &reservation, &stored_scopes).await?,
+            };
+            if held {
+                return Ok(Ok(reservation));
+            }
+            // Say which budget refused, from the counters as they are now. Should every budget
+            // have room again (calls settled meanwhile), try again.
+            for s in &reservation.scopes {
+                let (spent, reserved) = counter(self.pool(), req.tenant, s).await?;
+                if s.limit
+                    .is_some_and(|l| spent.saturating_add(reserved).saturating_add(req.amount) > l)
+                {
+                    return Ok(Err(refusal(req, s, spent, reserved)));
+                }
+            }
+        }
+        let s = &reservation.scopes[0];
+        let (spent, reserved) = counter(self.pool(), req.tenant, s).await?;
+        Ok(Err(refusal(req, s, spent, reserved)))
+    }
+
+    /// PostgreSQL: the counters and the reservation in one statement, committed by itself. When a
+    /// counter refuses, `mc_budget_refused()` raises and the statement changes nothing.
+    ///
+    /// The statement runs on the holds pool, whose commits do not wait for the disk. Should the
+    /// database crash and lose a reservation, the call's settlement finds none and bills the call
+    /// without releasing anything: the counters stay exact, only the hold during the crash is
+    /// gone. The settling statement (the ledger) waits for the disk, and with it for every earlier
+    /// commit.
+    async fn hold_pg(
+        &self,
+        req: &ReserveRequest<'_>,
+        r: &Reservation,
+        stored_scopes: &str,
+    ) -> Result<bool, StoreError> {
+        let mut p = crate::Placeholders::numbered();
+        let upsert = counters_upsert(&mut p, r.scopes.len());
+        let (id, tenant, scopes, amount, created, expires) =
+            (p.next(), p.next(), p.next(), p.next(), p.next(), p.next());
+        let sql = format!(
+            "WITH c AS ({upsert}), \
+             r AS (INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) \
+                   SELECT {id}, {tenant}, {scopes}, {amount}, {created}, {expires} \
+                   WHERE CASE WHEN (SELECT COUNT(*) FROM c) = {n} THEN true ELSE mc_budget_refused() END RETURNING id) \
+             SELECT id FROM r",
+            n = r.scopes.len()
+        );
+        let q = bind_counters(sqlx::query(&sql), req, &r.scopes)
+            .bind(&r.id)
             .bind(req.tenant)
-            .bind(req.agent)
-            .fetch_optional(&mut *tx)
+            .bind(stored_scopes)
+            .bind(req.amount as i64)
+            .bind(now_micros())
+            .bind(req.expires_at);
+        match q.execute(self.holds()).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(BUDGET_REFUSED_CODE) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// SQLite: the same in one transaction (the single writer serialises them).
+    async fn hold_sqlite(
+        &self,
+        req: &ReserveRequest<'_>,
+        r: &Reservation,
+        stored_scopes: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut p = crate::Placeholders::for_conn(&tx);
+        let sql = counters_upsert(&mut p, r.scopes.len());
+        let held = bind_counters(sqlx::query(&sql), req, &r.scopes)
+            .fetch_all(&mut *tx)
             .await?;
+        if held.len() < r.scopes.len() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&r.id)
+        .bind(req.tenant)
+        .bind(stored_scopes)
+        .bind(req.amount as i64)
+        .bind(now_micros())
+        .bind(req.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The budgets a call is checked against, the tenant's first: its month, the agent's month
+    /// when the agent has a budget, the root run when the tenant has a per-run budget.
+    async fn budget_scopes(&self, req: &ReserveRequest<'_>) -> Result<Vec<BudgetScope>, StoreError> {
+        use sqlx::Row;
+        let (month, _) = month_and_day(req.at);
+        let row = sqlx::query(
+            "SELECT t.budget_monthly, t.budget_per_run, a.grants FROM tenants t \
+             LEFT JOIN agents a ON a.tenant_id = t.id AND a.name = $2 WHERE t.id = $1",
+        )
+        .bind(req.tenant)
+        .bind(req.agent)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("no tenant `{}`", req.tenant)))?;
+        let monthly: Option<i64> = row.try_get(0)?;
+        let per_run: Option<i64> = row.try_get(1)?;
+        let grants: Option<String> = row.try_get(2)?;
         let agent_budget = match grants {
-            Some((g,)) => {
+            Some(g) => {
                 serde_json::from_str::<crate::tenants::StoredGrants>(&g)
                     .map_err(|e| StoreError::Corrupt(format!("agent grants: {e}")))?
                     .budget_monthly
             }
             None => None,
         };
-        // The tenant's counter comes first: locking it serialises the tenant's reservations, and a
-        // fixed order means two reservations never wait on each other's locks.
         let mut scopes = vec![BudgetScope {
             scope: "tenant".into(),
             period: month.clone(),
@@ -545,7 +662,7 @@ impl Store {
         if let Some(b) = agent_budget {
             scopes.push(BudgetScope {
                 scope: format!("agent:{}", req.agent),
-                period: month.clone(),
+                period: month,
                 limit: Some(b),
             });
         }
@@ -556,87 +673,85 @@ impl Store {
                 limit: Some(as_u64(b)),
             });
         }
-        for s in &scopes {
-            let (spent, reserved) = counter_for_update(self.for_update(), &mut tx, req.tenant, s).await?;
-            if let Some(limit) = s.limit
-                && spent.saturating_add(reserved).saturating_add(req.amount) > limit
-            {
-                return Ok(Err(BudgetRefusal {
-                    what: s.describe(req.tenant),
-                    budget: limit,
-                    spent,
-                    reserved,
-                    needed: req.amount,
-                }));
-            }
-        }
-        for s in &scopes {
-            sqlx::query(
-                "UPDATE budget_counters SET reserved = reserved + $4 WHERE tenant_id = $1 AND scope = $2 AND period = $3",
-            )
-            .bind(req.tenant)
-            .bind(&s.scope)
-            .bind(&s.period)
-            .bind(req.amount as i64)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let id = random_id();
-        sqlx::query(
-            "INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(req.tenant)
-        .bind(serde_json::to_string(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-        .bind(req.amount as i64)
-        .bind(now_micros())
-        .bind(req.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(Reservation {
-            id,
-            tenant: req.tenant.to_string(),
-            amount: req.amount,
-            scopes,
-        }))
+        Ok(scopes)
     }
 
     /// Records a made call: writes its ledger row, moves its reservation to spent at the real cost
-    /// and records any budget threshold the spend crossed, in one transaction. Returns the ledger
-    /// row's id.
+    /// and records any budget threshold the spend crossed, atomically (on PostgreSQL in one
+    /// statement, on SQLite in one transaction). Returns the ledger row's id.
+    ///
+    /// A reservation that is gone already (it expired and was released) is billed without
+    /// releasing anything twice.
     pub async fn settle(&self, reservation: &Reservation, entry: &LedgerEntry) -> Result<i64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let held = drop_reservation(&mut tx, &reservation.id).await?;
-        for s in &reservation.scopes {
-            let release = if held { reservation.amount as i64 } else { 0 };
-            let row: Option<(i64,)> = sqlx::query_as(
-                "UPDATE budget_counters SET reserved = reserved - $4, spent = spent + $5 \
-                 WHERE tenant_id = $1 AND scope = $2 AND period = $3 RETURNING spent",
-            )
-            .bind(&reservation.tenant)
-            .bind(&s.scope)
-            .bind(&s.period)
-            .bind(release)
-            .bind(entry.cost as i64)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let (Some((after,)), Some(limit)) = (row, s.limit) {
-                record_alerts(
-                    &mut tx,
-                    &reservation.tenant,
-                    s,
-                    limit,
-                    as_u64(after),
-                    entry.cost,
-                    entry.at,
-                )
+        let scopes = serde_json::Value::Array(
+            reservation
+                .scopes
+                .iter()
+                .map(|s| serde_json::json!([s.scope, s.period]))
+                .collect(),
+        )
+        .to_string();
+        let cost = entry.cost as i64;
+        match self.backend() {
+            crate::Backend::Postgres => {
+                // The ledger insert's parameters are $1…$17 (see `LEDGER_INSERT`): $1 is the
+                // time, $4 the tenant, $17 the cost.
+                let sql = format!(
+                    "WITH d AS (DELETE FROM reservations WHERE id = $18 RETURNING amount), \
+                     u AS (UPDATE budget_counters AS c \
+                       SET reserved = c.reserved - COALESCE((SELECT amount FROM d), 0), spent = c.spent + $17 \
+                       FROM jsonb_array_elements(CAST($19 AS jsonb)) AS r(value) \
+                       WHERE c.tenant_id = $4 AND c.scope = r.value ->> 0 AND c.period = r.value ->> 1 \
+                       RETURNING c.tenant_id, c.scope, c.period, c.spent, c.budget), \
+                     a AS ({}) {LEDGER_INSERT}",
+                    alerts_insert("u", "$17", "$1")
+                );
+                let (id,): (i64,) = bind_ledger(sqlx::query_as(&sql), entry)
+                    .bind(&reservation.id)
+                    .bind(&scopes)
+                    .fetch_one(self.pool())
+                    .await?;
+                Ok(id)
+            }
+            crate::Backend::Sqlite => {
+                let mut tx = self.write_tx().await?;
+                let held = drop_reservation(&mut tx, &reservation.id).await?;
+                let release = if held { reservation.amount as i64 } else { 0 };
+                // Our own integers are written into the text: SQLite's `?` binds by position.
+                let after: Vec<(i64, Option<i64>)> = sqlx::query_as(&format!(
+                    "UPDATE budget_counters SET reserved = reserved - {release}, spent = spent + {cost} \
+                     WHERE tenant_id = ? AND (scope, period) IN (SELECT r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r) \
+                     RETURNING spent, budget"
+                ))
+                .bind(&reservation.tenant)
+                .bind(&scopes)
+                .fetch_all(&mut *tx)
                 .await?;
+                // Most calls cross no threshold: only then is the alert statement worth running.
+                let crossed = after.iter().any(|&(spent, budget)| {
+                    budget.is_some_and(|b| {
+                        ALERT_THRESHOLDS.iter().any(|&t| {
+                            let line = i128::from(b) * i128::from(t);
+                            i128::from(spent - cost) * 100 < line && i128::from(spent) * 100 >= line
+                        })
+                    })
+                });
+                if crossed {
+                    let counters = "(SELECT c.tenant_id, c.scope, c.period, c.spent, c.budget FROM budget_counters c \
+                     WHERE c.tenant_id = ? AND (c.scope, c.period) IN (SELECT r.value ->> 0, r.value ->> 1 FROM json_each(?) AS r)) AS u";
+                    sqlx::query(&alerts_insert(counters, &cost.to_string(), &entry.at.to_string()))
+                        .bind(&reservation.tenant)
+                        .bind(&scopes)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let (id,): (i64,) = bind_ledger(sqlx::query_as(LEDGER_INSERT), entry)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(id)
             }
         }
-        let id = insert_ledger(&mut tx, entry).await?;
-        tx.commit().await?;
-        Ok(id)
     }
 
     /// Gives back the money held for a call that was not made or failed.
@@ -709,27 +824,76 @@ impl Store {
     }
 }
 
-/// The counter of scope `s` (created at zero if missing), locked for this transaction (`lock` is
-/// [`Store::for_update`]'s clause).
-async fn counter_for_update(lock: &str, tx: &mut Tx, tenant: &str, s: &BudgetScope) -> Result<(u64, u64), StoreError> {
-    sqlx::query(
-        "INSERT INTO budget_counters (tenant_id, scope, period, spent, reserved) VALUES ($1, $2, $3, 0, 0) \
-         ON CONFLICT (tenant_id, scope, period) DO NOTHING",
+/// How often a reservation is tried when a budget refused it but has room by the time the refusal
+/// is explained (calls settled in between).
+const RESERVE_ATTEMPTS: usize = 3;
+
+/// The SQLSTATE `mc_budget_refused()` raises (PL/pgSQL's `raise_exception`).
+const BUDGET_REFUSED_CODE: &str = "P0001";
+
+/// The upsert that holds an amount on `n` counters: each row's `WHERE` refuses a counter that would
+/// pass its budget, so the statement returns fewer rows than it was given when a budget refuses.
+/// Rows are written, and locked, in the order given: the tenant's counter first, so a tenant's
+/// reservations queue on one lock and never wait on each other crosswise.
+fn counters_upsert(p: &mut crate::Placeholders, n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|_| {
+            let (t, s, per, amount, limit) = (p.next(), p.next(), p.next(), p.next(), p.next());
+            format!("({t}, {s}, {per}, 0, {amount}, {limit})")
+        })
+        .collect();
+    format!(
+        "INSERT INTO budget_counters (tenant_id, scope, period, spent, reserved, budget) VALUES {} \
+         ON CONFLICT (tenant_id, scope, period) DO UPDATE \
+         SET reserved = budget_counters.reserved + excluded.reserved, budget = excluded.budget \
+         WHERE excluded.budget IS NULL \
+         OR budget_counters.spent + budget_counters.reserved + excluded.reserved <= excluded.budget \
+         RETURNING scope",
+        values.join(", ")
+    )
+}
+
+fn bind_counters<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    req: &ReserveRequest<'q>,
+    scopes: &'q [BudgetScope],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for s in scopes {
+        q = q
+            .bind(req.tenant)
+            .bind(&s.scope)
+            .bind(&s.period)
+            .bind(req.amount as i64)
+            .bind(s.limit.map(|l| l as i64));
+    }
+    q
+}
+
+/// The spent and reserved amounts of a counter (zero when it does not exist yet).
+async fn counter<'c, E>(conn: E, tenant: &str, s: &BudgetScope) -> Result<(u64, u64), StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT spent, reserved FROM budget_counters WHERE tenant_id = $1 AND scope = $2 AND period = $3",
     )
     .bind(tenant)
     .bind(&s.scope)
     .bind(&s.period)
-    .execute(&mut **tx)
+    .fetch_optional(conn)
     .await?;
-    let (spent, reserved): (i64, i64) = sqlx::query_as(&format!(
-        "SELECT spent, reserved FROM budget_counters WHERE tenant_id = $1 AND scope = $2 AND period = $3{lock}"
-    ))
-    .bind(tenant)
-    .bind(&s.scope)
-    .bind(&s.period)
-    .fetch_one(&mut **tx)
-    .await?;
+    let (spent, reserved) = row.unwrap_or((0, 0));
     Ok((as_u64(spent), as_u64(reserved)))
+}
+
+fn refusal(req: &ReserveRequest<'_>, s: &BudgetScope, spent: u64, reserved: u64) -> BudgetRefusal {
+    BudgetRefusal {
+        what: s.describe(req.tenant),
+        budget: s.limit.unwrap_or(0),
+        spent,
+        reserved,
+        needed: req.amount,
+    }
 }
 
 /// Deletes a reservation; false if it was gone already (released when it expired).
@@ -755,65 +919,55 @@ async fn unreserve(tx: &mut Tx, tenant: &str, s: &BudgetScope, amount: u64) -> R
     Ok(())
 }
 
-/// Records each threshold that spend crossed going from `after - cost` to `after`.
-async fn record_alerts(
-    tx: &mut Tx,
-    tenant: &str,
-    s: &BudgetScope,
-    limit: u64,
-    after: u64,
-    cost: u64,
-    at: i64,
-) -> Result<(), StoreError> {
-    let before = after.saturating_sub(cost);
-    for t in ALERT_THRESHOLDS {
-        let line = u128::from(limit) * u128::from(t);
-        if u128::from(before) * 100 < line && u128::from(after) * 100 >= line {
-            sqlx::query(
-                "INSERT INTO budget_alerts (tenant_id, scope, period, threshold, spent, budget, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, scope, period, threshold) DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(&s.scope)
-            .bind(&s.period)
-            .bind(t as i64)
-            .bind(after as i64)
-            .bind(limit as i64)
-            .bind(at)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(())
+/// An `INSERT INTO budget_alerts` of each threshold the counters of `counters` (a FROM item
+/// named `u` with the columns `tenant_id, scope, period, spent, budget`, read after `cost` was
+/// added to `spent`) crossed with that cost; `cost` and `at` are SQL expressions. An alert is
+/// recorded once per threshold, however many calls cross it together.
+fn alerts_insert(counters: &str, cost: &str, at: &str) -> String {
+    let thresholds = ALERT_THRESHOLDS
+        .iter()
+        .map(|t| format!("SELECT {t} AS threshold"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        "INSERT INTO budget_alerts (tenant_id, scope, period, threshold, spent, budget, at) \
+         SELECT u.tenant_id, u.scope, u.period, t.threshold, u.spent, u.budget, {at} \
+         FROM {counters} CROSS JOIN ({thresholds}) AS t \
+         WHERE u.budget IS NOT NULL AND (u.spent - {cost}) * 100 < u.budget * t.threshold \
+         AND u.spent * 100 >= u.budget * t.threshold \
+         ON CONFLICT (tenant_id, scope, period, threshold) DO NOTHING"
+    )
 }
 
-async fn insert_ledger(tx: &mut Tx, e: &LedgerEntry) -> Result<i64, StoreError> {
+/// Writes one AI call's ledger row, returning its id; parameters as bound by [`bind_ledger`]
+/// ($1 the time, $4 the tenant, $17 the cost).
+const LEDGER_INSERT: &str = "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, \
+     provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, \
+     price_version, cost) \
+     VALUES ($1, $2, $3, $4, 'ai', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17) RETURNING id";
+
+fn bind_ledger<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
+    e: &'q LedgerEntry,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
     let (month, day) = month_and_day(e.at);
-    let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, provider, model, \
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, price_version, cost) \
-         VALUES ($1, $2, $3, $4, 'ai', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17) RETURNING id",
-    )
-    .bind(e.at)
-    .bind(day)
-    .bind(month)
-    .bind(&e.tenant)
-    .bind(&e.agent)
-    .bind(&e.automation)
-    .bind(&e.run_id)
-    .bind(i64::from(e.attempt))
-    .bind(&e.provider)
-    .bind(&e.model)
-    .bind(e.input_tokens as i64)
-    .bind(e.output_tokens as i64)
-    .bind(e.cache_read_tokens as i64)
-    .bind(e.cache_write_tokens as i64)
-    .bind(i64::from(e.usage_estimated))
-    .bind(e.price_version)
-    .bind(e.cost as i64)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(id)
+    q.bind(e.at)
+        .bind(day)
+        .bind(month)
+        .bind(&e.tenant)
+        .bind(&e.agent)
+        .bind(&e.automation)
+        .bind(&e.run_id)
+        .bind(i64::from(e.attempt))
+        .bind(&e.provider)
+        .bind(&e.model)
+        .bind(e.input_tokens as i64)
+        .bind(e.output_tokens as i64)
+        .bind(e.cache_read_tokens as i64)
+        .bind(e.cache_write_tokens as i64)
+        .bind(i64::from(e.usage_estimated))
+        .bind(e.price_version)
+        .bind(e.cost as i64)
 }
 
 /// Writes the fuel rows of runs being recorded in `tx`: `runs` is a JSON array of

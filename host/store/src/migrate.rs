@@ -83,6 +83,15 @@ const MIGRATIONS: &[Migration] = &[
             include_str!("../migrations/0008_ledger_postgres.sql")
         ),
     },
+    Migration {
+        version: 9,
+        name: "budget counters keep their limit",
+        sqlite: include_str!("../migrations/0009_counter_budget.sql"),
+        postgres: concat!(
+            include_str!("../migrations/0009_counter_budget.sql"),
+            include_str!("../migrations/0009_refuse_postgres.sql")
+        ),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

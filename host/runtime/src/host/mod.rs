@@ -3,6 +3,7 @@
 //! Each import checks the run's [`Grants`](crate::Grants) first and answers a refusal with an error
 //! the guest can show, recording it as a [`Denial`](crate::Denial) too.
 
+pub(crate) mod agents;
 pub(crate) mod ai;
 pub(crate) mod config;
 pub(crate) mod http;

@@ -1,20 +1,10 @@
-//! Imports whose capability no run can be granted yet: delegation, registries and approvals.
+//! Imports whose capability no run can be granted yet: registries and approvals.
 //! They are part of the contract so plugins can be written against them today; each answers a
 //! `not-granted` error naming what was asked for, and records the refusal.
 
-use crate::bindings::mission::control::agents::{self, DelegateError};
 use crate::bindings::mission::control::approval::{self, ApprovalError, ApprovalRequest, Decision};
 use crate::bindings::mission::control::registry::{self, Filter, RegistryError, Row};
 use crate::state::RunState;
-
-impl agents::Host for RunState {
-    async fn delegate(&mut self, agent: String, _task: String) -> Result<String, DelegateError> {
-        Err(DelegateError::NotGranted(self.deny(
-            "agents",
-            format!("delegation to agent `{agent}` is not granted to this run (this host has no team to delegate to)"),
-        )))
-    }
-}
 
 impl registry::Host for RunState {
     async fn query(&mut self, registry: String, _filters: Vec<Filter>, _limit: u32) -> Result<Vec<Row>, RegistryError> {
