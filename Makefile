@@ -41,3 +41,4 @@ bench: plugins
 	$(CARGO) bench -p missionctl --bench recovery
 	$(CARGO) bench -p mc-server --bench api
 	$(CARGO) bench -p mc-gateway --bench overhead
+	$(CARGO) bench -p mc-engine --bench delegation

@@ -179,8 +179,32 @@ pub struct GetArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Agents: the team as a tree (who reports to whom). A run (with its id): its delegation tree
+    /// with each run's state and cost.
+    #[arg(long)]
+    tree: bool,
     #[command(flatten)]
     api: ApiArgs,
+}
+
+/// Prints `nodes` and their `children` (a field of each node) as an indented tree.
+fn print_tree(nodes: &[Value], children: &str, label: &dyn Fn(&Value) -> String, prefix: &str) {
+    for (i, n) in nodes.iter().enumerate() {
+        let last = i + 1 == nodes.len();
+        let (branch, indent) = match (prefix.is_empty(), last) {
+            (true, _) => ("", ""),
+            (false, true) => ("└── ", "    "),
+            (false, false) => ("├── ", "│   "),
+        };
+        println!("{prefix}{branch}{}", label(n));
+        let below = n[children].as_array().cloned().unwrap_or_default();
+        let next = if prefix.is_empty() {
+            " ".to_string()
+        } else {
+            format!("{prefix}{indent}")
+        };
+        print_tree(&below, children, label, &next);
+    }
 }
 
 /// Prints rows as a table with aligned columns.
@@ -260,6 +284,48 @@ pub async fn get(args: GetArgs) -> u8 {
         Kind::Automations => format!("/tenants/{tenant}/automations"),
         Kind::Runs => format!("/tenants/{tenant}/runs"),
     };
+    if args.tree {
+        let (path, children): (String, &str) = match (args.kind, &args.name) {
+            (Kind::Agents, None) => (format!("/tenants/{tenant}/team"), "reports"),
+            (Kind::Runs, Some(id)) => (format!("{collection}/{}/tree", enc(id)), "children"),
+            _ => {
+                eprintln!(
+                    "error: --tree shows the team (get agents --tree) or one run's delegation tree (get runs ID --tree)"
+                );
+                return exit::USAGE;
+            }
+        };
+        let tree = match api.call("GET", &path, None).await {
+            Ok(v) => v,
+            Err(f) => return f.report(),
+        };
+        if args.json {
+            println!("{tree}");
+            return exit::OK;
+        }
+        let nodes = match tree {
+            Value::Array(a) => a,
+            one => vec![one],
+        };
+        let label = |n: &Value| match args.kind {
+            Kind::Agents => format!(
+                "{} ({}, {})",
+                text_of(&n["name"]),
+                text_of(&n["role"]),
+                n["model"].as_str().unwrap_or(mc_ai::OFFLINE_MODEL)
+            ),
+            _ => format!(
+                "run {} {} {} ${} (tree ${})",
+                text_of(&n["id"]),
+                text_of(&n["agent"]),
+                text_of(&n["state"]),
+                text_of(&n["cost"]),
+                text_of(&n["tree_cost"])
+            ),
+        };
+        print_tree(&nodes, children, &label, "");
+        return exit::OK;
+    }
     if let Some(name) = &args.name {
         return match api.call("GET", &format!("{collection}/{}", enc(name)), None).await {
             Ok(v) => {

@@ -199,8 +199,6 @@ pub async fn run(args: RunArgs) -> u8 {
             models: args.models.clone(),
             kv_bucket: Some(format!("tenant:{}", args.tenant)),
             config: args.config.into_iter().collect::<BTreeMap<_, _>>(),
-            // A run outside the engine has no team to delegate to.
-            delegates: Vec::new(),
         }),
         limits,
         services: Services {

@@ -348,6 +348,26 @@ fn apply_and_get_manage_a_tenant_idempotently() {
     assert_eq!(stdout(&o), "TENANT  NAME\nacme    acme\n");
 }
 
+/// The demo team as a tree (who reports to whom); a run's tree needs the run's id.
+#[test]
+fn the_team_and_a_run_show_as_trees() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates/demo-tenant.yaml");
+    let d = data.to_str().unwrap();
+    let o = missionctl(&["apply", "-f", demo, "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = missionctl(&["get", "agents", "--tree", "--tenant", "demo", "--data-dir", d]);
+    assert_eq!(
+        stdout(&o),
+        "director (Plans campaigns and hands out the work, offline)\n \
+         ├── social (Social media manager, offline)\n \
+         └── writer (Content writer, offline)\n"
+    );
+    let o = missionctl(&["get", "runs", "--tree", "--tenant", "demo", "--data-dir", d]);
+    assert_eq!(code(&o), 2, "a run tree needs a run id");
+}
+
 #[test]
 fn apply_refuses_mistakes_with_their_position_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,9 @@
 //!                                   #   (its provider is down or refuses); every model must be in
 //!                                   #   the price book
 //!     budget: { monthly: 50 }       # optional: the most this agent may spend on AI per month (USD)
+//!     reports_to: director          # optional: its manager, an agent of this file; the team is a
+//!                                   #   tree, and an agent may delegate to those reporting to it
+//!     delegates_to: [analytics]     # optional: agents it may delegate to beside its reports
 //! budget:                           # optional: the tenant's AI spending limits, in USD
 //!   monthly: 200                    #   per calendar month (UTC)
 //!   per_run: 2.50                   #   per root run (a run and everything it delegates)
@@ -124,6 +127,10 @@ pub struct AgentSpec {
     pub fallbacks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<AgentBudget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates_to: Vec<String>,
 }
 
 /// What to do when a trigger fires while a run of the same automation is still going.
@@ -444,6 +451,8 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         }
     }
 
+    validate_team(&config.agents, &agents, &err)?;
+
     let names: BTreeSet<&str> = config.automations.iter().map(|a| a.name.as_str()).collect();
     let mut seen = BTreeSet::new();
     let mut triggers = HashMap::new();
@@ -519,6 +528,65 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         }
     }
     Ok(Validated { config, triggers })
+}
+
+/// The team is a tree: each `reports_to` names another agent of the file and following them never
+/// comes back; each `delegates_to` names another agent of the file.
+fn validate_team(
+    agents: &[AgentSpec],
+    names: &BTreeSet<&str>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let listed = || names.iter().copied().collect::<Vec<_>>().join(", ");
+    let mut manager: BTreeMap<&str, &str> = BTreeMap::new();
+    for (i, a) in agents.iter().enumerate() {
+        if let Some(m) = &a.reports_to {
+            let at = format!("agents[{i}].reports_to");
+            if m == &a.name {
+                return Err(err(&at, format!("agent `{m}` cannot report to itself")));
+            }
+            if !names.contains(m.as_str()) {
+                return Err(err(
+                    &at,
+                    format!("agent `{m}` is not defined in this file (agents: {})", listed()),
+                ));
+            }
+            manager.insert(a.name.as_str(), m.as_str());
+        }
+        for (j, d) in a.delegates_to.iter().enumerate() {
+            let at = format!("agents[{i}].delegates_to[{j}]");
+            if d == &a.name {
+                return Err(err(&at, format!("agent `{d}` cannot delegate to itself")));
+            }
+            if !names.contains(d.as_str()) {
+                return Err(err(
+                    &at,
+                    format!("agent `{d}` is not defined in this file (agents: {})", listed()),
+                ));
+            }
+        }
+    }
+    for (i, a) in agents.iter().enumerate() {
+        let mut chain = vec![a.name.as_str()];
+        let mut cur = a.name.as_str();
+        while let Some(&next) = manager.get(cur) {
+            chain.push(next);
+            if next == a.name {
+                return Err(err(
+                    &format!("agents[{i}].reports_to"),
+                    format!(
+                        "the team must be a tree, but reporting goes round: {}",
+                        chain.join(" → ")
+                    ),
+                ));
+            }
+            if chain[..chain.len() - 1].contains(&next) {
+                break;
+            }
+            cur = next;
+        }
+    }
+    Ok(())
 }
 
 /// Resolves a trigger, or names the offending field (as a path suffix) and the problem.

@@ -73,7 +73,7 @@ fn parses_a_full_configuration() {
 fn type_errors_carry_serde_positions() {
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    rol: Content writer\n    plugin: x\n"),
-        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`, `fallbacks`, `budget`"
+        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`, `fallbacks`, `budget`, `reports_to`, `delegates_to`"
     );
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    plugin: x\n"),
@@ -260,5 +260,36 @@ fn a_stored_trigger_writes_back_to_the_spec_it_came_from() {
             .interval
             .as_deref(),
         Some("1h30m")
+    );
+}
+
+#[test]
+fn the_team_is_a_tree_of_agents_of_the_file() {
+    let team = |a: &str, b: &str, c: &str| {
+        format!(
+            "tenant: acme\nagents:\n  - {{ name: boss, role: Directs, plugin: noop{a} }}\n  - {{ name: a, role: Helps, plugin: noop{b} }}\n  - {{ name: b, role: Helps, plugin: noop{c} }}\n"
+        )
+    };
+    let ok = parse(
+        &team("", ", reports_to: boss", ", reports_to: a, delegates_to: [boss]"),
+        &known(),
+    )
+    .unwrap();
+    assert_eq!(ok.config.agents[2].reports_to.as_deref(), Some("a"));
+    assert_eq!(
+        error(&team("", ", reports_to: ghost", "")),
+        "line 4, column 55: agents[1].reports_to: agent `ghost` is not defined in this file (agents: a, b, boss)"
+    );
+    assert_eq!(
+        error(&team("", ", reports_to: a", "")),
+        "line 4, column 55: agents[1].reports_to: agent `a` cannot report to itself"
+    );
+    assert_eq!(
+        error(&team(", reports_to: b", ", reports_to: boss", ", reports_to: a")),
+        "line 3, column 60: agents[0].reports_to: the team must be a tree, but reporting goes round: boss → b → a → boss"
+    );
+    assert_eq!(
+        error(&team("", "", ", delegates_to: [b]")),
+        "line 5, column 58: agents[2].delegates_to[0]: agent `b` cannot delegate to itself"
     );
 }

@@ -9,6 +9,7 @@
 //! - [`Engine::run`] loops both, heartbeats leases, recovers the work of dead nodes, and on
 //!   shutdown stops claiming, lets running jobs finish within a grace period and releases the rest.
 
+mod delegate;
 mod kv;
 mod scheduler;
 mod worker;
@@ -22,6 +23,7 @@ use mc_ai::AiGateway;
 use mc_runtime::{CancelToken, KvStore, Plugin, Runtime};
 use mc_store::Store;
 
+pub use delegate::{CHILD_PRIORITY_BOOST, MAX_DEPTH, MAX_FANOUT};
 pub use kv::StoreKv;
 pub use scheduler::{CATCH_UP_GRACE, MAX_TICKS_PER_PASS, PREPARE_AHEAD};
 
@@ -90,6 +92,10 @@ pub struct Engine {
     /// Wakes idle workers when this node enqueued work, so a fired tick starts at once instead of
     /// at the next poll.
     wake: tokio::sync::Notify,
+    /// Wakes runs waiting for their children each time this node recorded results.
+    finished: tokio::sync::Notify,
+    /// Runs waiting for their children: they hold no worker slot meanwhile.
+    parked: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -124,6 +130,8 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             schedules: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            finished: tokio::sync::Notify::new(),
+            parked: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -144,9 +152,12 @@ impl Engine {
             let stop = stop.clone();
             async move { engine.schedule_loop(stop).await }
         });
+        // The lease keeper stops last, by its own token: it heartbeats the jobs that finish during
+        // the grace period, and it is never aborted in the middle of a transaction.
+        let keeper_stop = CancelToken::new();
         let keeper = tokio::spawn({
             let engine = self.clone();
-            let stop = stop.clone();
+            let stop = keeper_stop.clone();
             async move { engine.lease_loop(stop).await }
         });
         let workers = tokio::spawn({
@@ -159,7 +170,8 @@ impl Engine {
         stop.cancel();
         let _ = scheduler.await;
         let _ = workers.await;
-        keeper.abort();
+        keeper_stop.cancel();
+        let _ = keeper.await;
         Ok(())
     }
 }

@@ -105,7 +105,7 @@ impl Engine {
 
     /// Runs one claimed job as `agent` (looked up when `None`) and returns how it ended, without
     /// recording it.
-    async fn execute(&self, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
+    async fn execute(self: &Arc<Self>, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
         let plugin = match self.plugin(&job.plugin) {
             Ok(p) => p,
             Err(e) => return Ok(Execution::refused("load", e)),
@@ -131,7 +131,7 @@ impl Engine {
                 agent: job.agent.clone(),
                 automation: job.automation.clone(),
                 run_id: job.id.to_string(),
-                root_run_id: None,
+                root_run_id: (job.root != job.id).then(|| job.root.to_string()),
                 attempt: job.attempt,
                 trigger: job.trigger.clone(),
             },
@@ -140,7 +140,7 @@ impl Engine {
             services: Services {
                 ai: self.ai.clone(),
                 kv: self.kv.clone(),
-                delegator: None,
+                delegator: Some(Arc::new(crate::delegate::EngineHandle(self.clone()))),
             },
             cancel: Some(cancel),
         };
@@ -218,7 +218,6 @@ impl Engine {
                 .collect(),
             kv_bucket: Some(bucket(tenant)),
             config,
-            delegates: Vec::new(),
         }))
     }
 
@@ -263,6 +262,7 @@ impl Engine {
                 "failure discarded: the job was cancelled or recovered meanwhile"
             );
         }
+        self.finished.notify_waiters();
         Ok(())
     }
 
@@ -302,6 +302,7 @@ impl Engine {
             }
         }
         let recorded = self.store.complete_many(&self.config.node_id, &succeeded).await;
+        self.finished.notify_waiters();
         let mut running = lock(&self.running);
         for id in ids {
             running.remove(&id);
@@ -326,7 +327,11 @@ impl Engine {
                     tracing::warn!(error = %e, "recording a job's outcome failed");
                 }
             }
-            let free = self.config.workers.saturating_sub(set.len());
+            // Runs waiting for their children hold no slot: the children may need it.
+            let busy = set
+                .len()
+                .saturating_sub(self.parked.load(std::sync::atomic::Ordering::SeqCst));
+            let free = self.config.workers.saturating_sub(busy);
             // While the queue is deep (the last claim got all it asked for), wait until a share of
             // the slots is free and claim them together: one claim per job costs a transaction
             // per job. Otherwise every free slot is filled at once.
@@ -462,6 +467,7 @@ impl Engine {
                 // The jobs stay running; their leases expire and they run again elsewhere.
                 tracing::warn!(error = %e, jobs = batch.len(), "recording results failed");
             }
+            self.finished.notify_waiters();
             for ack in acks {
                 let _ = ack.send(());
             }
@@ -469,13 +475,14 @@ impl Engine {
     }
 
     /// Heartbeats this node's running jobs every third of a lease, stops those it no longer holds
-    /// (cancelled, or recovered after a stall), and recovers jobs whose leases expired anywhere.
+    /// (cancelled, or recovered after a stall), and recovers jobs whose leases expired anywhere,
+    /// until `stop`.
     pub(crate) async fn lease_loop(self: Arc<Self>, stop: CancelToken) {
         let every = self.config.lease / 3;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = stop.cancelled() => {}
+                _ = stop.cancelled() => return,
             }
             let ids: Vec<i64> = lock(&self.running).keys().copied().collect();
             match self

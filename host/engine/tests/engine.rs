@@ -668,3 +668,200 @@ async fn runs_are_metered_and_a_budget_stops_a_run_with_its_reason() {
     })
     .await;
 }
+
+/// Runs the engine (one worker) until run `id` of `tenant` has finished, and returns it.
+async fn run_until_done(engine: Arc<Engine>, store: &Store, tenant: &str, id: i64) -> mc_store::RunDetail {
+    let store2 = store.clone();
+    let tenant2 = tenant.to_string();
+    let done = async move {
+        loop {
+            let run = store2.tenant(&tenant2).run(id).await.unwrap().unwrap();
+            if ["succeeded", "dead", "cancelled"].contains(&run.summary.state.as_str()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), engine.run(done))
+        .await
+        .expect("the run finished in time")
+        .unwrap();
+    store.tenant(tenant).run(id).await.unwrap().unwrap()
+}
+
+/// Enqueues a run of the hostile plugin as `agent` with `input`.
+async fn enqueue_as(store: &Store, tenant: &str, agent: &str, input: serde_json::Value) -> i64 {
+    let job = mc_store::NewJob {
+        tenant: tenant.into(),
+        automation: None,
+        agent: agent.into(),
+        plugin: "hostile".into(),
+        input: input.to_string(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        idempotency_key: None,
+    };
+    match store.enqueue(&[job]).await.unwrap()[0] {
+        mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => id,
+    }
+}
+
+const TEAM: &str = r#"tenant: acme
+agents:
+  - { name: boss, role: Directs, plugin: hostile }
+  - { name: a, role: Helper, plugin: hostile, reports_to: boss, delegates_to: [boss] }
+  - { name: b, role: Helper, plugin: hostile, reports_to: boss }
+  - { name: c, role: Outsider, plugin: hostile }
+  - { name: l1, role: Level one, plugin: hostile, reports_to: c }
+  - { name: l2, role: Level two, plugin: hostile, reports_to: l1 }
+  - { name: l3, role: Level three, plugin: hostile, reports_to: l2 }
+  - { name: l4, role: Level four, plugin: hostile, reports_to: l3 }
+  - { name: l5, role: Level five, plugin: hostile, reports_to: l4 }
+"#;
+
+fn delegate_all(tasks: serde_json::Value) -> serde_json::Value {
+    json!({ "mode": "delegate-all", "tasks": tasks })
+}
+
+/// A director hands out tasks at once through the `agents` import, on a node with a single worker
+/// slot (which it gives up while it waits, or its children could never run): the children run as
+/// runs of the tree, and the host refuses unknown agents, another tenant's agent, agents that do
+/// not report to the delegator, cycles, depth beyond the bound and fan-out beyond the bound, each
+/// with its own words, without stopping the other tasks.
+#[tokio::test]
+async fn a_team_delegates_within_the_hosts_bounds() {
+    on_both(|store| async move {
+        let known = mc_config::Known::default();
+        let first = "tenant: acme\nagents:\n  - { name: boss, role: Directs, plugin: hostile }\n";
+        store.apply(&mc_config::parse(first, &known).unwrap()).await.unwrap();
+        let operator = mc_store::Principal::local();
+        store.set_plan(&operator, "acme", mc_store::Plan::Scale).await.unwrap();
+        store.apply(&mc_config::parse(TEAM, &known).unwrap()).await.unwrap();
+        let book = mc_ai::prices::PriceBook::shipped();
+        store
+            .ensure_price_book(mc_ai::prices::SHIPPED, book.fuel_per_billion)
+            .await
+            .unwrap();
+        let other = "tenant: other\nagents:\n  - { name: spy, role: Another tenant's, plugin: hostile }\n";
+        store.apply(&mc_config::parse(other, &known).unwrap()).await.unwrap();
+        let mk = |store: &Store| {
+            let runtime = Runtime::new(RuntimeConfig {
+                cache_dir: Some(target_dir().join("test-component-cache")),
+                ..RuntimeConfig::default()
+            })
+            .unwrap();
+            let mut config = EngineConfig::new("n1", target_dir().join("wasm32-wasip2/plugin"));
+            config.workers = 1;
+            config.poll = Duration::from_millis(20);
+            config.grace = Duration::from_millis(100);
+            Arc::new(Engine::new(
+                store.clone(),
+                runtime,
+                config,
+                Arc::new(mc_ai::OfflineProvider),
+            ))
+        };
+
+        let input = delegate_all(json!([
+            { "agent": "a", "input": { "mode": "context" } },
+            { "agent": "b", "input": { "mode": "sleep", "ms": 20 } },
+            { "agent": "ghost", "input": {} },
+            { "agent": "spy", "input": {} },
+            { "agent": "c", "input": {} },
+            { "agent": "a", "input": delegate_all(json!([{ "agent": "boss", "input": {} }])) },
+        ]));
+        let id = enqueue_as(&store, "acme", "boss", input).await;
+        let run = run_until_done(mk(&store), &store, "acme", id).await;
+        assert_eq!(run.summary.state, "succeeded", "{:?}", run.summary.error);
+        let out = run.output.unwrap();
+        let context = &out[0]["ok"];
+        assert_eq!(context["agent"], "a");
+        assert_eq!(context["trigger"], "delegation");
+        assert_ne!(context["run_id"], id.to_string(), "the task ran as a run of its own");
+        assert!(out[1].get("ok").is_some(), "{out}");
+        assert_eq!(
+            out[2]["error"],
+            "tenant `acme` has no agent `ghost` (its agents: a, b, boss, c, l1, l2, l3, l4, l5)"
+        );
+        assert_eq!(
+            out[3]["error"], "tenant `acme` has no agent `spy` (its agents: a, b, boss, c, l1, l2, l3, l4, l5)",
+            "another tenant's agent is not there to be found"
+        );
+        assert_eq!(
+            out[4]["error"],
+            "agent `boss` may not delegate to `c`: it may delegate to a, b"
+        );
+        assert_eq!(out[4]["kind"], "NotGranted");
+        assert_eq!(
+            out[5]["ok"][0]["error"],
+            "delegating to `boss` would form a cycle: boss → a → boss"
+        );
+
+        // The run tree: who asked whom, what, and what each cost (offline AI is free; fuel is
+        // billed per run).
+        let tree = store.tenant("acme").run_tree(id).await.unwrap().unwrap();
+        assert_eq!(tree.id, id);
+        let children: Vec<(&str, &str)> = tree
+            .children
+            .iter()
+            .map(|c| (c.agent.as_str(), c.state.as_str()))
+            .collect();
+        assert_eq!(children, [("a", "succeeded"), ("b", "succeeded"), ("a", "succeeded")]);
+        assert!(
+            tree.fuel > 0 && tree.children.iter().all(|c| c.fuel > 0),
+            "each run's fuel is its own: {tree:?}"
+        );
+        assert_eq!(
+            tree.tree_cost,
+            tree.cost + tree.children.iter().map(|c| c.tree_cost).sum::<u64>()
+        );
+        assert!(
+            store.tenant("other").run_tree(id).await.unwrap().is_none(),
+            "another tenant sees no tree"
+        );
+        let from_child = store
+            .tenant("acme")
+            .run_tree(tree.children[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from_child.id, id, "any run of the tree shows the whole tree");
+
+        // Depth: c → l1 → l2 → l3 → l4 is four levels below c; l4 may not add a fifth.
+        let mut nested = json!({ "mode": "context" });
+        for agent in ["l5", "l4", "l3", "l2", "l1"] {
+            nested = delegate_all(json!([{ "agent": agent, "input": nested }]));
+        }
+        let id = enqueue_as(&store, "acme", "c", nested).await;
+        let run = run_until_done(mk(&store), &store, "acme", id).await;
+        let out = run.output.unwrap();
+        let deepest = &out[0]["ok"][0]["ok"][0]["ok"][0]["ok"][0];
+        assert!(
+            deepest["error"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("is 4 levels below the top of its tree, and a tree may be at most 4 deep"),
+            "{out}"
+        );
+
+        // Fan-out: one run may hand out 16 tasks; the 17th is refused, the others run.
+        let tasks: Vec<_> = (0..17)
+            .map(|_| json!({ "agent": "b", "input": { "mode": "context" } }))
+            .collect();
+        let id = enqueue_as(&store, "acme", "boss", delegate_all(json!(tasks))).await;
+        let run = run_until_done(mk(&store), &store, "acme", id).await;
+        let out = run.output.unwrap();
+        assert_eq!(
+            out.as_array().unwrap().iter().filter(|r| r.get("ok").is_some()).count(),
+            16
+        );
+        assert_eq!(
+            out[16]["error"],
+            format!("run {id} has handed out 16 tasks, the most one run may")
+        );
+        assert_eq!(out[16]["kind"], "Internal");
+    })
+    .await;
+}

@@ -17,6 +17,4 @@ pub struct Grants {
     pub kv_bucket: Option<String>,
     /// The agent's parameters, served by `wasi:config/store`.
     pub config: BTreeMap<String, String>,
-    /// Agents this run may hand tasks to; empty refuses delegation.
-    pub delegates: Vec<String>,
 }

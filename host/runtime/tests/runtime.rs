@@ -166,7 +166,7 @@ async fn every_marketing_plugin_runs_on_the_offline_provider() {
     assert_eq!(tasks[0]["status"], "not-delegated");
     assert_eq!(
         tasks[0]["error"],
-        "agent `tester` may not delegate to `content-writer`: no agent reports to it and it is granted no delegates"
+        "agent `tester` may not delegate to `content-writer`: this run has no team to delegate to"
     );
     assert_eq!(o.denials.len(), 2);
 }
@@ -501,7 +501,7 @@ async fn imports_of_later_capabilities_answer_not_granted() {
         (
             "delegate",
             "agents",
-            "agent `tester` may not delegate to `writer`: no agent reports to it and it is granted no delegates",
+            "agent `tester` may not delegate to `writer`: this run has no team to delegate to",
         ),
         ("registry", "registry", "registry `clients` is not granted to this run"),
         (

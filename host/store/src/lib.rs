@@ -17,6 +17,7 @@ mod runs;
 mod schedules;
 mod secrets;
 mod tenants;
+mod tree;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -41,6 +42,7 @@ pub use runs::{FILTER_WINDOW, MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, R
 pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};
 pub use secrets::{KeyError, MAX_SECRET_BYTES, SECRET_KEY_BYTES, Sealer, SecretMeta};
 pub use tenants::{AgentRow, ApplyReport, AutomationRow, Change, ChangeKind, TenantRow, TenantScope};
+pub use tree::{ChildState, ParentRun, RunNode};
 
 /// How long a statement waits for a SQLite write lock before failing: several engine tasks write
 /// concurrently, and SQLite serialises them.
@@ -164,24 +166,28 @@ pub fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// A pool of at most `max` connections.
-fn pool_options(max: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+/// A pool of at most `max` connections to `backend`.
+fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
+    let pool = AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        // sqlx pings every connection it hands out by default: a round trip before each of the
-        // several statements an AI call or a claim makes. It already pings each connection when
-        // it comes back, so only one that sat idle (the server may have restarted meanwhile) is
-        // checked again.
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .acquire_timeout(ACQUIRE_TIMEOUT);
+    match backend {
+        // SQLite keeps pinging each connection it hands out: a connection can come back to the
+        // pool holding its write lock until its next use (a dropped transaction's rollback, a
+        // writing statement not yet reset), and the ping is that use. It costs microseconds.
+        Backend::Sqlite => pool,
+        // On PostgreSQL the ping is a network round trip before each of the several statements an
+        // AI call or a claim makes. sqlx already pings each connection when it comes back, so only
+        // one that sat idle (the server may have restarted meanwhile) is checked again.
+        Backend::Postgres => pool.test_before_acquire(false).before_acquire(|conn, meta| {
             Box::pin(async move {
                 if meta.idle_for >= IDLE_RECHECK {
                     conn.ping().await?;
                 }
                 Ok(true)
             })
-        })
+        }),
+    }
 }
 
 impl Store {
@@ -204,7 +210,7 @@ impl Store {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::InvalidUrl(url.clone()))?;
-        let mut pool = pool_options(MAX_CONNECTIONS);
+        let mut pool = pool_options(backend, MAX_CONNECTIONS);
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -230,7 +236,7 @@ impl Store {
         let pool = pool.connect_with(options.clone()).await?;
         let holds = match backend {
             Backend::Sqlite => pool.clone(),
-            Backend::Postgres => pool_options(MAX_HOLD_CONNECTIONS)
+            Backend::Postgres => pool_options(backend, MAX_HOLD_CONNECTIONS)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute("SET synchronous_commit TO off").await?;

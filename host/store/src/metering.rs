@@ -676,6 +676,26 @@ impl Store {
         Ok(scopes)
     }
 
+    /// What the run tree under `root` has spent and holds, and the tenant's per-run budget;
+    /// `None` when the tenant has no per-run budget.
+    pub async fn run_tree_spend(&self, tenant: &str, root: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT t.budget_per_run, c.spent, c.reserved FROM tenants t LEFT JOIN budget_counters c \
+             ON c.tenant_id = t.id AND c.scope = $2 AND c.period = 'all' WHERE t.id = $1",
+        )
+        .bind(tenant)
+        .bind(format!("run:{root}"))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some((Some(budget), spent, reserved)) => Some((
+                as_u64(spent.unwrap_or(0)).saturating_add(as_u64(reserved.unwrap_or(0))),
+                as_u64(budget),
+            )),
+            _ => None,
+        })
+    }
+
     /// Records a made call: writes its ledger row, moves its reservation to spent at the real cost
     /// and records any budget threshold the spend crossed, atomically (on PostgreSQL in one
     /// statement, on SQLite in one transaction). Returns the ledger row's id.

@@ -92,6 +92,12 @@ const MIGRATIONS: &[Migration] = &[
             include_str!("../migrations/0009_refuse_postgres.sql")
         ),
     },
+    Migration {
+        version: 10,
+        name: "run tree",
+        sqlite: include_str!("../migrations/0010_run_tree.sql"),
+        postgres: include_str!("../migrations/0010_run_tree.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

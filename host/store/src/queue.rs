@@ -122,6 +122,8 @@ pub struct ClaimedJob {
     pub attempt: u32,
     pub max_attempts: u32,
     pub lease_until: i64,
+    /// The run at the top of its delegation tree (its own id when nobody delegated to it).
+    pub root: i64,
 }
 
 /// A job's state and result, as the API shows it.
@@ -242,6 +244,7 @@ type ClaimTuple = (
     String,
     String,
     String,
+    i64,
     i64,
     i64,
     i64,
@@ -399,7 +402,8 @@ impl Store {
             let rows: Vec<ClaimTuple> = sqlx::query_as(&format!(
                 "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = $1, lease_until = $2, started_at = $3 \
                  WHERE id IN ({list}) AND state = 'available' \
-                 RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts"
+                 RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts, \
+                 COALESCE(root_id, id)"
             ))
             .bind(node)
             .bind(lease_until)
@@ -428,6 +432,7 @@ impl Store {
                     attempt: r.8 as u32,
                     max_attempts: r.9 as u32,
                     lease_until,
+                    root: r.10,
                 })
                 .collect();
             // RETURNING does not promise an order: restore the claim order.

@@ -42,6 +42,28 @@ pub struct AgentRow {
     pub fallbacks: Vec<String>,
     /// Its own monthly AI budget, in micro-dollars.
     pub budget_monthly: Option<u64>,
+    /// The agent it reports to; `None` at the top of the team.
+    pub reports_to: Option<String>,
+    /// Agents it may delegate to beside those that report to it.
+    pub delegates_to: Vec<String>,
+}
+
+impl AgentRow {
+    /// The agents `self` may hand tasks to: those reporting to it, then those it is granted,
+    /// each once (`team` is the tenant's agents).
+    pub fn delegates(&self, team: &[AgentRow]) -> Vec<String> {
+        let mut out: Vec<String> = team
+            .iter()
+            .filter(|a| a.reports_to.as_deref() == Some(self.name.as_str()))
+            .map(|a| a.name.clone())
+            .collect();
+        for d in &self.delegates_to {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
 }
 
 /// What an agent is granted beyond its model, as stored in `agents.grants`.
@@ -55,6 +77,10 @@ pub(crate) struct StoredGrants {
     fallbacks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) budget_monthly: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reports_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    delegates_to: Vec<String>,
 }
 
 /// An automation as stored.
@@ -144,6 +170,8 @@ fn agent_row(t: AgentTuple) -> Result<AgentRow, StoreError> {
         secrets: grants.secrets,
         fallbacks: grants.fallbacks,
         budget_monthly: grants.budget_monthly,
+        reports_to: grants.reports_to,
+        delegates_to: grants.delegates_to,
         tenant: t.0,
         name: t.1,
         role: t.2,
@@ -226,6 +254,8 @@ fn agent_from_spec(tenant: &str, a: &AgentSpec) -> AgentRow {
         secrets: a.secrets.clone(),
         fallbacks: a.fallbacks.clone(),
         budget_monthly: a.budget.and_then(|b| b.monthly).map(|m| m.micros()),
+        reports_to: a.reports_to.clone(),
+        delegates_to: a.delegates_to.clone(),
     }
 }
 
@@ -276,6 +306,12 @@ fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
     }
     if old.budget_monthly != new.budget_monthly {
         f.push("budget".into());
+    }
+    if old.reports_to != new.reports_to {
+        f.push("reports_to".into());
+    }
+    if old.delegates_to != new.delegates_to {
+        f.push("delegates_to".into());
     }
     f
 }
@@ -461,6 +497,8 @@ impl Store {
                 secrets: new.secrets.clone(),
                 fallbacks: new.fallbacks.clone(),
                 budget_monthly: new.budget_monthly,
+                reports_to: new.reports_to.clone(),
+                delegates_to: new.delegates_to.clone(),
             })
             .map_err(|e| corrupt("agent grants", e))?;
             let (kind, fields) = match old_agents.get(&spec.name) {
@@ -672,6 +710,8 @@ impl<'a> TenantScope<'a> {
                 budget: a.budget_monthly.map(|m| mc_config::AgentBudget {
                     monthly: Some(mc_config::Usd(m)),
                 }),
+                reports_to: a.reports_to,
+                delegates_to: a.delegates_to,
             })
             .collect();
         let automations = self

@@ -1,5 +1,6 @@
 //! Director: plans a campaign with the model, splits it into tasks for the specialists, and
-//! delegates each task through the host, which bounds depth, fan-out, cycles and cost.
+//! delegates them all at once through the host (they run in parallel), which bounds depth,
+//! fan-out, cycles and cost.
 //!
 //! Input: `{ "campaign": "...", "goal"?: "...", "channels"?: ["blog", "social", "email", "report"] }`.
 //! Agent parameters: `writer_agent`, `social_agent`, `email_agent`, `analytics_agent` (the names of
@@ -147,9 +148,13 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
     )?
     .text;
     let team = team()?;
+    let tasks = tasks(&input, &team, &plan);
+    // All at once: the specialists work in parallel and the director waits for the slowest.
+    let handed: Vec<(String, Value)> = tasks.iter().map(|t| (t.agent.clone(), t.task.clone())).collect();
+    let results = agents::delegate_all(&handed)?;
     let mut reports = Vec::new();
-    for t in tasks(&input, &team, &plan) {
-        let (status, result, error) = match agents::delegate(&t.agent, &t.task) {
+    for (t, r) in tasks.into_iter().zip(results) {
+        let (status, result, error) = match r {
             Ok(v) => (Status::Done, Some(v), None),
             Err(e) if e.kind() == ErrorKind::NotGranted => (Status::NotDelegated, None, Some(e.to_string())),
             Err(e) => (Status::Failed, None, Some(e.to_string())),

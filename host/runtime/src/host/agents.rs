@@ -1,6 +1,7 @@
 //! The `agents` import: delegation to other agents of the tenant's team, through the caller's
-//! [`Delegator`](crate::Delegator). A run whose grants name no delegate is refused here; every
-//! other check belongs to the delegator, which knows the team and the run tree.
+//! [`Delegator`](crate::Delegator). A run without one (outside the engine) is refused here; every
+//! other check (who may delegate to whom, depth, fan-out, cycles, cost) belongs to the delegator,
+//! which knows the team and the run tree.
 
 use crate::bindings::mission::control::agents::{self, DelegateError, Task};
 use crate::delegate::{DelegatedTask, Delegation, DelegationError, MAX_TASKS_PER_CALL};
@@ -31,14 +32,14 @@ impl RunState {
                 .map(|_| Err(DelegateError::LimitReached(text.clone())))
                 .collect();
         }
-        let delegator = match (&self.services.delegator, self.grants.delegates.is_empty()) {
-            (Some(d), false) => d.clone(),
-            _ => {
+        let delegator = match &self.services.delegator {
+            Some(d) => d.clone(),
+            None => {
                 return tasks
                     .iter()
                     .map(|t| {
                         let text = format!(
-                            "agent `{}` may not delegate to `{}`: no agent reports to it and it is granted no delegates",
+                            "agent `{}` may not delegate to `{}`: this run has no team to delegate to",
                             self.call.agent, t.agent
                         );
                         Err(DelegateError::NotGranted(self.deny("agents", text)))

@@ -33,6 +33,10 @@ pub struct Agent {
     pub fallbacks: Vec<String>,
     /// Its own monthly AI budget in USD (e.g. `"50.00"`), if any.
     pub monthly_budget: Option<String>,
+    /// Its manager; `null` at the top of the team.
+    pub reports_to: Option<String>,
+    /// Agents it may delegate to beside those reporting to it.
+    pub delegates_to: Vec<String>,
 }
 
 impl From<AgentRow> for Agent {
@@ -48,6 +52,8 @@ impl From<AgentRow> for Agent {
             secrets: a.secrets,
             fallbacks: a.fallbacks,
             monthly_budget: a.budget_monthly.map(mc_config::format_decimal),
+            reports_to: a.reports_to,
+            delegates_to: a.delegates_to,
         }
     }
 }
@@ -75,6 +81,55 @@ pub struct AgentBody {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub monthly_budget: Option<mc_config::Usd>,
+    #[serde(default)]
+    pub reports_to: Option<String>,
+    #[serde(default)]
+    pub delegates_to: Vec<String>,
+}
+
+/// One agent in the team tree, with those reporting to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMember {
+    pub name: String,
+    pub role: String,
+    pub model: Option<String>,
+    pub plugin: String,
+    /// Whom it may hand tasks to (its reports, then its granted delegates).
+    pub delegates: Vec<String>,
+    #[schema(no_recursion)]
+    pub reports: Vec<TeamMember>,
+}
+
+/// The team as a tree: the agents nobody manages at the top (the director), each with those
+/// reporting to it, in name order.
+pub fn team_tree(agents: &[AgentRow]) -> Vec<TeamMember> {
+    fn under(agents: &[AgentRow], manager: Option<&str>) -> Vec<TeamMember> {
+        agents
+            .iter()
+            .filter(|a| a.reports_to.as_deref() == manager)
+            .map(|a| TeamMember {
+                name: a.name.clone(),
+                role: a.role.clone(),
+                model: a.model.clone(),
+                plugin: a.plugin.clone(),
+                delegates: a.delegates(agents),
+                reports: under(agents, Some(&a.name)),
+            })
+            .collect()
+    }
+    under(agents, None)
+}
+
+/// The tenant's team as a tree.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/team", tag = "agents",
+    params(("tenant" = String, Path)), responses((status = 200, body = Vec<TeamMember>)))]
+pub async fn team(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Vec<TeamMember>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    Ok(Json(team_tree(&scope.agents().await?)))
 }
 
 /// The tenant's agents.
@@ -130,6 +185,8 @@ pub async fn put(
         secrets: body.secrets,
         fallbacks: body.fallbacks,
         budget: body.monthly_budget.map(|m| mc_config::AgentBudget { monthly: Some(m) }),
+        reports_to: body.reports_to,
+        delegates_to: body.delegates_to,
     };
     let report = edit_config(&state, &who, &tenant, |c| {
         match c.agents.iter_mut().find(|a| a.name == name) {

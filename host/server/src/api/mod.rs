@@ -68,6 +68,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}", get(tenants::get))
         .route("/api/v1/tenants/{tenant}/config", get(tenants::config))
         .route("/api/v1/tenants/{tenant}/agents", get(agents::list))
+        .route("/api/v1/tenants/{tenant}/team", get(agents::team))
         .route(
             "/api/v1/tenants/{tenant}/agents/{agent}",
             get(agents::get).put(agents::put).delete(agents::delete),
@@ -101,6 +102,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/runs/{run}", get(runs::get))
         .route("/api/v1/tenants/{tenant}/runs/{run}/logs", get(runs::logs))
         .route("/api/v1/tenants/{tenant}/runs/{run}/output", get(runs::output))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/tree", get(runs::tree))
         .route("/api/v1/tenants/{tenant}/runs/{run}/cancel", post(runs::cancel))
         .route("/api/v1/tenants/{tenant}/runs/{run}/retry", post(runs::retry))
         .route("/api/v1/tenants/{tenant}/secrets", get(secrets::list))

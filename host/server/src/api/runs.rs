@@ -1,4 +1,5 @@
-//! Runs: list with filters and keyset paging, detail, logs, output, cancel, retry.
+//! Runs: list with filters and keyset paging, detail, logs, output, the delegation tree, cancel,
+//! retry.
 
 use axum::Json;
 use axum::extract::State;
@@ -192,6 +193,60 @@ pub async fn logs(
     let lines: Vec<LogLine> =
         serde_json::from_value(logs).map_err(|e| ApiError::Internal(format!("run {id}'s log: {e}")))?;
     Ok(Json(RunLogs { lines }))
+}
+
+/// One run of a delegation tree: who was asked, what, how it ended, what it cost, and whom it
+/// asked in turn.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunTreeNode {
+    pub id: i64,
+    pub agent: String,
+    pub state: String,
+    /// The task it was given (its input).
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// AI and fuel cost of this run alone, in USD (`"0.004200"`).
+    pub cost: String,
+    /// Fuel this run burnt.
+    pub fuel: u64,
+    /// This run and everything it delegated, in USD.
+    pub tree_cost: String,
+    #[schema(no_recursion)]
+    pub children: Vec<RunTreeNode>,
+}
+
+impl From<mc_store::RunNode> for RunTreeNode {
+    fn from(n: mc_store::RunNode) -> RunTreeNode {
+        let json = |s: &str| serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.to_string()));
+        RunTreeNode {
+            id: n.id,
+            agent: n.agent,
+            state: n.state,
+            input: json(&n.input),
+            output: n.output.as_deref().map(json),
+            error: n.error,
+            cost: mc_config::format_decimal(n.cost),
+            fuel: n.fuel,
+            tree_cost: mc_config::format_decimal(n.tree_cost),
+            children: n.children.into_iter().map(RunTreeNode::from).collect(),
+        }
+    }
+}
+
+/// The delegation tree a run belongs to, from its top.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/tree", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = RunTreeNode)))]
+pub async fn tree(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<RunTreeNode>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    let tree = scope.run_tree(id).await?.ok_or_else(|| no_run(id))?;
+    Ok(Json(tree.into()))
 }
 
 /// A run's output.

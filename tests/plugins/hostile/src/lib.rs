@@ -5,8 +5,9 @@
 //! `fail`, `sleep` (`ms`), `compute` (`iterations`), `http` (`url`), `ai` (`prompt`, `model`),
 //! `ai-loop` (`count` calls of `prompt` with `max_tokens`, each timed in the plugin; returns
 //! `{"micros": [...]}`, for the gateway overhead benchmark), `kv` (`key`, `value`),
-//! `kv-other-bucket` (`bucket`), `config`, `delegate`, `registry`, `approval`, `log-flood`
-//! (`lines`), `context`.
+//! `kv-other-bucket` (`bucket`), `config`, `delegate`, `delegate-all` (`tasks`: `[{agent, input}]`,
+//! handed out at once; returns `[{"ok": output} | {"error", "kind"}]` in order), `registry`,
+//! `approval`, `log-flood` (`lines`), `context`.
 //!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
 //! return output that is not JSON.
@@ -115,6 +116,26 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
         }
         "config" => json!(config::all()?),
         "delegate" => agents::delegate("writer", &json!({"brief": "x"}))?,
+        "delegate-all" => {
+            let tasks: Vec<(String, Value)> = input["tasks"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|t| (field(t, "agent").to_string(), t["input"].clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let results = agents::delegate_all(&tasks)?;
+            json!(
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(v) => json!({ "ok": v }),
+                        Err(e) => json!({ "error": e.to_string(), "kind": format!("{:?}", e.kind()) }),
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }
         "registry" => json!(registry::query("clients", &[], 10)?.len()),
         "approval" => json!(format!("{:?}", approval::request("Post", "draft")?)),
         "log-flood" => {
