@@ -709,6 +709,7 @@ async fn enqueue_as(store: &Store, tenant: &str, agent: &str, input: serde_json:
 }
 
 const TEAM: &str = r#"tenant: acme
+budget: { per_run: "0.000001" }
 agents:
   - { name: boss, role: Directs, plugin: hostile }
   - { name: a, role: Helper, plugin: hostile, reports_to: boss, delegates_to: [boss] }
@@ -862,6 +863,79 @@ async fn a_team_delegates_within_the_hosts_bounds() {
             format!("run {id} has handed out 16 tasks, the most one run may")
         );
         assert_eq!(out[16]["kind"], "Internal");
+
+        // A retried parent finds the child its first attempt started instead of starting another.
+        let input = json!({
+            "mode": "delegate-all",
+            "fail_first_attempt": true,
+            "tasks": [{ "agent": "a", "input": { "mode": "context" } }],
+        });
+        let job = mc_store::NewJob {
+            tenant: "acme".into(),
+            automation: None,
+            agent: "boss".into(),
+            plugin: "hostile".into(),
+            input: input.to_string(),
+            trigger: "manual".into(),
+            priority: 0,
+            max_attempts: 2,
+            run_at: None,
+            idempotency_key: None,
+        };
+        let id = match store.enqueue(&[job]).await.unwrap()[0] {
+            mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => id,
+        };
+        let run = run_until_done(mk(&store), &store, "acme", id).await;
+        assert_eq!((run.summary.state.as_str(), run.summary.attempt), ("succeeded", 2));
+        let tree = store.tenant("acme").run_tree(id).await.unwrap().unwrap();
+        assert_eq!(
+            tree.children.len(),
+            1,
+            "the second attempt reused the first attempt's child"
+        );
+        assert_eq!(run.output.unwrap()[0]["ok"]["run_id"], tree.children[0].id.to_string());
+
+        // The tenant's per-run budget caps the whole tree: once the tree has spent it, no more
+        // tasks are handed out.
+        let id = enqueue_as(
+            &store,
+            "acme",
+            "boss",
+            delegate_all(json!([{ "agent": "a", "input": {} }])),
+        )
+        .await;
+        let now = mc_store::now_micros();
+        let held = store
+            .reserve(&mc_store::ReserveRequest {
+                tenant: "acme",
+                agent: "boss",
+                root_run: &id.to_string(),
+                amount: 1,
+                expires_at: now + 60_000_000,
+                at: now,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let entry = mc_store::LedgerEntry {
+            tenant: "acme".into(),
+            agent: "boss".into(),
+            run_id: id.to_string(),
+            attempt: 1,
+            provider: "openai".into(),
+            model: "gpt-4o-mini".into(),
+            input_tokens: 1,
+            price_version: 1,
+            cost: 1,
+            at: now,
+            ..Default::default()
+        };
+        store.settle(&held, &entry).await.unwrap();
+        let run = run_until_done(mk(&store), &store, "acme", id).await;
+        assert_eq!(
+            run.output.unwrap()[0]["error"],
+            format!("run tree {id} has used $0.000001 of its per-run budget of $0.000001")
+        );
     })
     .await;
 }

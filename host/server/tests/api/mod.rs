@@ -874,3 +874,87 @@ async fn usage_budgets_plans_and_prices_through_the_api() {
     })
     .await;
 }
+
+/// The team as a tree and a run's delegation tree, readable by the tenant and by no one else.
+#[tokio::test]
+async fn the_team_and_a_run_tree_through_the_api() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let team = ACME.replace(
+            "    plugin: noop\nautomations:",
+            "    plugin: noop\n  - { name: editor, role: Edits, plugin: noop, reports_to: writer }\nautomations:",
+        );
+        store
+            .apply(&mc_config::parse(&team, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/team", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body[0]["name"], "writer");
+        assert_eq!(r.body[0]["delegates"], json!(["editor"]));
+        assert_eq!(r.body[0]["reports"][0]["name"], "editor");
+
+        let job = |agent: &str, input: &str| mc_store::NewJob {
+            tenant: "acme".into(),
+            automation: None,
+            agent: agent.into(),
+            plugin: "noop".into(),
+            input: input.into(),
+            trigger: "manual".into(),
+            priority: 0,
+            max_attempts: 1,
+            run_at: None,
+            idempotency_key: Some(format!("tree-{agent}")),
+        };
+        let id = |e: &mc_store::Enqueued| match e {
+            mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => *id,
+        };
+        let root = id(&store.enqueue(&[job("writer", "{\"brief\":\"x\"}")]).await.unwrap()[0]);
+        let scope = store.tenant("acme");
+        let parent = scope.parent_run(root).await.unwrap().unwrap();
+        let child = id(&scope
+            .enqueue_children(&parent, &[job("editor", "{\"draft\":\"y\"}")])
+            .await
+            .unwrap()[0]);
+
+        for asked in [root, child] {
+            let r = server
+                .call(
+                    Some(&keys.acme_viewer),
+                    "GET",
+                    &format!("/api/v1/tenants/acme/runs/{asked}/tree"),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.body["id"], root, "any run of the tree shows it from its top");
+            assert_eq!(r.body["agent"], "writer");
+            assert_eq!(r.body["children"][0]["id"], child);
+            assert_eq!(r.body["children"][0]["input"], json!({ "draft": "y" }));
+            assert_eq!(r.body["tree_cost"], "0.00");
+        }
+        let r = server
+            .call(
+                Some(&keys.globex_admin),
+                "GET",
+                &format!("/api/v1/tenants/acme/runs/{root}/tree"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404, "another tenant's key learns nothing: {}", r.body);
+        let r = server
+            .call(
+                Some(&keys.globex_admin),
+                "GET",
+                &format!("/api/v1/tenants/globex/runs/{root}/tree"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        assert_eq!(r.body["error"]["message"], format!("no run {root}"));
+    })
+    .await;
+}

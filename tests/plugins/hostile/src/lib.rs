@@ -6,7 +6,8 @@
 //! `ai-loop` (`count` calls of `prompt` with `max_tokens`, each timed in the plugin; returns
 //! `{"micros": [...]}`, for the gateway overhead benchmark), `kv` (`key`, `value`),
 //! `kv-other-bucket` (`bucket`), `config`, `delegate`, `delegate-all` (`tasks`: `[{agent, input}]`,
-//! handed out at once; returns `[{"ok": output} | {"error", "kind"}]` in order), `registry`,
+//! handed out at once; returns `[{"ok": output} | {"error", "kind"}]` in order; with
+//! `fail_first_attempt` the first attempt fails after delegating), `registry`,
 //! `approval`, `log-flood` (`lines`), `context`.
 //!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
@@ -126,6 +127,9 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
                 })
                 .unwrap_or_default();
             let results = agents::delegate_all(&tasks)?;
+            if input["fail_first_attempt"] == true && ctx.attempt == 1 {
+                return Err(Error::upstream("failing after delegating, on purpose"));
+            }
             json!(
                 results
                     .into_iter()
