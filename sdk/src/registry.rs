@@ -51,9 +51,19 @@ impl Filter {
         Filter::new(field, FilterOp::Lt, value)
     }
 
+    /// `field <= value`
+    pub fn le(field: &str, value: &impl serde::Serialize) -> Result<Filter> {
+        Filter::new(field, FilterOp::Le, value)
+    }
+
     /// `field > value`
     pub fn gt(field: &str, value: &impl serde::Serialize) -> Result<Filter> {
         Filter::new(field, FilterOp::Gt, value)
+    }
+
+    /// `field >= value`
+    pub fn ge(field: &str, value: &impl serde::Serialize) -> Result<Filter> {
+        Filter::new(field, FilterOp::Ge, value)
     }
 
     /// `field` contains the text `value`.

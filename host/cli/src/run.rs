@@ -199,12 +199,15 @@ pub async fn run(args: RunArgs) -> u8 {
             models: args.models.clone(),
             kv_bucket: Some(format!("tenant:{}", args.tenant)),
             config: args.config.into_iter().collect::<BTreeMap<_, _>>(),
+            // A run outside the engine has no registries.
+            registries: BTreeMap::new(),
         }),
         limits,
         services: Services {
             ai: Arc::new(mc_ai::OfflineProvider),
             kv: Arc::new(MemoryKv::new()),
             delegator: None,
+            registries: None,
         },
         cancel: Some(cancel),
     };

@@ -22,9 +22,14 @@
 //!     reports_to: director          # optional: its manager, an agent of this file; the team is a
 //!                                   #   tree, and an agent may delegate to those reporting to it
 //!     delegates_to: [analytics]     # optional: agents it may delegate to beside its reports
+//!     registries: { clients: write } # optional: registries of this file its plugin may `read` or
+//!                                   #   `write` (query, insert, update) through the registry import
 //! budget:                           # optional: the tenant's AI spending limits, in USD
 //!   monthly: 200                    #   per calendar month (UTC)
 //!   per_run: 2.50                   #   per root run (a run and everything it delegates)
+//! registries:                       # optional: typed tables the tenant owns (see `registry`)
+//!   - name: clients
+//!     fields: [{ name: email, type: string, required: true, unique: true }, { name: mrr, type: number }]
 //! automations:
 //!   - name: weekly-post             # unique within the tenant
 //!     agent: writer                 # an agent of this file
@@ -47,6 +52,7 @@
 
 mod money;
 mod positions;
+pub mod registry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -54,6 +60,7 @@ use serde::{Deserialize, Serialize};
 
 pub use money::{MICROS_PER_USD, Usd, format_decimal, format_usd, parse_usd};
 pub use positions::Positions;
+pub use registry::{FieldSpec, FieldType, RegistrySpec, RowError};
 
 /// Longest name accepted for a tenant, agent or automation (names appear in URLs and logs).
 pub const MAX_NAME_LEN: usize = 63;
@@ -83,6 +90,9 @@ pub struct TenantConfig {
     pub automations: Vec<AutomationSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<TenantBudget>,
+    /// Typed tables the tenant owns (see [`registry`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<RegistrySpec>,
 }
 
 /// A tenant's AI spending limits.
@@ -131,6 +141,19 @@ pub struct AgentSpec {
     pub reports_to: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegates_to: Vec<String>,
+    /// Registries its plugin may use through the `registry` import, and how.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registries: BTreeMap<String, RegistryAccess>,
+}
+
+/// What an agent may do with a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryAccess {
+    /// Query rows.
+    Read,
+    /// Query, insert and update rows.
+    Write,
 }
 
 /// What to do when a trigger fires while a run of the same automation is still going.
@@ -451,6 +474,33 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         }
     }
 
+    let mut registries = BTreeSet::new();
+    for (i, r) in config.registries.iter().enumerate() {
+        let at = |f: &str| format!("registries[{i}].{f}");
+        valid_name(&r.name).map_err(|m| err(&at("name"), m))?;
+        if !registries.insert(r.name.as_str()) {
+            return Err(err(&at("name"), format!("registry `{}` is defined twice", r.name)));
+        }
+        registry::validate_registry(r).map_err(|(f, m)| err(&at(&f), m))?;
+    }
+    for (i, a) in config.agents.iter().enumerate() {
+        for name in a.registries.keys() {
+            if !registries.contains(name.as_str()) {
+                let list: Vec<&str> = registries.iter().copied().collect();
+                return Err(err(
+                    &format!("agents[{i}].registries.{name}"),
+                    format!(
+                        "registry `{name}` is not defined in this file (registries: {})",
+                        if list.is_empty() {
+                            "none".into()
+                        } else {
+                            list.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
     validate_team(&config.agents, &agents, &err)?;
 
     let names: BTreeSet<&str> = config.automations.iter().map(|a| a.name.as_str()).collect();

@@ -73,7 +73,7 @@ fn parses_a_full_configuration() {
 fn type_errors_carry_serde_positions() {
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    rol: Content writer\n    plugin: x\n"),
-        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`, `fallbacks`, `budget`, `reports_to`, `delegates_to`"
+        "line 4, column 5: agents[0]: unknown field `rol`, expected one of `name`, `role`, `plugin`, `model`, `instructions`, `config`, `hosts`, `secrets`, `fallbacks`, `budget`, `reports_to`, `delegates_to`, `registries`"
     );
     assert_eq!(
         error("tenant: acme\nagents:\n  - name: writer\n    plugin: x\n"),
@@ -292,4 +292,35 @@ fn the_team_is_a_tree_of_agents_of_the_file() {
         error(&team("", "", ", delegates_to: [b]")),
         "line 5, column 58: agents[2].delegates_to[0]: agent `b` cannot delegate to itself"
     );
+}
+
+#[test]
+fn registries_and_their_grants_are_checked() {
+    let file = |fields: &str, grant: &str| {
+        format!(
+            "tenant: acme\nregistries:\n  - name: clients\n    fields: [{fields}]\nagents:\n  - {{ name: crm, role: CRM, plugin: noop, registries: {{ {grant}: write }} }}\n"
+        )
+    };
+    let ok = parse(
+        &file("{ name: email, type: string, unique: true }", "clients"),
+        &known(),
+    )
+    .unwrap();
+    assert_eq!(ok.config.registries[0].fields[0].kind, crate::FieldType::String);
+    assert_eq!(
+        error(&file("{ name: email, type: string }", "kpis")),
+        "line 6, column 63: agents[0].registries.kpis: registry `kpis` is not defined in this file (registries: clients)"
+    );
+    assert_eq!(
+        error(&file(
+            "{ name: email, type: string }, { name: email, type: number }",
+            "clients"
+        )),
+        "line 4, column 53: registries[0].fields[1].name: field `email` is declared twice"
+    );
+    assert_eq!(
+        error(&file("", "clients")),
+        "line 4, column 13: registries[0].fields: a registry needs at least one field"
+    );
+    assert!(error(&file("{ name: email, type: text }", "clients")).contains("unknown variant `text`"));
 }

@@ -11,6 +11,7 @@
 
 mod delegate;
 mod kv;
+mod registry;
 mod scheduler;
 mod worker;
 
@@ -25,6 +26,7 @@ use mc_store::Store;
 
 pub use delegate::{CHILD_PRIORITY_BOOST, MAX_DEPTH, MAX_FANOUT};
 pub use kv::StoreKv;
+pub use registry::StoreRegistries;
 pub use scheduler::{CATCH_UP_GRACE, MAX_TICKS_PER_PASS, PREPARE_AHEAD};
 
 /// Attempts a scheduled job gets (the first run and two retries) unless configured otherwise.
@@ -84,6 +86,7 @@ pub struct Engine {
     config: EngineConfig,
     ai: Arc<dyn AiGateway>,
     kv: Arc<dyn KvStore>,
+    registries: Arc<StoreRegistries>,
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Cancel handles of the jobs running on this node, by job id.
     running: Mutex<HashMap<i64, CancelToken>>,
@@ -120,12 +123,14 @@ impl Engine {
     /// key-value state lives in the store.
     pub fn new(store: Store, runtime: Runtime, config: EngineConfig, ai: Arc<dyn AiGateway>) -> Engine {
         let kv = Arc::new(StoreKv::new(store.clone()));
+        let registries = Arc::new(StoreRegistries::new(store.clone()));
         Engine {
             store,
             runtime,
             config,
             ai,
             kv,
+            registries,
             plugins: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             schedules: Mutex::new(None),

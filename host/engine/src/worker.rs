@@ -141,6 +141,7 @@ impl Engine {
                 ai: self.ai.clone(),
                 kv: self.kv.clone(),
                 delegator: Some(Arc::new(crate::delegate::EngineHandle(self.clone()))),
+                registries: Some(self.registries.clone()),
             },
             cancel: Some(cancel),
         };
@@ -218,6 +219,11 @@ impl Engine {
                 .collect(),
             kv_bucket: Some(bucket(tenant)),
             config,
+            registries: agent
+                .registries
+                .iter()
+                .map(|(name, access)| (name.clone(), *access == mc_config::RegistryAccess::Write))
+                .collect(),
         }))
     }
 

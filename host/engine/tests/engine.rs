@@ -939,3 +939,96 @@ async fn a_team_delegates_within_the_hosts_bounds() {
     })
     .await;
 }
+
+const REGISTRY_TENANT: &str = r#"tenant: acme
+registries:
+  - name: clients
+    fields:
+      - { name: email, type: string, required: true, unique: true }
+      - { name: company, type: string }
+      - { name: mrr, type: number }
+      - { name: active, type: boolean }
+      - { name: since, type: date }
+  - name: kpis
+    fields:
+      - { name: day, type: date, required: true }
+agents:
+  - { name: crm, role: Keeps the client list, plugin: hostile, registries: { clients: write } }
+  - { name: reader, role: Reads it, plugin: hostile, registries: { clients: read } }
+"#;
+
+/// Agents use the tenant's registries through the `registry` import as granted: rows are checked
+/// against the fields (types, required, unique) and filtered by type; reading does not allow
+/// writing; an ungranted registry is refused; another tenant's registries are not there.
+#[tokio::test]
+async fn agents_read_and_write_registries_as_granted() {
+    on_both(|store| async move {
+        let known = mc_config::Known::default();
+        store.apply(&mc_config::parse(REGISTRY_TENANT, &known).unwrap()).await.unwrap();
+        let other = "tenant: globex\nregistries:\n  - { name: clients, fields: [{ name: email, type: string }] }\n";
+        store.apply(&mc_config::parse(other, &known).unwrap()).await.unwrap();
+        let run = |agent: &'static str, input: serde_json::Value| {
+            let store = store.clone();
+            async move {
+                let engine = engine(&store, "n1");
+                let id = enqueue_as(&store, "acme", agent, input).await;
+                run_until_done(engine, &store, "acme", id).await
+            }
+        };
+        let insert = |data: serde_json::Value| json!({ "mode": "registry-insert", "registry": "clients", "data": data });
+        for (email, mrr, active) in [("a@x.io", 50.0, true), ("b@x.io", 250.5, false), ("c@y.io", 1200.0, true)] {
+            let r = run("crm", insert(json!({ "email": email, "company": "X", "mrr": mrr, "active": active, "since": "2026-01-15" }))).await;
+            assert_eq!(r.summary.state, "succeeded", "{:?}", r.summary.error);
+        }
+        let r = run("crm", insert(json!({ "email": "a@x.io" }))).await;
+        assert_eq!(
+            r.summary.error.as_deref(),
+            Some("plugin error (invalid-input): field `email` of registry `clients` is unique, and row 1 has \"a@x.io\" already")
+        );
+        let r = run("crm", insert(json!({ "email": "d@x.io", "mrr": "lots" }))).await;
+        assert_eq!(
+            r.summary.error.as_deref(),
+            Some("plugin error (invalid-input): field `mrr` of registry `clients` must be a number, not \"lots\"")
+        );
+        let r = run("crm", json!({ "mode": "registry-update", "registry": "clients", "id": "2", "data": { "active": true } })).await;
+        assert_eq!(r.output.unwrap()["data"], json!({ "email": "b@x.io", "company": "X", "mrr": 250.5, "active": true, "since": "2026-01-15" }));
+
+        let query = |filters: serde_json::Value| json!({ "mode": "registry-query", "registry": "clients", "filters": filters });
+        let ids = |r: mc_store::RunDetail| -> Vec<String> {
+            r.output.unwrap().as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap_or_default().to_string()).collect()
+        };
+        assert_eq!(ids(run("reader", query(json!([{ "field": "mrr", "op": "gt", "value": 100 }]))).await), ["2", "3"], "numbers compare as numbers");
+        assert_eq!(ids(run("reader", query(json!([{ "field": "email", "op": "contains", "value": "@x." }]))).await), ["1", "2"]);
+        assert_eq!(
+            ids(run("reader", query(json!([{ "field": "active", "op": "eq", "value": true }, { "field": "mrr", "op": "lt", "value": 1000 }]))).await),
+            ["1", "2"]
+        );
+        assert_eq!(ids(run("reader", query(json!([{ "field": "since", "op": "ge", "value": "2026-01-01" }]))).await).len(), 3);
+
+        let r = run("reader", insert(json!({ "email": "e@x.io" }))).await;
+        assert_eq!(r.summary.error_kind.as_deref(), Some("capability_denied"), "{:?}", r.summary.error);
+        assert!(r.summary.error.unwrap().contains("agent `reader` may read registry `clients` but not write to it"));
+        let r = run("crm", json!({ "mode": "registry-query", "registry": "kpis", "filters": [] })).await;
+        assert!(r.summary.error.unwrap().contains("registry `kpis` is not granted to agent `crm`"));
+
+        assert_eq!(store.tenant("globex").registry_rows("clients", &[], None, 100).await.unwrap().len(), 0, "another tenant's rows stay apart");
+        let e = store.tenant("acme").registry_rows("nope", &[], None, 10).await.unwrap_err().to_string();
+        assert_eq!(e, "tenant `acme` has no registry `nope` (its registries: clients, kpis)");
+        let e = store
+            .tenant("acme")
+            .registry_rows("clients", &[mc_store::RowFilter { field: "active".into(), op: mc_store::FilterOp::Gt, value: json!(true) }], None, 10)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "`active` is true or false: filter it with eq or ne");
+
+        // A registry with rows cannot be dropped from the configuration; nothing is half-applied.
+        let without = REGISTRY_TENANT.replace("  - name: clients\n    fields:\n      - { name: email, type: string, required: true, unique: true }\n      - { name: company, type: string }\n      - { name: mrr, type: number }\n      - { name: active, type: boolean }\n      - { name: since, type: date }\n", "")
+            .replace(", registries: { clients: write }", "")
+            .replace(", registries: { clients: read }", "");
+        let e = store.apply(&mc_config::parse(&without, &known).unwrap()).await.unwrap_err().to_string();
+        assert_eq!(e, "registry `clients` has 3 rows, so it cannot be removed from the configuration: delete its rows first");
+        assert_eq!(store.tenant("acme").registries().await.unwrap().len(), 2);
+    })
+    .await;
+}

@@ -242,6 +242,7 @@ impl PluginPath {
                 ai: gateway,
                 kv: Arc::new(MemoryKv::new()),
                 delegator: None,
+                registries: None,
             },
             grants: Arc::new(Grants {
                 models: vec![MODEL.into()],

@@ -197,6 +197,7 @@ async fn overhead(rt: &Runtime) {
         ai: Arc::new(mc_ai::OfflineProvider),
         kv: Arc::new(MemoryKv::new()),
         delegator: None,
+        registries: None,
     };
     let grants = Arc::new(Grants {
         models: vec!["offline".into()],
@@ -301,6 +302,7 @@ async fn fuel_cost(rt: &Runtime) {
         ai: Arc::new(mc_ai::OfflineProvider),
         kv: Arc::new(MemoryKv::new()),
         delegator: None,
+        registries: None,
     };
     let grants = Arc::new(Grants::default());
     let input = format!(r#"{{"mode":"compute","iterations":{COMPUTE_ITERATIONS}}}"#);

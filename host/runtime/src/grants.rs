@@ -17,4 +17,6 @@ pub struct Grants {
     pub kv_bucket: Option<String>,
     /// The agent's parameters, served by `wasi:config/store`.
     pub config: BTreeMap<String, String>,
+    /// Registries `registry` may use: `true` to read and write, `false` to read only.
+    pub registries: BTreeMap<String, bool>,
 }

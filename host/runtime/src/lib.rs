@@ -19,6 +19,7 @@ mod kv;
 mod limits;
 mod outcome;
 mod plugin;
+mod registry;
 mod runtime;
 mod state;
 
@@ -29,6 +30,7 @@ pub use grants::Grants;
 pub use host::ai::{DEFAULT_MAX_TOKENS, MAX_AI_CALLS_PER_RUN, MAX_TOKENS};
 pub use host::http::MAX_HTTP_REQUESTS_PER_RUN;
 pub use host::kv::DEFAULT_BUCKET;
+pub use host::registry::MAX_QUERY_ROWS;
 pub use kv::{KeyPage, KvError, KvStore, MemoryKv};
 pub use limits::{
     DEFAULT_DEADLINE, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, LimitError, Limits, MAX_DEADLINE,
@@ -36,6 +38,7 @@ pub use limits::{
 };
 pub use outcome::{Denial, LogLevel, LogLine, RunFailure, RunOutcome, RunUsage};
 pub use plugin::{CONTRACT_VERSION, HANDLER_EXPORT, LoadError, Plugin};
+pub use registry::{Registries, RegistryFailure, RegistryFilter, RegistryRecord};
 pub use runtime::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, EPOCH_TICK, RunContext, RunRequest, Runtime, RuntimeConfig,
     engine_config,

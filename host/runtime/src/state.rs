@@ -32,6 +32,8 @@ pub struct Services {
     pub kv: Arc<dyn KvStore>,
     /// Runs delegated tasks as child runs; `None` refuses delegation (a run outside the engine).
     pub delegator: Option<Arc<dyn Delegator>>,
+    /// The tenant's registries; `None` refuses the `registry` import.
+    pub registries: Option<Arc<dyn crate::Registries>>,
 }
 
 impl std::fmt::Debug for Services {

@@ -68,6 +68,7 @@ fn request(input: Value, grants: Grants, limits: Limits) -> RunRequest {
             ai: Arc::new(mc_ai::OfflineProvider),
             kv: Arc::new(MemoryKv::new()),
             delegator: None,
+            registries: None,
         },
         cancel: None,
     }
@@ -503,7 +504,11 @@ async fn imports_of_later_capabilities_answer_not_granted() {
             "agents",
             "agent `tester` may not delegate to `writer`: this run has no team to delegate to",
         ),
-        ("registry", "registry", "registry `clients` is not granted to this run"),
+        (
+            "registry",
+            "registry",
+            "registry `clients` is not granted to agent `tester`",
+        ),
         (
             "approval",
             "approval",

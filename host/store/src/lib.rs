@@ -13,6 +13,7 @@ mod access;
 mod metering;
 mod migrate;
 mod queue;
+mod registries;
 mod runs;
 mod schedules;
 mod secrets;
@@ -38,6 +39,7 @@ pub use queue::{
     AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, FailedAttempt, Finished, JobRow,
     MAX_ATTEMPTS, MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,
 };
+pub use registries::{FilterOp, MAX_ROWS_PAGE, RegistryError, RegistryRow, RowFilter};
 pub use runs::{FILTER_WINDOW, MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, RunPage, RunSummary};
 pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};
 pub use secrets::{KeyError, MAX_SECRET_BYTES, SECRET_KEY_BYTES, Sealer, SecretMeta};
@@ -122,6 +124,11 @@ impl Placeholders {
             sqlite: conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME,
             n: 0,
         }
+    }
+
+    /// Placeholders for SQLite (`?`) or PostgreSQL (`$n`).
+    pub(crate) fn new(sqlite: bool) -> Placeholders {
+        Placeholders { sqlite, n: 0 }
     }
 
     /// PostgreSQL's numbered placeholders, for a statement only PostgreSQL runs.

@@ -98,6 +98,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0010_run_tree.sql"),
         postgres: include_str!("../migrations/0010_run_tree.sql"),
     },
+    Migration {
+        version: 11,
+        name: "data registries",
+        sqlite: include_str!("../migrations/0011_registries.sql"),
+        postgres: include_str!("../migrations/0011_registries.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

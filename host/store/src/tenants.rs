@@ -46,6 +46,8 @@ pub struct AgentRow {
     pub reports_to: Option<String>,
     /// Agents it may delegate to beside those that report to it.
     pub delegates_to: Vec<String>,
+    /// Registries its plugin may use, and how.
+    pub registries: BTreeMap<String, mc_config::RegistryAccess>,
 }
 
 impl AgentRow {
@@ -81,6 +83,8 @@ pub(crate) struct StoredGrants {
     reports_to: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     delegates_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    registries: BTreeMap<String, mc_config::RegistryAccess>,
 }
 
 /// An automation as stored.
@@ -172,6 +176,7 @@ fn agent_row(t: AgentTuple) -> Result<AgentRow, StoreError> {
         budget_monthly: grants.budget_monthly,
         reports_to: grants.reports_to,
         delegates_to: grants.delegates_to,
+        registries: grants.registries,
         tenant: t.0,
         name: t.1,
         role: t.2,
@@ -256,6 +261,7 @@ fn agent_from_spec(tenant: &str, a: &AgentSpec) -> AgentRow {
         budget_monthly: a.budget.and_then(|b| b.monthly).map(|m| m.micros()),
         reports_to: a.reports_to.clone(),
         delegates_to: a.delegates_to.clone(),
+        registries: a.registries.clone(),
     }
 }
 
@@ -312,6 +318,9 @@ fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
     }
     if old.delegates_to != new.delegates_to {
         f.push("delegates_to".into());
+    }
+    if old.registries != new.registries {
+        f.push("registries".into());
     }
     f
 }
@@ -489,6 +498,8 @@ impl Store {
         )
         .await?;
 
+        crate::registries::apply_registries(&mut tx, tenant, &c.registries, &mut changes).await?;
+
         for spec in &c.agents {
             let new = agent_from_spec(tenant, spec);
             let config = serde_json::to_string(&new.config).map_err(|e| corrupt("agent config", e))?;
@@ -499,6 +510,7 @@ impl Store {
                 budget_monthly: new.budget_monthly,
                 reports_to: new.reports_to.clone(),
                 delegates_to: new.delegates_to.clone(),
+                registries: new.registries.clone(),
             })
             .map_err(|e| corrupt("agent grants", e))?;
             let (kind, fields) = match old_agents.get(&spec.name) {
@@ -712,6 +724,7 @@ impl<'a> TenantScope<'a> {
                 }),
                 reports_to: a.reports_to,
                 delegates_to: a.delegates_to,
+                registries: a.registries,
             })
             .collect();
         let automations = self
@@ -738,6 +751,7 @@ impl<'a> TenantScope<'a> {
                 agents,
                 automations,
                 budget,
+                registries: self.registries().await?,
             },
             version,
         )))

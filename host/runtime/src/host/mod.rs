@@ -9,6 +9,7 @@ pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod log;
+pub(crate) mod registry;
 pub(crate) mod ungranted;
 
 use wasmtime::component::{HasSelf, Linker};

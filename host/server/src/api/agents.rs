@@ -37,6 +37,9 @@ pub struct Agent {
     pub reports_to: Option<String>,
     /// Agents it may delegate to beside those reporting to it.
     pub delegates_to: Vec<String>,
+    /// Registries its plugin may use: `read` or `write`.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub registries: BTreeMap<String, mc_config::RegistryAccess>,
 }
 
 impl From<AgentRow> for Agent {
@@ -54,6 +57,7 @@ impl From<AgentRow> for Agent {
             monthly_budget: a.budget_monthly.map(mc_config::format_decimal),
             reports_to: a.reports_to,
             delegates_to: a.delegates_to,
+            registries: a.registries,
         }
     }
 }
@@ -85,6 +89,10 @@ pub struct AgentBody {
     pub reports_to: Option<String>,
     #[serde(default)]
     pub delegates_to: Vec<String>,
+    /// Registries its plugin may use: `read` or `write`.
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub registries: BTreeMap<String, mc_config::RegistryAccess>,
 }
 
 /// One agent in the team tree, with those reporting to it.
@@ -187,6 +195,7 @@ pub async fn put(
         budget: body.monthly_budget.map(|m| mc_config::AgentBudget { monthly: Some(m) }),
         reports_to: body.reports_to,
         delegates_to: body.delegates_to,
+        registries: body.registries,
     };
     let report = edit_config(&state, &who, &tenant, |c| {
         match c.agents.iter_mut().find(|a| a.name == name) {

@@ -9,6 +9,7 @@ pub mod automations;
 pub mod billing;
 pub mod keys;
 pub mod openapi;
+pub mod registries;
 pub mod runs;
 pub mod secrets;
 pub mod tenants;
@@ -69,6 +70,17 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/config", get(tenants::config))
         .route("/api/v1/tenants/{tenant}/agents", get(agents::list))
         .route("/api/v1/tenants/{tenant}/team", get(agents::team))
+        .route("/api/v1/tenants/{tenant}/registries", get(registries::list))
+        .route(
+            "/api/v1/tenants/{tenant}/registries/{registry}/rows",
+            get(registries::rows).post(registries::insert),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/registries/{registry}/rows/{row}",
+            get(registries::get)
+                .patch(registries::update)
+                .delete(registries::delete),
+        )
         .route(
             "/api/v1/tenants/{tenant}/agents/{agent}",
             get(agents::get).put(agents::put).delete(agents::delete),

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::api::{agents, audit, automations, billing, keys, runs, secrets, tenants};
+use crate::api::{agents, audit, automations, billing, keys, registries, runs, secrets, tenants};
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -34,6 +34,12 @@ use crate::error::{ErrorBody, ErrorDetail};
         agents::put,
         agents::delete,
         agents::team,
+        registries::list,
+        registries::rows,
+        registries::insert,
+        registries::get,
+        registries::update,
+        registries::delete,
         automations::list,
         automations::get,
         automations::put,

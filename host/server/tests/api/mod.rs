@@ -196,7 +196,11 @@ async fn acme_state(store: &Store) -> Value {
         .into_iter()
         .map(|k| json!([k.id, k.revoked_at.is_some()]))
         .collect();
-    json!({ "config": config, "version": version, "runs": runs, "secrets": secrets, "keys": keys })
+    let rows: Vec<Value> = match scope.registry_rows("clients", &[], None, 100).await {
+        Ok(rows) => rows.into_iter().map(|r| json!([r.id, r.data])).collect(),
+        Err(_) => Vec::new(),
+    };
+    json!({ "config": config, "version": version, "runs": runs, "secrets": secrets, "keys": keys, "rows": rows })
 }
 
 /// A valid body for each write operation, aimed at acme.
@@ -213,6 +217,7 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("put", "/api/v1/tenants/{tenant}/plan") => json!({"plan": "scale"}),
         ("post", "/api/v1/prices") => json!({"book": mc_ai::prices::SHIPPED.replace("0.02", "0.03")}),
         ("post", p) if p.ends_with("/run") => json!({}),
+        ("post" | "patch", p) if p.contains("/registries/") => json!({"email": "stolen@x.io"}),
         _ => return None,
     })
 }
@@ -224,6 +229,8 @@ fn fill(template: &str, acme_admin_key_id: &str) -> String {
         .replace("{automation}", "quick")
         .replace("{run}", "1")
         .replace("{secret}", "crm-token")
+        .replace("{registry}", "clients")
+        .replace("{row}", "1")
         .replace("{key}", acme_admin_key_id)
 }
 
@@ -232,6 +239,16 @@ async fn no_operation_lets_another_tenant_or_a_weaker_role_read_or_change_data()
     on_both(|store| async move {
         let server = Server::start(&store, limitless()).await;
         let keys = world(&store, &server).await;
+        let with = format!("{ACME}registries:\n  - {{ name: clients, fields: [{{ name: email, type: string }}] }}\n");
+        store
+            .apply(&mc_config::parse(&with, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        store
+            .tenant("acme")
+            .registry_insert("clients", &json!({ "email": "a@x.io" }))
+            .await
+            .unwrap();
         let acme_admin_id = keys.acme_admin.split('_').nth(1).unwrap().to_string();
         let doc = server.call(None, "GET", "/api/v1/openapi.json", None).await.body;
         let before = acme_state(&store).await;
@@ -955,6 +972,56 @@ async fn the_team_and_a_run_tree_through_the_api() {
             .await;
         assert_eq!(r.status, 404, "{}", r.body);
         assert_eq!(r.body["error"]["message"], format!("no run {root}"));
+    })
+    .await;
+}
+
+/// People edit registry rows through the API: checked like an agent's writes, filtered and paged,
+/// and kept to their tenant.
+#[tokio::test]
+async fn registry_rows_through_the_api() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let with = format!(
+            "{ACME}registries:\n  - name: clients\n    fields:\n      - {{ name: email, type: string, required: true, unique: true }}\n      - {{ name: mrr, type: integer }}\n"
+        );
+        store.apply(&mc_config::parse(&with, &mc_config::Known::default()).unwrap()).await.unwrap();
+        let rows = "/api/v1/tenants/acme/registries/clients/rows";
+        for i in 1..=5 {
+            let r = server
+                .call(Some(&keys.acme_admin), "POST", rows, Some(json!({ "email": format!("c{i}@x.io"), "mrr": i * 100 })))
+                .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            assert_eq!(r.body["id"], i);
+        }
+        let r = server.call(Some(&keys.acme_admin), "POST", rows, Some(json!({ "email": "c1@x.io" }))).await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (400, "field `email` of registry `clients` is unique, and row 1 has \"c1@x.io\" already"));
+        let r = server.call(Some(&keys.acme_admin), "POST", rows, Some(json!({ "mrr": 1 }))).await;
+        assert_eq!(r.body["error"]["message"], "field `email` of registry `clients` is required");
+        let r = server.call(Some(&keys.acme_viewer), "POST", rows, Some(json!({ "email": "v@x.io" }))).await;
+        assert_eq!(r.status, 403, "a viewer reads only");
+
+        let r = server.call(Some(&keys.acme_viewer), "GET", &format!("{rows}?where=mrr:ge:200&limit=2"), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["items"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 3]);
+        let next = r.body["next_cursor"].as_str().unwrap().to_string();
+        let r = server.call(Some(&keys.acme_viewer), "GET", &format!("{rows}?where=mrr:ge:200&limit=2&cursor={next}"), None).await;
+        assert_eq!(r.body["items"].as_array().unwrap().iter().map(|x| x["id"].as_i64().unwrap()).collect::<Vec<_>>(), [4, 5]);
+        assert!(r.body["next_cursor"].is_null());
+        let r = server.call(Some(&keys.acme_viewer), "GET", &format!("{rows}?where=mrr:gt:lots"), None).await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (400, "a filter on `mrr` compares with an integer, not \"lots\""));
+
+        let r = server.call(Some(&keys.acme_admin), "PATCH", &format!("{rows}/3"), Some(json!({ "mrr": null }))).await;
+        assert_eq!(r.body["data"], json!({ "email": "c3@x.io" }));
+        let r = server.call(Some(&keys.acme_admin), "DELETE", &format!("{rows}/3"), None).await;
+        assert_eq!(r.status, 204);
+        let r = server.call(Some(&keys.acme_admin), "GET", &format!("{rows}/3"), None).await;
+        assert_eq!((r.status, r.body["error"]["message"].as_str().unwrap()), (404, "registry `clients` has no row 3"));
+        let r = server.call(Some(&keys.globex_admin), "GET", rows, None).await;
+        assert_eq!(r.status, 404, "another tenant's registry is not there: {}", r.body);
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/registries", None).await;
+        assert_eq!(r.body[0]["fields"][0], json!({ "name": "email", "type": "string", "required": true, "unique": true }));
     })
     .await;
 }

@@ -7,7 +7,9 @@
 //! `{"micros": [...]}`, for the gateway overhead benchmark), `kv` (`key`, `value`),
 //! `kv-other-bucket` (`bucket`), `config`, `delegate`, `delegate-all` (`tasks`: `[{agent, input}]`,
 //! handed out at once; returns `[{"ok": output} | {"error", "kind"}]` in order; with
-//! `fail_first_attempt` the first attempt fails after delegating), `registry`,
+//! `fail_first_attempt` the first attempt fails after delegating), `registry`, `registry-insert`
+//! (`registry`, `data`), `registry-update` (`registry`, `id`, `data`), `registry-query`
+//! (`registry`, `filters`: `[{field, op, value}]`),
 //! `approval`, `log-flood` (`lines`), `context`.
 //!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
@@ -141,6 +143,35 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
             )
         }
         "registry" => json!(registry::query("clients", &[], 10)?.len()),
+        "registry-insert" => {
+            let row = registry::insert(field(input, "registry"), &input["data"])?;
+            json!({ "id": row.id, "data": row.data })
+        }
+        "registry-update" => {
+            let row = registry::update(field(input, "registry"), field(input, "id"), &input["data"])?;
+            json!({ "id": row.id, "data": row.data })
+        }
+        "registry-query" => {
+            let mut filters = Vec::new();
+            for f in input["filters"].as_array().cloned().unwrap_or_default() {
+                let (name, value) = (field(&f, "field"), &f["value"]);
+                filters.push(match field(&f, "op") {
+                    "ne" => registry::Filter::ne(name, value)?,
+                    "lt" => registry::Filter::lt(name, value)?,
+                    "le" => registry::Filter::le(name, value)?,
+                    "gt" => registry::Filter::gt(name, value)?,
+                    "ge" => registry::Filter::ge(name, value)?,
+                    "contains" => registry::Filter::contains(name, value.as_str().unwrap_or_default())?,
+                    _ => registry::Filter::eq(name, value)?,
+                });
+            }
+            let rows = registry::query(field(input, "registry"), &filters, 100)?;
+            json!(
+                rows.into_iter()
+                    .map(|r| json!({ "id": r.id, "data": r.data }))
+                    .collect::<Vec<_>>()
+            )
+        }
         "approval" => json!(format!("{:?}", approval::request("Post", "draft")?)),
         "log-flood" => {
             for i in 0..(input["lines"].as_u64().unwrap_or(5000)) {
