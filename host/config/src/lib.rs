@@ -44,6 +44,9 @@
 //!     max_running: 4                # optional: most runs of this automation at once, across nodes
 //!                                   #   (1 to 1000; default no limit; `overlap: queue` means 1)
 //!     catch_up: once                # optional: after downtime, skip | once | all missed ticks, default once
+//!     approval: { deliver_to: clients } # optional: each run's output waits for a person to approve
+//!                                   #   (maybe edited) or reject it; once approved it is added to the
+//!                                   #   registry `deliver_to` (if set) and completion triggers fire
 //! ```
 //!
 //! Parsing happens in two passes: serde_yaml turns the text into these types (its errors carry a
@@ -291,6 +294,19 @@ pub struct AutomationSpec {
     pub max_running: Option<u32>,
     #[serde(default)]
     pub catch_up: CatchUp,
+    /// A person approves (possibly after editing) or rejects each run's output before anything is
+    /// done with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+}
+
+/// What happens to an automation's output once a person approved it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSpec {
+    /// A registry of this file the approved output (a JSON object) is added to as a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_to: Option<String>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -512,6 +528,22 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         valid_name(&a.name).map_err(|m| err(&at("name"), m))?;
         if !seen.insert(a.name.as_str()) {
             return Err(err(&at("name"), format!("automation `{}` is defined twice", a.name)));
+        }
+        if let Some(ApprovalSpec { deliver_to: Some(r) }) = &a.approval
+            && !registries.contains(r.as_str())
+        {
+            let list: Vec<&str> = registries.iter().copied().collect();
+            return Err(err(
+                &at("approval.deliver_to"),
+                format!(
+                    "registry `{r}` is not defined in this file (registries: {})",
+                    if list.is_empty() {
+                        "none".into()
+                    } else {
+                        list.join(", ")
+                    }
+                ),
+            ));
         }
         if !agents.contains(a.agent.as_str()) {
             let list: Vec<&str> = agents.iter().copied().collect();

@@ -10,6 +10,7 @@
 //! id: a handler cannot forget the scope because there is no unscoped query to call.
 
 mod access;
+mod approvals;
 mod metering;
 mod migrate;
 mod queue;
@@ -31,6 +32,7 @@ pub use access::{
     AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
     Principal, Role,
 };
+pub use approvals::{ApprovalError, Decision, PendingApproval};
 pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
     MarginLine, Plan, PriceBookRow, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day, valid_month,

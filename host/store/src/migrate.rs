@@ -104,6 +104,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0011_registries.sql"),
         postgres: include_str!("../migrations/0011_registries.sql"),
     },
+    Migration {
+        version: 12,
+        name: "approvals",
+        sqlite: include_str!("../migrations/0012_approvals.sql"),
+        postgres: include_str!("../migrations/0012_approvals.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -498,9 +498,12 @@ impl Store {
             // `now` is an integer of ours, safe to write into the statement.
             let mut p = Placeholders::for_conn(&tx);
             let sql = format!(
-                "UPDATE jobs SET state = 'succeeded', output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, lease_until = NULL \
+                "UPDATE jobs SET state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
+                   WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
+                   THEN 'awaiting_approval' ELSE 'succeeded' END, \
+                 output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, lease_until = NULL \
                  FROM {} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
-                 RETURNING jobs.id, jobs.tenant_id, jobs.automation",
+                 RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state",
                 p.json_rows(),
                 p.next()
             );
@@ -508,17 +511,18 @@ impl Store {
                 .iter()
                 .map(|f| serde_json::json!([f.id, f.output, f.logs]))
                 .collect();
-            let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
+            let q = sqlx::query_as::<_, (i64, String, Option<String>, String)>(&sql)
                 .bind(json_rows(rows))
                 .bind(node);
             let done = q.fetch_all(&mut *tx).await?;
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
             let mut fuel = Vec::with_capacity(done.len());
-            for (id, tenant, automation) in done {
+            for (id, tenant, automation, state) in done {
                 if let Some(&pos) = position.get(&id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
                     fuel.push((id, chunk[pos].fuel));
-                    if let Some(automation) = automation {
+                    // Output awaiting approval triggers nothing until a person approves it.
+                    if let Some(automation) = automation.filter(|_| state == "succeeded") {
                         enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].output).await?;
                     }
                 }
@@ -881,7 +885,7 @@ pub(crate) async fn enqueue_in(
 
 /// Enqueues, inside `tx`, the automations of `tenant` that run after `automation`, with `output`
 /// (of job `id`) as their input.
-async fn enqueue_followers(
+pub(crate) async fn enqueue_followers(
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
     automation: &str,

@@ -255,13 +255,25 @@ impl TenantScope<'_> {
     /// Checks and adds a row; returns it with its new id.
     pub async fn registry_insert(&self, registry: &str, data: &Value) -> Result<RegistryRow, RegistryError> {
         let mut tx = self.store().write_tx().await?;
-        let spec = self.locked_spec(&mut tx, registry).await?;
+        let row = self.insert_row(&mut tx, registry, data).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// [`TenantScope::registry_insert`] inside `tx` (an approval delivers its output this way).
+    pub(crate) async fn insert_row(
+        &self,
+        tx: &mut Tx,
+        registry: &str,
+        data: &Value,
+    ) -> Result<RegistryRow, RegistryError> {
+        let spec = self.locked_spec(tx, registry).await?;
         let row = spec.check_row(data, None).map_err(|e| RegistryError::Invalid(e.0))?;
         let (id,): (i64,) =
             sqlx::query_as("SELECT COALESCE(MAX(id), 0) + 1 FROM registry_rows WHERE tenant_id = $1 AND registry = $2")
                 .bind(self.id())
                 .bind(registry)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
         let now = now_micros();
         let text = Value::Object(row.clone()).to_string();
@@ -273,10 +285,9 @@ impl TenantScope<'_> {
         .bind(id)
         .bind(&text)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        self.claim_unique(&mut tx, &spec, id, &row, None).await?;
-        tx.commit().await?;
+        self.claim_unique(tx, &spec, id, &row, None).await?;
         Ok(RegistryRow {
             id,
             data: row,

@@ -14,7 +14,7 @@ use crate::{StoreError, TenantScope, now_micros};
 pub const MAX_RUNS_PAGE: i64 = 200;
 
 /// The states a run can be in.
-pub const RUN_STATES: [&str; 7] = [
+pub const RUN_STATES: [&str; 9] = [
     "scheduled",
     "available",
     "running",
@@ -22,6 +22,8 @@ pub const RUN_STATES: [&str; 7] = [
     "dead",
     "cancelled",
     "failed",
+    "awaiting_approval",
+    "rejected",
 ];
 
 /// Most runs one filtered page looks through (see [`TenantScope::runs`]).

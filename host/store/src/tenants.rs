@@ -101,6 +101,8 @@ pub struct AutomationRow {
     /// Most runs at once (`overlap: queue` stores 1 here); `None` for no limit.
     pub max_running: Option<u32>,
     pub catch_up: String,
+    /// Whether (and where to) its runs' output waits for a person's approval.
+    pub approval: Option<mc_config::ApprovalSpec>,
 }
 
 /// What applying changed for one object.
@@ -161,6 +163,7 @@ type AutomationTuple = (
     String,
     String,
     Option<i64>,
+    Option<String>,
 );
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -199,6 +202,10 @@ fn automation_row(t: AutomationTuple) -> Result<AutomationRow, StoreError> {
         overlap: t.7,
         catch_up: t.8,
         max_running: t.9.map(|n| n as u32),
+        approval: t
+            .10
+            .map(|a| serde_json::from_str(&a).map_err(|e| corrupt("automation approval", e)))
+            .transpose()?,
     })
 }
 
@@ -231,7 +238,7 @@ fn tenant_row(t: TenantTuple) -> TenantRow {
 
 const AGENT_COLUMNS: &str = "tenant_id, name, role, plugin, model, instructions, config, grants";
 const AUTOMATION_COLUMNS: &str =
-    "tenant_id, name, agent, trigger_spec, input, enabled, priority, overlap, catch_up, max_running";
+    "tenant_id, name, agent, trigger_spec, input, enabled, priority, overlap, catch_up, max_running, approval";
 
 fn lower<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
@@ -281,6 +288,7 @@ fn automation_from_spec(tenant: &str, a: &AutomationSpec, trigger: &Trigger) -> 
             mc_config::Overlap::Queue => Some(a.max_running.unwrap_or(1).min(1)),
             _ => a.max_running,
         },
+        approval: a.approval.clone(),
     }
 }
 
@@ -327,7 +335,7 @@ fn agent_diff(old: &AgentRow, new: &AgentRow) -> Vec<String> {
 
 fn automation_diff(old: &AutomationRow, new: &AutomationRow) -> Vec<String> {
     let mut f = Vec::new();
-    let pairs: [(&str, bool); 8] = [
+    let pairs: [(&str, bool); 9] = [
         ("agent", old.agent != new.agent),
         ("trigger", old.trigger != new.trigger),
         ("input", old.input != new.input),
@@ -336,6 +344,7 @@ fn automation_diff(old: &AutomationRow, new: &AutomationRow) -> Vec<String> {
         ("overlap", old.overlap != new.overlap),
         ("max_running", old.max_running != new.max_running),
         ("catch_up", old.catch_up != new.catch_up),
+        ("approval", old.approval != new.approval),
     ];
     for (name, changed) in pairs {
         if changed {
@@ -579,11 +588,11 @@ impl Store {
             };
             let sql = format!(
                 "INSERT INTO automations ({AUTOMATION_COLUMNS}, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $10, $10) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, $10, $10) \
                  ON CONFLICT (tenant_id, name) DO UPDATE SET agent = excluded.agent, trigger_spec = excluded.trigger_spec, \
                  input = excluded.input, enabled = excluded.enabled, priority = excluded.priority, \
                  overlap = excluded.overlap, catch_up = excluded.catch_up, max_running = excluded.max_running, \
-                 updated_at = excluded.updated_at"
+                 approval = excluded.approval, updated_at = excluded.updated_at"
             );
             if kind != ChangeKind::Unchanged {
                 sqlx::query(&sql)
@@ -598,6 +607,12 @@ impl Store {
                     .bind(&new.catch_up)
                     .bind(now)
                     .bind(new.max_running.map(i64::from))
+                    .bind(
+                        new.approval
+                            .as_ref()
+                            .map(|a| serde_json::to_string(a).map_err(|e| corrupt("approval", e)))
+                            .transpose()?,
+                    )
                     .execute(&mut *tx)
                     .await?;
             }
@@ -742,6 +757,7 @@ impl<'a> TenantScope<'a> {
                 // `queue` stores its implied limit of one; the file states only the overlap.
                 max_running: if a.overlap == "queue" { None } else { a.max_running },
                 catch_up: parse_lower(&a.catch_up),
+                approval: a.approval,
             })
             .collect();
         Ok(Some((

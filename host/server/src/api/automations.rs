@@ -96,6 +96,10 @@ pub struct Automation {
     pub max_running: Option<u32>,
     /// `skip`, `once` or `all`.
     pub catch_up: String,
+    /// Set when each run's output waits for a person's approval; `deliver_to` names the registry
+    /// an approved output is added to.
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<mc_config::ApprovalSpec>,
 }
 
 fn automation(a: AutomationRow, mark: Option<i64>, now: jiff::Timestamp) -> Automation {
@@ -116,6 +120,7 @@ fn automation(a: AutomationRow, mark: Option<i64>, now: jiff::Timestamp) -> Auto
         overlap: a.overlap,
         max_running: a.max_running,
         catch_up: a.catch_up,
+        approval: a.approval,
     }
 }
 
@@ -145,6 +150,11 @@ pub struct AutomationBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, pattern = "^(skip|once|all)$")]
     pub catch_up: Option<CatchUp>,
+    /// Hold each run's output for approval (`{}`), optionally delivering it to a registry once
+    /// approved (`{"deliver_to": "calendar"}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<mc_config::ApprovalSpec>,
 }
 
 /// Input for one run now (default: the automation's own).
@@ -263,6 +273,7 @@ pub async fn put(
         overlap: body.overlap.unwrap_or_default(),
         max_running: body.max_running,
         catch_up: body.catch_up.unwrap_or_default(),
+        approval: body.approval,
     };
     let report = edit_config(&state, &who, &tenant, |c| {
         match c.automations.iter_mut().find(|a| a.name == name) {

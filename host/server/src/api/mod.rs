@@ -4,6 +4,7 @@
 //! OpenAPI document (`openapi.rs`) is generated from the same handlers and DTOs.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod automations;
 pub mod billing;
@@ -115,6 +116,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/runs/{run}/logs", get(runs::logs))
         .route("/api/v1/tenants/{tenant}/runs/{run}/output", get(runs::output))
         .route("/api/v1/tenants/{tenant}/runs/{run}/tree", get(runs::tree))
+        .route("/api/v1/tenants/{tenant}/approvals", get(approvals::inbox))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/approve", post(approvals::approve))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/reject", post(approvals::reject))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/decision", get(approvals::decision))
         .route("/api/v1/tenants/{tenant}/runs/{run}/cancel", post(runs::cancel))
         .route("/api/v1/tenants/{tenant}/runs/{run}/retry", post(runs::retry))
         .route("/api/v1/tenants/{tenant}/secrets", get(secrets::list))

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::api::{agents, audit, automations, billing, keys, registries, runs, secrets, tenants};
+use crate::api::{agents, approvals, audit, automations, billing, keys, registries, runs, secrets, tenants};
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -54,6 +54,10 @@ use crate::error::{ErrorBody, ErrorDetail};
         runs::logs,
         runs::output,
         runs::tree,
+        approvals::inbox,
+        approvals::approve,
+        approvals::reject,
+        approvals::decision,
         runs::cancel,
         runs::retry,
         secrets::list,

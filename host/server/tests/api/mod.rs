@@ -216,7 +216,8 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("put", "/api/v1/tenants/{tenant}/secrets/{secret}") => json!({"value": "stolen"}),
         ("put", "/api/v1/tenants/{tenant}/plan") => json!({"plan": "scale"}),
         ("post", "/api/v1/prices") => json!({"book": mc_ai::prices::SHIPPED.replace("0.02", "0.03")}),
-        ("post", p) if p.ends_with("/run") => json!({}),
+        ("post", p) if p.ends_with("/run") || p.ends_with("/approve") => json!({}),
+        ("post", p) if p.ends_with("/reject") => json!({"reason": "no"}),
         ("post" | "patch", p) if p.contains("/registries/") => json!({"email": "stolen@x.io"}),
         _ => return None,
     })
@@ -633,7 +634,7 @@ async fn bad_input_gets_a_json_error_and_the_right_status() {
             (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?cursor=abc", None, vec![]), 400, "invalid cursor `abc`: pass the `next_cursor` of the previous page"),
             (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?limit=0", None, vec![]), 400, "limit must be between 1 and 200, got 0"),
             (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?limit=ten", None, vec![]), 400, "invalid query string: limit: invalid digit found in string"),
-            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?state=exploded", None, vec![]), 400, "unknown state `exploded` (one of scheduled, available, running, succeeded, dead, cancelled, failed)"),
+            (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?state=exploded", None, vec![]), 400, "unknown state `exploded` (one of scheduled, available, running, succeeded, dead, cancelled, failed, awaiting_approval, rejected)"),
             (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs?color=red", None, vec![]), 400, "invalid query string: color: unknown field `color`, expected one of `state`, `automation`, `agent`, `limit`, `cursor`"),
             (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs/999999", None, vec![]), 404, "no run 999999"),
             (raw(reqwest::Method::GET, "/api/v1/tenants/acme/runs/x1", None, vec![]), 400, "invalid path: Cannot parse value at index 1 with value `x1` to a `i64`"),
@@ -1022,6 +1023,98 @@ async fn registry_rows_through_the_api() {
         assert_eq!(r.status, 404, "another tenant's registry is not there: {}", r.body);
         let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/registries", None).await;
         assert_eq!(r.body[0]["fields"][0], json!({ "name": "email", "type": "string", "required": true, "unique": true }));
+    })
+    .await;
+}
+
+/// An automation's output waits for a person: the inbox lists it, approving (edited) delivers it
+/// to a registry and fires the completion trigger in one step, a second decision is refused, an
+/// output the registry cannot take is not approved, and a rejected one is dropped.
+#[tokio::test]
+async fn approvals_hold_output_until_a_person_decides() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let with = format!(
+            "{ACME}  - {{ name: post, agent: writer, trigger: {{ manual: true }}, approval: {{ deliver_to: calendar }} }}\n  - {{ name: announce, agent: writer, trigger: {{ after: post }} }}\nregistries:\n  - {{ name: calendar, fields: [{{ name: title, type: string, required: true }}] }}\n"
+        );
+        store.apply(&mc_config::parse(&with, &mc_config::Known::default()).unwrap()).await.unwrap();
+        // Two runs of `post` finish as a node records them.
+        let job = mc_store::NewJob {
+            tenant: "acme".into(),
+            automation: Some("post".into()),
+            agent: "writer".into(),
+            plugin: "noop".into(),
+            input: "{}".into(),
+            trigger: "manual".into(),
+            priority: 0,
+            max_attempts: 1,
+            run_at: None,
+            idempotency_key: None,
+        };
+        store.enqueue(&[job.clone(), job]).await.unwrap();
+        let claimed = store.claim_limited("n1", 10, std::time::Duration::from_secs(30), None).await.unwrap();
+        let ids: Vec<i64> = claimed.iter().filter(|j| j.automation.as_deref() == Some("post")).map(|j| j.id).collect();
+        assert_eq!(ids.len(), 2);
+        let outputs = [json!({ "title": "Draft" }), json!({ "nope": 1 })];
+        let finished: Vec<mc_store::Finished> = ids
+            .iter()
+            .zip(&outputs)
+            .map(|(id, o)| mc_store::Finished { id: *id, output: o.to_string(), logs: None, fuel: 0 })
+            .collect();
+        store.complete_many("n1", &finished).await.unwrap();
+        let followers = |store: Store| async move {
+            store.jobs("acme", 100).await.unwrap().into_iter().filter(|j| j.automation.as_deref() == Some("announce")).count()
+        };
+        assert_eq!(followers(store.clone()).await, 0, "nothing fires before approval");
+
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/approvals", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body.as_array().unwrap().len(), 2);
+        assert_eq!((r.body[0]["run_id"].as_i64(), &r.body[0]["output"]), (Some(ids[0]), &outputs[0]));
+        assert_eq!(r.body[0]["deliver_to"], "calendar");
+        let run = server.call(Some(&keys.acme_viewer), "GET", &format!("/api/v1/tenants/acme/runs/{}", ids[0]), None).await;
+        assert_eq!(run.body["state"], "awaiting_approval");
+
+        let approve = |id: i64| format!("/api/v1/tenants/acme/runs/{id}/approve");
+        let r = server.call(Some(&keys.acme_viewer), "POST", &approve(ids[0]), Some(json!({}))).await;
+        assert_eq!(r.status, 403, "a viewer cannot decide");
+        let r = server.call(Some(&keys.acme_admin), "POST", &approve(ids[0]), Some(json!({ "output": { "title": "Final" } }))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["decision"], "approved");
+        assert_eq!(r.body["original_output"], outputs[0]);
+        assert_eq!(r.body["delivered_row"], 1);
+        let admin_key_id = r.body["decided_by"].as_str().unwrap().to_string();
+        assert!(keys.acme_admin.contains(&admin_key_id), "the deciding key is recorded");
+        let rows = store.tenant("acme").registry_rows("calendar", &[], None, 10).await.unwrap();
+        assert_eq!(rows.iter().map(|r| Value::Object(r.data.clone())).collect::<Vec<_>>(), [json!({ "title": "Final" })]);
+        assert_eq!(followers(store.clone()).await, 1, "the completion trigger fired once, on approval");
+        let run = server.call(Some(&keys.acme_viewer), "GET", &format!("/api/v1/tenants/acme/runs/{}", ids[0]), None).await;
+        assert_eq!((&run.body["state"], &run.body["output"]), (&json!("succeeded"), &json!({ "title": "Final" })));
+
+        let r = server.call(Some(&keys.acme_admin), "POST", &approve(ids[0]), Some(json!({}))).await;
+        assert_eq!(r.status, 409);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("run {} was approved already, by key `{admin_key_id}` at 20", ids[0])), "{message}");
+
+        let r = server.call(Some(&keys.acme_admin), "POST", &approve(ids[1]), Some(json!({}))).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            r.body["error"]["message"],
+            "the output cannot be added to registry `calendar`, so nothing was approved: registry `calendar` has no field `nope` (its fields: title)"
+        );
+        let r = server.call(Some(&keys.acme_admin), "POST", &format!("/api/v1/tenants/acme/runs/{}/reject", ids[1]), Some(json!({ "reason": "off brand" }))).await;
+        assert_eq!((r.status, &r.body["decision"], &r.body["reason"]), (200, &json!("rejected"), &json!("off brand")));
+        assert_eq!(store.tenant("acme").registry_rows("calendar", &[], None, 10).await.unwrap().len(), 1, "nothing delivered");
+        assert_eq!(followers(store.clone()).await, 1);
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/approvals", None).await;
+        assert_eq!(r.body, json!([]));
+        let r = server.call(Some(&keys.acme_viewer), "GET", &format!("/api/v1/tenants/acme/runs/{}/decision", ids[1]), None).await;
+        assert_eq!((&r.body["decision"], &r.body["reason"]), (&json!("rejected"), &json!("off brand")));
+        let r = server.call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/runs/1/decision", None).await;
+        assert_eq!((r.status, &r.body), (200, &Value::Null), "a run nobody decided on");
+        let r = server.call(Some(&keys.globex_admin), "POST", &approve(ids[1]), Some(json!({}))).await;
+        assert_eq!(r.status, 404, "another tenant's key cannot decide");
     })
     .await;
 }

@@ -1,0 +1,162 @@
+//! Approvals: the inbox of runs whose output waits for a person, and approving (possibly after
+//! editing) or rejecting one. Who decided and when is part of the answer and of the audit log.
+
+use axum::Json;
+use axum::extract::State;
+use mc_store::{ApprovalError, Need};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::api::time;
+use crate::auth::Auth;
+use crate::error::{ApiJson, ApiPath};
+use crate::{ApiError, AppState};
+
+/// Most runs the inbox lists at once.
+const INBOX_LIMIT: i64 = 500;
+
+/// A run waiting for approval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Pending {
+    pub run_id: i64,
+    pub automation: String,
+    pub agent: String,
+    /// The output to review.
+    #[schema(value_type = Object)]
+    pub output: Value,
+    pub finished_at: String,
+    /// The registry an approved output is added to, if any.
+    pub deliver_to: Option<String>,
+}
+
+/// A decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Decision {
+    pub run_id: i64,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    /// The id of the key that decided.
+    pub decided_by: String,
+    pub decided_at: String,
+    /// The output as the agent wrote it, when the reviewer edited it before approving.
+    #[schema(value_type = Option<Object>)]
+    pub original_output: Option<Value>,
+    pub reason: Option<String>,
+    /// The registry row the approved output became.
+    pub delivered_row: Option<i64>,
+}
+
+impl From<mc_store::Decision> for Decision {
+    fn from(d: mc_store::Decision) -> Decision {
+        Decision {
+            run_id: d.run_id,
+            decision: d.decision,
+            decided_by: d.decided_by,
+            decided_at: time(d.decided_at),
+            original_output: d.original_output,
+            reason: d.reason,
+            delivered_row: d.delivered_row,
+        }
+    }
+}
+
+/// Approving: the output as approved, when the reviewer changed it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
+}
+
+/// Rejecting: why.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn api_error(e: ApprovalError) -> ApiError {
+    match e {
+        ApprovalError::NotFound(m) => ApiError::NotFound(m),
+        ApprovalError::Conflict(m) => ApiError::Conflict(m),
+        ApprovalError::Invalid(m) => ApiError::BadRequest(m),
+        ApprovalError::Store(e) => e.into(),
+    }
+}
+
+/// Runs waiting for approval, oldest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/approvals", tag = "approvals",
+    params(("tenant" = String, Path)), responses((status = 200, body = Vec<Pending>)))]
+pub async fn inbox(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Vec<Pending>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    Ok(Json(
+        scope
+            .pending_approvals(INBOX_LIMIT)
+            .await?
+            .into_iter()
+            .map(|p| Pending {
+                run_id: p.run_id,
+                automation: p.automation,
+                agent: p.agent,
+                output: p.output,
+                finished_at: time(p.finished_at),
+                deliver_to: p.deliver_to,
+            })
+            .collect(),
+    ))
+}
+
+/// Approves a run's output (optionally edited) and carries out what the automation does with it.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/approve", tag = "approvals",
+    params(("tenant" = String, Path), ("run" = i64, Path)), request_body = ApproveBody,
+    responses((status = 200, body = Decision)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+    ApiJson(body): ApiJson<ApproveBody>,
+) -> Result<Json<Decision>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
+    let d = scope.approve(&who, id, body.output.as_ref()).await.map_err(api_error)?;
+    Ok(Json(d.into()))
+}
+
+/// Rejects a run's output: nothing is done with it.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/runs/{run}/reject", tag = "approvals",
+    params(("tenant" = String, Path), ("run" = i64, Path)), request_body = RejectBody,
+    responses((status = 200, body = Decision)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> Result<Json<Decision>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
+    let d = scope
+        .reject(&who, id, body.reason.as_deref())
+        .await
+        .map_err(api_error)?;
+    Ok(Json(d.into()))
+}
+
+/// The decision on a run: `null` while none was made.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/decision", tag = "approvals",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = Option<Decision>)))]
+pub async fn decision(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<Option<Decision>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    if scope.run(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no run {id}")));
+    }
+    Ok(Json(scope.decision(id).await?.map(Decision::from)))
+}
