@@ -11,6 +11,7 @@
 
 mod access;
 mod approvals;
+mod chat;
 mod metering;
 mod migrate;
 mod queue;
@@ -33,6 +34,7 @@ pub use access::{
     Principal, Role,
 };
 pub use approvals::{ApprovalError, Decision, PendingApproval};
+pub use chat::{ChatMessage, ChatThread};
 pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
     MarginLine, Plan, PriceBookRow, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day, valid_month,

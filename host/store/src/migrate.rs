@@ -110,6 +110,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0012_approvals.sql"),
         postgres: include_str!("../migrations/0012_approvals.sql"),
     },
+    Migration {
+        version: 13,
+        name: "chat",
+        sqlite: include_str!("../migrations/0013_chat.sql"),
+        postgres: include_str!("../migrations/0013_chat.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod audit;
 pub mod automations;
 pub mod billing;
+pub mod chat;
 pub mod keys;
 pub mod openapi;
 pub mod registries;
@@ -71,6 +72,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/config", get(tenants::config))
         .route("/api/v1/tenants/{tenant}/agents", get(agents::list))
         .route("/api/v1/tenants/{tenant}/team", get(agents::team))
+        .route(
+            "/api/v1/tenants/{tenant}/agents/{agent}/chats",
+            get(chat::list).post(chat::open),
+        )
+        .route("/api/v1/tenants/{tenant}/chats/{chat}", get(chat::messages))
+        .route("/api/v1/tenants/{tenant}/chats/{chat}/messages", post(chat::say))
         .route("/api/v1/tenants/{tenant}/registries", get(registries::list))
         .route(
             "/api/v1/tenants/{tenant}/registries/{registry}/rows",

@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::api::{agents, approvals, audit, automations, billing, keys, registries, runs, secrets, tenants};
+use crate::api::{agents, approvals, audit, automations, billing, chat, keys, registries, runs, secrets, tenants};
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -34,6 +34,10 @@ use crate::error::{ErrorBody, ErrorDetail};
         agents::put,
         agents::delete,
         agents::team,
+        chat::open,
+        chat::list,
+        chat::messages,
+        chat::say,
         registries::list,
         registries::rows,
         registries::insert,

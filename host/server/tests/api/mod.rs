@@ -40,9 +40,19 @@ struct Reply {
 
 impl Server {
     async fn start(store: &Store, limit: RateLimit) -> Server {
+        Server::start_with(store, limit, None).await
+    }
+
+    /// A server whose AI gateway is `gateway`.
+    async fn start_with(
+        store: &Store,
+        limit: RateLimit,
+        gateway: Option<std::sync::Arc<mc_gateway::Gateway>>,
+    ) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut state = AppState::new(store.clone());
+        state.gateway = gateway;
         state.limiter = std::sync::Arc::new(RateLimiter::new(limit));
         state.sealer = Some(mc_store::Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap());
         tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
@@ -218,6 +228,7 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("post", "/api/v1/prices") => json!({"book": mc_ai::prices::SHIPPED.replace("0.02", "0.03")}),
         ("post", p) if p.ends_with("/run") || p.ends_with("/approve") => json!({}),
         ("post", p) if p.ends_with("/reject") => json!({"reason": "no"}),
+        ("post", p) if p.ends_with("/messages") => json!({"content": "hello"}),
         ("post" | "patch", p) if p.contains("/registries/") => json!({"email": "stolen@x.io"}),
         _ => return None,
     })
@@ -231,6 +242,7 @@ fn fill(template: &str, acme_admin_key_id: &str) -> String {
         .replace("{run}", "1")
         .replace("{secret}", "crm-token")
         .replace("{registry}", "clients")
+        .replace("{chat}", "1")
         .replace("{row}", "1")
         .replace("{key}", acme_admin_key_id)
 }
@@ -250,6 +262,8 @@ async fn no_operation_lets_another_tenant_or_a_weaker_role_read_or_change_data()
             .registry_insert("clients", &json!({ "email": "a@x.io" }))
             .await
             .unwrap();
+        let viewer_id = keys.acme_viewer.split('_').nth(1).unwrap();
+        store.tenant("acme").open_chat("writer", viewer_id).await.unwrap();
         let acme_admin_id = keys.acme_admin.split('_').nth(1).unwrap().to_string();
         let doc = server.call(None, "GET", "/api/v1/openapi.json", None).await.body;
         let before = acme_state(&store).await;
@@ -1115,6 +1129,201 @@ async fn approvals_hold_output_until_a_person_decides() {
         assert_eq!((r.status, &r.body), (200, &Value::Null), "a run nobody decided on");
         let r = server.call(Some(&keys.globex_admin), "POST", &approve(ids[1]), Some(json!({}))).await;
         assert_eq!(r.status, 404, "another tenant's key cannot decide");
+    })
+    .await;
+}
+
+/// Server-sent events of a response body, as (event, data) pairs.
+fn sse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim_start());
+                }
+            }
+            (!event.is_empty()).then(|| (event, serde_json::from_str(&data).unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+/// A user chats with an agent: the reply streams back piece by piece, the thread keeps the
+/// history (sent to the model with the agent's instructions next time), the call is in the
+/// ledger under the thread, and other users and tenants cannot read or write the thread.
+#[tokio::test]
+async fn chat_with_an_agent_streams_and_is_metered() {
+    use mc_testkit::fake_ai::{DEFAULT_KEY, FakeProvider, FakeUsage, Flavor, Reply};
+    on_both(|store| async move {
+        let openai = FakeProvider::start(Flavor::OpenAi).await;
+        let gateway = mc_gateway::Gateway::open(
+            store.clone(),
+            mc_gateway::GatewayConfig {
+                endpoints: vec![mc_gateway::Endpoint {
+                    name: "openai".into(),
+                    kind: mc_gateway::ProviderKind::OpenAi,
+                    base_url: openai.base_url(),
+                    api_key: Some(DEFAULT_KEY.into()),
+                    key_required: true,
+                    key_hint: "OPENAI_API_KEY".into(),
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let server = Server::start_with(&store, limitless(), Some(std::sync::Arc::new(gateway))).await;
+        let keys = world(&store, &server).await;
+        let with = ACME.replace(
+            "    plugin: noop\n",
+            "    plugin: noop\n    model: gpt-4o-mini\n    instructions: Answer in one short paragraph.\n",
+        );
+        store
+            .apply(&mc_config::parse(&with, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        let usage = |input, output| FakeUsage {
+            input,
+            output,
+            cache_read: 0,
+            cache_write: 0,
+        };
+        openai.push_all([
+            Reply::Paced {
+                text: "Spring is the time to plant peas.".into(),
+                usage: usage(40, 9),
+                gap: std::time::Duration::from_millis(5),
+            },
+            Reply::ok("Yes, and beans too.", usage(70, 6)),
+        ]);
+
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                "/api/v1/tenants/acme/agents/writer/chats",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let thread = r.body["id"].as_i64().unwrap();
+        let say = |_: &str| format!("/api/v1/tenants/acme/chats/{thread}/messages");
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                &say(""),
+                Some(json!({ "content": "What should I plant now?" })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.headers["content-type"], "text/event-stream");
+        let events = sse_events(r.body.as_str().unwrap());
+        let deltas: Vec<&str> = events
+            .iter()
+            .filter(|(e, _)| e == "delta")
+            .map(|(_, d)| d["text"].as_str().unwrap())
+            .collect();
+        assert!(deltas.len() > 1, "the reply came in pieces: {events:?}");
+        assert_eq!(deltas.concat(), "Spring is the time to plant peas.");
+        let (last, done) = events.last().unwrap();
+        assert_eq!(
+            (last.as_str(), &done["content"], done["seq"].as_i64()),
+            ("done", &json!("Spring is the time to plant peas."), Some(2))
+        );
+
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                &say(""),
+                Some(json!({ "content": "Anything else?" })),
+            )
+            .await;
+        assert_eq!(
+            sse_events(r.body.as_str().unwrap()).last().unwrap().1["content"],
+            "Yes, and beans too."
+        );
+        // The second request carried the instructions and the whole history.
+        let sent = &openai.requests()[1].body["messages"];
+        let roles: Vec<&str> = sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert!(
+            sent[0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("Answer in one short paragraph.")
+        );
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "GET",
+                &format!("/api/v1/tenants/acme/chats/{thread}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.body.as_array().unwrap().len(), 4);
+
+        let ledger = store
+            .tenant("acme")
+            .ledger_of_run(&format!("chat-{thread}"))
+            .await
+            .unwrap();
+        let tokens: Vec<(u64, u64)> = ledger.iter().map(|l| (l.input_tokens, l.output_tokens)).collect();
+        assert_eq!(tokens, [(40, 9), (70, 6)], "each message is metered like any call");
+        assert!(ledger.iter().all(|l| l.agent == "writer" && l.cost > 0));
+
+        let r = server
+            .call(
+                Some(&keys.acme_viewer),
+                "GET",
+                &format!("/api/v1/tenants/acme/chats/{thread}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 404, "another user's thread is not there");
+        let r = server
+            .call(
+                Some(&keys.globex_admin),
+                "POST",
+                &say(""),
+                Some(json!({ "content": "hi" })),
+            )
+            .await;
+        assert_eq!(r.status, 404);
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                &say(""),
+                Some(json!({ "content": " " })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str().unwrap()),
+            (400, "the message is empty")
+        );
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                "/api/v1/tenants/acme/agents/ghost/chats",
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"]["message"].as_str().unwrap()),
+            (404, "no agent `ghost`")
+        );
+        assert_eq!(openai.request_count(), 2, "refused messages never reach the provider");
     })
     .await;
 }
