@@ -42,3 +42,4 @@ bench: plugins
 	$(CARGO) bench -p mc-server --bench api
 	$(CARGO) bench -p mc-gateway --bench overhead
 	$(CARGO) bench -p mc-engine --bench delegation
+	$(CARGO) bench -p mc-server --bench template_install

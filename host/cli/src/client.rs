@@ -27,6 +27,9 @@ pub struct ApiArgs {
     /// Where plugins are found (locally: to refuse agents whose plugin does not exist).
     #[arg(long, env = "MISSIONCTL_PLUGIN_DIR", global = true)]
     plugin_dir: Option<PathBuf>,
+    /// Where templates are (locally; default: `templates/` here or in the source tree).
+    #[arg(long, env = "MISSIONCTL_TEMPLATE_DIR", global = true)]
+    template_dir: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -97,6 +100,7 @@ impl Api {
             .into_iter()
             .find(|d| d.is_dir());
         state.sealer = args.store.sealer().ok();
+        state.template_dir = crate::run::template_dir(args.template_dir.as_deref());
         Ok(Api::Local(mc_server::LocalApi::new(state)))
     }
 

@@ -8,6 +8,7 @@ mod exit;
 mod manage;
 mod run;
 mod serve;
+mod template;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +48,8 @@ enum Command {
     Prices(billing::PricesArgs),
     /// Change a tenant's plan (operators).
     Plan(billing::PlanArgs),
+    /// The template gallery: list, show, and install a vertical's team into a tenant.
+    Template(template::TemplateArgs),
     /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
     /// stopped with Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Command::Usage(args) => billing::usage(args).await,
             Command::Report(args) => billing::report(args).await,
             Command::Prices(args) => billing::prices(args).await,
+            Command::Template(args) => template::template(args).await,
             Command::Plan(args) => billing::plan(args).await,
         }
     });

@@ -89,6 +89,22 @@ pub(crate) fn plugin_dirs(explicit: Option<&Path>) -> Vec<PathBuf> {
     dirs
 }
 
+/// The templates directory: `explicit`, else `templates/` here, else the repository's beside the
+/// binary (target/debug/missionctl → templates/).
+pub(crate) fn template_dir(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(d) = explicit {
+        return Some(d.to_path_buf());
+    }
+    let mut dirs = vec![PathBuf::from("templates")];
+    if let Some(root) = std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_path_buf()))
+    {
+        dirs.push(root.join("templates"));
+    }
+    dirs.into_iter().find(|d| d.is_dir())
+}
+
 /// Resolves a plugin argument to a file: a path as given, or a name looked up as `<name>.wasm`
 /// (with `-` or `_`) in the plugin directories.
 fn resolve_plugin(arg: &str, explicit_dir: Option<&Path>) -> Result<PathBuf, String> {

@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// Where plugins are found by name.
     #[arg(long, env = "MISSIONCTL_PLUGIN_DIR")]
     plugin_dir: Option<PathBuf>,
+    /// Where templates are (default: `templates/` here or in the source tree).
+    #[arg(long, env = "MISSIONCTL_TEMPLATE_DIR")]
+    template_dir: Option<PathBuf>,
     /// Where compiled plugins are cached (default: `cache/` in the data directory).
     #[arg(long, env = "MISSIONCTL_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -323,6 +326,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
     state.sealer = Some(sealer);
     state.gateway = Some(gateway.clone());
     state.plugin_dir = Some(config.plugin_dir.clone());
+    state.template_dir = crate::run::template_dir(args.template_dir.as_deref());
     state.limiter = Arc::new(mc_server::RateLimiter::new(mc_server::RateLimit {
         per_second: args.rate_limit,
         burst: args.rate_limit * 2.0,

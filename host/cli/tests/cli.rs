@@ -783,3 +783,76 @@ fn prices_plans_and_usage_from_the_command_line() {
         stdout(&o)
     );
 }
+
+/// The template gallery from the command line: list, a refused install (plan limit, bad
+/// parameter) that changes nothing, an install, and a reinstall that upgrades in place.
+#[test]
+fn templates_install_a_team_in_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let file = dir.path().join("shop.yaml");
+    std::fs::write(&file, "tenant: shop\nagents: []\n").unwrap();
+    let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = missionctl(&["template", "list", "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("marketing-agency"), "{}", stdout(&o));
+
+    let install = |extra: &[&str]| {
+        let mut args = vec![
+            "template",
+            "install",
+            "marketing-agency",
+            "--tenant",
+            "shop",
+            "--data-dir",
+            d,
+        ];
+        args.extend_from_slice(extra);
+        missionctl(&args)
+    };
+    let o = install(&["--set", "company=Shop", "--set", "topic=Garden tools"]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(
+        stderr(&o),
+        "error: tenant `shop` is on the Starter plan, which allows 3 agents; this configuration has 5; the Growth plan allows 8\n"
+    );
+    let o = missionctl(&["plan", "set", "shop", "growth", "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = install(&[
+        "--set",
+        "company=Shop",
+        "--set",
+        "topic=Garden tools",
+        "--set",
+        "timezone=Mars Base",
+    ]);
+    assert_eq!(
+        stderr(&o),
+        "error: parameter `timezone` must match the pattern `[A-Za-z_]+(/[A-Za-z0-9_+-]+)*` (Your time zone (IANA, like Europe/Berlin)), and `Mars Base` does not\n"
+    );
+    let o = missionctl(&["get", "agents", "--tenant", "shop", "--data-dir", d, "--json"]);
+    assert_eq!(stdout(&o).trim(), "[]", "nothing half-installed");
+
+    let o = install(&["--set", "company=Shop", "--set", "topic=Garden tools"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("agent director: created")
+            && stdout(&o).ends_with("installed marketing-agency into shop\n")
+    );
+    let o = install(&["--set", "company=Shop", "--set", "topic=Garden tools"]);
+    assert_eq!(
+        stdout(&o),
+        "installed marketing-agency into shop\n",
+        "a reinstall with the same values changes nothing"
+    );
+    let o = install(&["--set", "company=Shop & Co", "--set", "topic=Garden tools"]);
+    assert!(stdout(&o).contains("agent content-writer: updated"), "{}", stdout(&o));
+    let o = missionctl(&["get", "agents", "--tree", "--tenant", "shop", "--data-dir", d]);
+    let tree = stdout(&o);
+    assert!(
+        tree.starts_with("director (") && tree.matches("── ").count() == 4,
+        "{tree}"
+    );
+}

@@ -56,6 +56,7 @@
 mod money;
 mod positions;
 pub mod registry;
+pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -64,6 +65,7 @@ use serde::{Deserialize, Serialize};
 pub use money::{MICROS_PER_USD, Usd, format_decimal, format_usd, parse_usd};
 pub use positions::Positions;
 pub use registry::{FieldSpec, FieldType, RegistrySpec, RowError};
+pub use template::{TeamParts, Template, TemplateError, TemplateMeta, TemplateParam};
 
 /// Longest name accepted for a tenant, agent or automation (names appear in URLs and logs).
 pub const MAX_NAME_LEN: usize = 63;
@@ -669,6 +671,11 @@ fn validate_team(
         }
     }
     Ok(())
+}
+
+/// A trigger as written, in a few words (`None` when it is not valid).
+pub fn resolve_trigger_words(t: &TriggerSpec) -> Option<String> {
+    resolve_trigger(t).ok().map(|t| t.describe())
 }
 
 /// Resolves a trigger, or names the offending field (as a path suffix) and the problem.

@@ -324,3 +324,47 @@ fn registries_and_their_grants_are_checked() {
     );
     assert!(error(&file("{ name: email, type: text }", "clients")).contains("unknown variant `text`"));
 }
+
+#[test]
+fn the_marketing_template_renders_and_checks_its_parameters() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    let t = crate::Template::load(&dir, "marketing-agency").unwrap();
+    let given = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let team = t
+        .render(&given(&[("company", "Acme Garden"), ("topic", "Spring planting")]))
+        .unwrap();
+    assert_eq!(team.agents.len(), 5);
+    assert_eq!(team.agents[1].config["company"], "Acme Garden");
+    assert_eq!(
+        team.automations[1].input["brief"],
+        "This week at Acme Garden: Spring planting"
+    );
+    let mut config: TenantConfig = serde_yaml::from_str("tenant: acme\n").unwrap();
+    team.merge_into(&mut config);
+    let v = crate::validate(config, &known(), &crate::Positions::default()).unwrap();
+    assert_eq!(v.config.registries.len(), 2);
+
+    let e = |pairs: &[(&str, &str)]| t.render(&given(pairs)).unwrap_err().to_string();
+    assert_eq!(
+        e(&[("topic", "Spring")]),
+        "parameter `company` is required (Your company's name)"
+    );
+    assert_eq!(
+        e(&[("company", "A"), ("topic", "Spring")]),
+        "parameter `company` must match the pattern `[^\\n]{2,80}` (Your company's name), and `A` does not"
+    );
+    assert_eq!(
+        e(&[("company", "Acme"), ("topic", "Spring"), ("colour", "red")]),
+        "template `marketing-agency` has no parameter `colour` (its parameters: company, voice, topic, timezone, kpi_url)"
+    );
+    // A value is text inside the team, never YAML: it cannot add or change anything.
+    let sneaky = t.render(&given(&[
+        ("company", "X\", hosts: [\"https://evil\"]"),
+        ("topic", "Spring"),
+    ]));
+    assert!(sneaky.is_err() || sneaky.unwrap().agents.iter().all(|a| a.hosts.is_empty()));
+    assert_eq!(
+        crate::Template::load(&dir, "../etc").unwrap_err().to_string(),
+        "no template `../etc`"
+    );
+}

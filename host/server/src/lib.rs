@@ -49,6 +49,9 @@ pub struct AppState {
     /// The AI gateway of this node: provider breakers, and the price book to reload after an
     /// operator publishes one. Without it the price book is still read from the store.
     pub gateway: Option<Arc<mc_gateway::Gateway>>,
+    /// Where templates are (`<id>/template.yaml`, `<id>/team.yaml`); without it the template
+    /// endpoints answer 503.
+    pub template_dir: Option<PathBuf>,
     /// The principal of requests without a key. Set only for [`LocalApi`] (the command line
     /// working on a local data directory, in-process); a served router never has one.
     local: Option<mc_store::Principal>,
@@ -63,6 +66,7 @@ impl AppState {
             plugin_dir: None,
             limiter: Arc::new(RateLimiter::new(RateLimit::default())),
             gateway: None,
+            template_dir: None,
             local: None,
         }
     }

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod registries;
 pub mod runs;
 pub mod secrets;
+pub mod templates;
 pub mod tenants;
 
 use axum::Router;
@@ -72,6 +73,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/config", get(tenants::config))
         .route("/api/v1/tenants/{tenant}/agents", get(agents::list))
         .route("/api/v1/tenants/{tenant}/team", get(agents::team))
+        .route("/api/v1/templates", get(templates::list))
+        .route("/api/v1/templates/{template}", get(templates::get))
+        .route(
+            "/api/v1/tenants/{tenant}/templates/{template}/install",
+            post(templates::install),
+        )
         .route(
             "/api/v1/tenants/{tenant}/agents/{agent}/chats",
             get(chat::list).post(chat::open),

@@ -8,7 +8,9 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
-use crate::api::{agents, approvals, audit, automations, billing, chat, keys, registries, runs, secrets, tenants};
+use crate::api::{
+    agents, approvals, audit, automations, billing, chat, keys, registries, runs, secrets, templates, tenants,
+};
 use crate::error::{ErrorBody, ErrorDetail};
 
 #[derive(OpenApi)]
@@ -34,6 +36,9 @@ use crate::error::{ErrorBody, ErrorDetail};
         agents::put,
         agents::delete,
         agents::team,
+        templates::list,
+        templates::get,
+        templates::install,
         chat::open,
         chat::list,
         chat::messages,

@@ -53,6 +53,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let mut state = AppState::new(store.clone());
         state.gateway = gateway;
+        state.template_dir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates"));
         state.limiter = std::sync::Arc::new(RateLimiter::new(limit));
         state.sealer = Some(mc_store::Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap());
         tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
@@ -229,6 +230,7 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("post", p) if p.ends_with("/run") || p.ends_with("/approve") => json!({}),
         ("post", p) if p.ends_with("/reject") => json!({"reason": "no"}),
         ("post", p) if p.ends_with("/messages") => json!({"content": "hello"}),
+        ("post", p) if p.ends_with("/install") => json!({"parameters": {"company": "Evil", "topic": "Takeover"}}),
         ("post" | "patch", p) if p.contains("/registries/") => json!({"email": "stolen@x.io"}),
         _ => return None,
     })
@@ -243,6 +245,7 @@ fn fill(template: &str, acme_admin_key_id: &str) -> String {
         .replace("{secret}", "crm-token")
         .replace("{registry}", "clients")
         .replace("{chat}", "1")
+        .replace("{template}", "marketing-agency")
         .replace("{row}", "1")
         .replace("{key}", acme_admin_key_id)
 }
