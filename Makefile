@@ -15,11 +15,11 @@ plugins: toolchain
 	$(CARGO) build --target wasm32-wasip2 --profile plugin $(addprefix -p ,$(GUESTS))
 
 # The main job: the server on embedded SQLite (./data) and the offline AI provider, with the demo
-# tenant applied. The first start prints the operator key for the API.
+# tenant: the marketing-agency template installed and a campaign under way. The first start prints
+# the operator key for the API.
 run: plugins
 	$(CARGO) build -p missionctl
-	$(CARGO) run -q -p missionctl -- apply -f templates/demo-tenant.yaml --data-dir data
-	$(CARGO) run -q -p missionctl -- serve --data-dir data --listen 127.0.0.1:8080
+	$(CARGO) run -q -p missionctl -- serve --demo --data-dir data --listen 127.0.0.1:8080
 
 # From PyPI: croniter is the reference the schedule crate's differential test compares against,
 # standardwebhooks the official webhook client, schemathesis the API fuzzer of the attack suite;

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Where templates are (default: `templates/` here or in the source tree).
     #[arg(long, env = "MISSIONCTL_TEMPLATE_DIR")]
     template_dir: Option<PathBuf>,
+    /// Start with a demo tenant (`demo`) that has the marketing-agency template installed and a
+    /// campaign under way, on the AI provider configured (offline unless keys are given).
+    #[arg(long)]
+    demo: bool,
     /// Where compiled plugins are cached (default: `cache/` in the data directory).
     #[arg(long, env = "MISSIONCTL_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -206,6 +210,98 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The demo tenant: the marketing agency's team for a garden shop, on the Growth plan, with a
+/// campaign started so the team is at work within a minute. Installing again on a later start
+/// upgrades it in place and starts nothing twice (the campaign has an idempotency key).
+async fn demo(store: &mc_store::Store, template_dir: Option<&std::path::Path>) -> Result<(), String> {
+    const TENANT: &str = "demo";
+    let local = mc_store::Principal::local();
+    let dir = crate::run::template_dir(template_dir).ok_or("no templates directory (pass --template-dir)")?;
+    let template = mc_config::Template::load(&dir, "marketing-agency").map_err(|e| e.to_string())?;
+    let params = [
+        ("company", "Demo Garden Supplies"),
+        ("topic", "What to plant now, and the tools for it"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let team = template.render(&params).map_err(|e| e.to_string())?;
+    let scope = store.tenant(TENANT);
+    let mut config = match scope.config().await.map_err(|e| e.to_string())? {
+        Some((c, _)) => c,
+        None => {
+            let first = mc_config::parse(
+                "tenant: demo\nname: Demo Garden Supplies\n",
+                &mc_config::Known::default(),
+            )
+            .map_err(|e| e.to_string())?;
+            store.apply(&first).await.map_err(|e| e.to_string())?;
+            scope
+                .config()
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the demo tenant vanished")?
+                .0
+        }
+    };
+    if scope
+        .get()
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some_and(|t| t.plan == "starter")
+    {
+        store
+            .set_plan(&local, TENANT, mc_store::Plan::Growth)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    team.merge_into(&mut config);
+    let validated = mc_config::validate(config, &mc_config::Known::default(), &mc_config::Positions::default())
+        .map_err(|e| e.to_string())?;
+    store.apply(&validated).await.map_err(|e| e.to_string())?;
+    // A month of weekly numbers for the analyst, so its report has something to say.
+    let history = scope
+        .registry_rows("kpi-history", &[], None, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    if history.is_empty() {
+        let weeks = ["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"];
+        let series = [
+            ("visits", [1200.0, 1350.0, 1280.0, 1710.0]),
+            ("orders", [41.0, 44.0, 39.0, 58.0]),
+        ];
+        for (metric, values) in series {
+            for (week, value) in weeks.iter().zip(values) {
+                scope
+                    .registry_insert(
+                        "kpi-history",
+                        &serde_json::json!({ "week": week, "metric": metric, "value": value }),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    let job = mc_store::NewJob {
+        tenant: TENANT.into(),
+        automation: Some("new-campaign".into()),
+        agent: "director".into(),
+        plugin: "director".into(),
+        input: serde_json::json!({ "campaign": "Spring sale on garden tools", "channels": ["blog", "social", "email", "report"] })
+            .to_string(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: mc_engine::DEFAULT_MAX_ATTEMPTS,
+        run_at: None,
+        idempotency_key: Some("demo-first-campaign".into()),
+    };
+    store.enqueue(&[job]).await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "missionctl serve: demo tenant `demo` ready — the marketing-agency team is installed and its director is running a campaign"
+    );
+    Ok(())
+}
+
 pub async fn serve(args: ServeArgs) -> u8 {
     if args.workers == 0 || args.workers > MAX_WORKERS {
         eprintln!(
@@ -228,6 +324,12 @@ pub async fn serve(args: ServeArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if args.demo
+        && let Err(e) = demo(&store, args.template_dir.as_deref()).await
+    {
+        eprintln!("error: the demo tenant could not be set up: {e}");
+        return exit::HOST;
+    }
     let runtime = match Runtime::new(RuntimeConfig {
         cache_dir: Some(
             args.cache_dir

@@ -856,3 +856,53 @@ fn templates_install_a_team_in_one_step() {
         "{tree}"
     );
 }
+
+/// `serve --demo`: a newcomer's first start has the marketing team installed and at work — the
+/// director's campaign delegates to all four specialists, and all of them finish.
+#[test]
+fn serve_demo_starts_a_working_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["serve", "--demo", "--data-dir", d, "--listen", "127.0.0.1:0"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .env(
+            "MISSIONCTL_TEMPLATE_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../templates"),
+        )
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let tree = loop {
+        let o = missionctl(&[
+            "get",
+            "runs",
+            "1",
+            "--tree",
+            "--json",
+            "--tenant",
+            "demo",
+            "--data-dir",
+            d,
+        ]);
+        let tree: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+        let children = tree["children"].as_array().cloned().unwrap_or_default();
+        if tree["state"] == "succeeded" && children.len() == 4 && children.iter().all(|c| c["state"] == "succeeded") {
+            break tree;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo team did not finish its campaign: {tree}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(tree["agent"], "director");
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("demo tenant `demo` ready"));
+}

@@ -2,13 +2,14 @@
 //! anomalies in code, then asks the model for a short narrative of what the numbers say.
 //!
 //! Input: `{ "source_url"?: "https://...", "data"?: { "metrics": { "name": [oldest, ..., newest] } }, "threshold_pct"?: n }`.
-//! Without `data`, the series are fetched from `source_url` or the agent parameter `kpi_url`; the
-//! response must be `{ "metrics": { "visits": [1200, 1350, ...], ... } }`.
+//! Without `data`, the series are fetched from `source_url` or the agent parameter `kpi_url` (the
+//! response must be `{ "metrics": { "visits": [1200, 1350, ...], ... } }`), else read from the
+//! `kpi-history` registry (rows `{ "week": "2026-11-23", "metric": "visits", "value": 1350 }`).
 //! Output: `{ "metrics": [{ "name", "current", "previous", "change_pct", "anomaly", "reason" }], "anomalies": [...], "narrative" }`.
 
 use std::collections::BTreeMap;
 
-use mission_control_sdk::{Context, Error, Result, ai, config, http, log, plugin};
+use mission_control_sdk::{Context, Error, ErrorKind, Result, ai, config, http, log, plugin, registry};
 use serde::{Deserialize, Serialize};
 
 /// A week-over-week change larger than this (in percent) is flagged unless the agent says otherwise.
@@ -103,6 +104,46 @@ pub fn analyse(name: &str, values: &[f64], threshold_pct: f64) -> Option<MetricR
 }
 
 /// Checks the data: a bounded number of metrics, each with finite numbers.
+/// The registry of weekly KPI values (`week`, `metric`, `value`) read when no URL is configured.
+pub const HISTORY: &str = "kpi-history";
+
+/// Series from the `kpi-history` registry, oldest week first; `None` when the agent is not
+/// granted it or it has no rows.
+fn history() -> Result<Option<Series>> {
+    let rows = match registry::query(HISTORY, &[], 1_000) {
+        Ok(rows) => rows,
+        Err(e) if e.kind() == ErrorKind::NotGranted || e.kind() == ErrorKind::InvalidInput => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(series_from_rows(rows.iter().map(|r| &r.data)))
+}
+
+/// Groups `{week, metric, value}` rows into one series per metric, ordered by week.
+pub fn series_from_rows<'a>(rows: impl Iterator<Item = &'a serde_json::Value>) -> Option<Series> {
+    let mut by_metric: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for r in rows {
+        if let (Some(week), Some(metric), Some(value)) = (r["week"].as_str(), r["metric"].as_str(), r["value"].as_f64())
+        {
+            by_metric
+                .entry(metric.to_string())
+                .or_default()
+                .push((week.to_string(), value));
+        }
+    }
+    if by_metric.is_empty() {
+        return None;
+    }
+    Some(Series {
+        metrics: by_metric
+            .into_iter()
+            .map(|(m, mut points)| {
+                points.sort_by(|a, b| a.0.cmp(&b.0));
+                (m, points.into_iter().map(|(_, v)| v).collect())
+            })
+            .collect(),
+    })
+}
+
 pub fn validate(series: &Series) -> Result<()> {
     if series.metrics.is_empty() {
         return Err(Error::invalid_input("the KPI data has no metrics"));
@@ -155,19 +196,23 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_THRESHOLD_PCT),
     };
-    let (series, source) = match input.data {
-        Some(d) => (d, "input".to_string()),
-        None => {
-            let url = match input.source_url {
-                Some(u) => u,
-                None => config::get("kpi_url")?.ok_or_else(|| {
-                    Error::invalid_input("no KPI data: give `data`, `source_url`, or set the agent parameter `kpi_url`")
-                })?,
-            };
+    // `none` (a template's default) or an empty value means no URL is configured.
+    let configured_url = config::get("kpi_url")?.filter(|u| !u.trim().is_empty() && u != "none");
+    let (series, source) = match (input.data, input.source_url.or(configured_url)) {
+        (Some(d), _) => (d, "input".to_string()),
+        (None, Some(url)) => {
             log::info(format!("fetching KPIs from {url}"));
             let series: Series = http::get(&url)?.error_for_status()?.json()?;
             (series, url)
         }
+        (None, None) => match history()? {
+            Some(series) => (series, format!("registry {HISTORY}")),
+            None => {
+                return Err(Error::invalid_input(format!(
+                    "no KPI data: give `data` or `source_url`, set the agent parameter `kpi_url`, or add rows to the `{HISTORY}` registry"
+                )));
+            }
+        },
     };
     validate(&series)?;
     let metrics: Vec<MetricReport> = series
@@ -200,6 +245,19 @@ plugin!(run);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_rows_become_series_ordered_by_week() {
+        let rows = [
+            serde_json::json!({"week": "2026-11-16", "metric": "visits", "value": 1350}),
+            serde_json::json!({"week": "2026-11-09", "metric": "visits", "value": 1200}),
+            serde_json::json!({"week": "2026-11-09", "metric": "signups", "value": 40}),
+        ];
+        let s = series_from_rows(rows.iter()).unwrap();
+        assert_eq!(s.metrics["visits"], [1200.0, 1350.0]);
+        assert_eq!(s.metrics["signups"], [40.0]);
+        assert!(series_from_rows([].iter()).is_none());
+    }
 
     #[test]
     fn computes_week_over_week_change() {
