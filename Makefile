@@ -3,6 +3,7 @@
 # `plugin` profile into target/wasm32-wasip2/plugin/, where the runtime and the tests find them.
 
 GUESTS := director content-writer email-manager analytics social-media \
+          client-onboarding monthly-report follow-ups product-descriptions review-responses low-stock \
           noop hostile wrong-world future-contract
 CARGO ?= cargo
 

@@ -864,7 +864,7 @@ fn serve_demo_starts_a_working_team() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
-    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
         .args(["serve", "--demo", "--data-dir", d, "--listen", "127.0.0.1:0"])
         .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
         .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
@@ -875,6 +875,22 @@ fn serve_demo_starts_a_working_team() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Wait until the node is up before reading its database from another process.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stderr.take().unwrap()));
+    let mut log = String::new();
+    loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("serve --demo stopped: {log}"));
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    // Keep reading what it says, so it never blocks on a full pipe.
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let tree = loop {
         let o = missionctl(&[
@@ -888,21 +904,23 @@ fn serve_demo_starts_a_working_team() {
             "--data-dir",
             d,
         ]);
-        let tree: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_default();
+        let tree: serde_json::Value =
+            serde_json::from_str(&stdout(&o)).unwrap_or_else(|_| serde_json::json!(stderr(&o)));
         let children = tree["children"].as_array().cloned().unwrap_or_default();
         if tree["state"] == "succeeded" && children.len() == 4 && children.iter().all(|c| c["state"] == "succeeded") {
             break tree;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the demo team did not finish its campaign: {tree}"
+            "the demo team did not finish its campaign: {tree}\n{log}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert_eq!(tree["agent"], "director");
     let pid = serve.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let out = serve.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("demo tenant `demo` ready"));
+    let status = serve.wait().unwrap();
+    let rest = rest.join().unwrap();
+    assert!(status.success(), "{log}{rest}");
+    assert!(log.contains("demo tenant `demo` ready"), "{log}");
 }

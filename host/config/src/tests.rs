@@ -368,3 +368,25 @@ fn the_marketing_template_renders_and_checks_its_parameters() {
         "no template `../etc`"
     );
 }
+
+#[test]
+fn every_shipped_template_installs_into_an_empty_tenant() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    let all = crate::Template::list(&dir).unwrap();
+    let ids: Vec<&str> = all.iter().map(|t| t.meta.id.as_str()).collect();
+    assert_eq!(ids, ["e-commerce", "marketing-agency", "professional-services"]);
+    for t in &all {
+        // Every required parameter gets a value that fits a text pattern.
+        let given = t
+            .meta
+            .parameters
+            .iter()
+            .filter(|p| p.default.is_none())
+            .map(|p| (p.name.clone(), "Acme Garden".to_string()))
+            .collect();
+        let mut config: TenantConfig = serde_yaml::from_str("tenant: acme\n").unwrap();
+        t.render(&given).unwrap().merge_into(&mut config);
+        crate::validate(config, &known(), &crate::Positions::default())
+            .unwrap_or_else(|e| panic!("template {}: {e}", t.meta.id));
+    }
+}

@@ -1032,3 +1032,184 @@ async fn agents_read_and_write_registries_as_granted() {
     })
     .await;
 }
+
+/// Installs template `id` into `tenant` (created on `plan`) with `params`, as the API does.
+async fn install(store: &Store, tenant: &str, plan: mc_store::Plan, id: &str, params: &[(&str, &str)]) {
+    let known = mc_config::Known::default();
+    store
+        .apply(&mc_config::parse(&format!("tenant: {tenant}\n"), &known).unwrap())
+        .await
+        .unwrap();
+    store
+        .set_plan(&mc_store::Principal::local(), tenant, plan)
+        .await
+        .unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    let template = mc_config::Template::load(&dir, id).unwrap();
+    let given = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut config = store.tenant(tenant).config().await.unwrap().unwrap().0;
+    template.render(&given).unwrap().merge_into(&mut config);
+    let validated = mc_config::validate(config, &known, &mc_config::Positions::default()).unwrap();
+    store.apply(&validated).await.unwrap();
+}
+
+/// Runs `agent` of `tenant` (its own plugin) once with `input` and returns the run.
+async fn run_agent(store: &Store, tenant: &str, agent: &str, input: serde_json::Value) -> mc_store::RunDetail {
+    let row = store.tenant(tenant).agent(agent).await.unwrap().unwrap();
+    let job = mc_store::NewJob {
+        tenant: tenant.into(),
+        automation: None,
+        agent: agent.into(),
+        plugin: row.plugin,
+        input: input.to_string(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        idempotency_key: None,
+    };
+    let id = match store.enqueue(&[job]).await.unwrap()[0] {
+        mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => id,
+    };
+    let run = run_until_done(engine(store, "n1"), store, tenant, id).await;
+    assert_eq!(run.summary.state, "succeeded", "{agent}: {:?}", run.summary.error);
+    run
+}
+
+/// The professional services template's plugins do their work against its registries: a new
+/// client becomes open items and a welcome letter, a month of time entries becomes a report, and
+/// overdue items are followed up once.
+#[tokio::test]
+async fn the_professional_services_team_works() {
+    on_both(|store| async move {
+        install(
+            &store,
+            "firm",
+            mc_store::Plan::Starter,
+            "professional-services",
+            &[("firm", "Smith & Partners")],
+        )
+        .await;
+        let scope = store.tenant("firm");
+
+        let run = run_agent(
+            &store,
+            "firm",
+            "onboarding",
+            json!({ "client": "Acme", "service": "legal", "start": "2026-11-01" }),
+        )
+        .await;
+        let out = run.output.unwrap();
+        assert_eq!(out["recorded"], 6);
+        assert_eq!(
+            out["checklist"][1],
+            json!({ "item": "Conflict check cleared", "due": "2026-11-02" })
+        );
+        assert!(out["welcome"]["subject"].as_str().unwrap().contains("Smith & Partners"));
+        assert_eq!(
+            scope.registry_rows("open-items", &[], None, 100).await.unwrap().len(),
+            6
+        );
+
+        for (date, hours, rate) in [
+            ("2026-10-02", 2.5, 150.0),
+            ("2026-10-20", 1.5, 150.0),
+            ("2026-11-01", 4.0, 150.0),
+        ] {
+            scope
+                .registry_insert(
+                    "time-entries",
+                    &json!({ "client": "Acme", "date": date, "hours": hours, "rate": rate }),
+                )
+                .await
+                .unwrap();
+        }
+        let out = run_agent(&store, "firm", "reporting", json!({ "month": "2026-10" }))
+            .await
+            .output
+            .unwrap();
+        assert_eq!(
+            out["clients"],
+            json!([{ "client": "Acme", "hours": 4.0, "fees": 600.0, "entries": 2 }]),
+            "only October's entries"
+        );
+
+        let out = run_agent(&store, "firm", "follow-ups", json!({ "today": "2026-11-05" }))
+            .await
+            .output
+            .unwrap();
+        assert_eq!(out["overdue"], 5, "{out}");
+        let open = scope
+            .registry_rows(
+                "open-items",
+                &[mc_store::RowFilter {
+                    field: "status".into(),
+                    op: mc_store::FilterOp::Eq,
+                    value: json!("open"),
+                }],
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1, "followed-up items are marked");
+        let out = run_agent(&store, "firm", "follow-ups", json!({ "today": "2026-11-05" }))
+            .await
+            .output
+            .unwrap();
+        assert_eq!(out["overdue"], 0, "an item is followed up once");
+    })
+    .await;
+}
+
+/// The e-commerce template's plugins: drafts in the catalogue get descriptions, low stock is
+/// listed with what to order, reviews are triaged complaints first, and a campaign is handed to
+/// the copywriter and the social media agent at once.
+#[tokio::test]
+async fn the_e_commerce_team_works() {
+    on_both(|store| async move {
+        install(&store, "shop", mc_store::Plan::Growth, "e-commerce", &[("shop", "Green Thumb")]).await;
+        let scope = store.tenant("shop");
+        for (sku, name, status, stock, level) in [("T1", "Trowel", "draft", 4, 10), ("R1", "Rake", "draft", 30, 10), ("H1", "Hose", "ready", 10, 10)] {
+            scope
+                .registry_insert(
+                    "catalogue",
+                    &json!({ "sku": sku, "name": name, "category": "Garden tools", "status": status, "stock": stock, "reorder_level": level }),
+                )
+                .await
+                .unwrap();
+        }
+        let out = run_agent(&store, "shop", "catalogue", json!({})).await.output.unwrap();
+        assert_eq!(out["written"], 2);
+        let ready = scope.registry_rows("catalogue", &[], None, 10).await.unwrap();
+        assert!(ready.iter().all(|r| r.data["status"] == "ready"));
+        assert!(ready[0].data["description"].as_str().is_some_and(|d| !d.is_empty()));
+
+        let out = run_agent(&store, "shop", "stock", json!({})).await.output.unwrap();
+        let skus: Vec<&str> = out["alerts"].as_array().unwrap().iter().map(|a| a["sku"].as_str().unwrap()).collect();
+        assert_eq!(skus, ["T1", "H1"]);
+        assert_eq!(out["alerts"][0]["order"], 16);
+
+        let reviews = json!({ "reviews": [
+            { "id": "a", "rating": 5, "text": "Lovely rake" },
+            { "id": "b", "rating": 4, "text": "Good, but it arrived damaged" },
+            { "id": "c", "rating": 3, "text": "Fine" },
+        ]});
+        let out = run_agent(&store, "shop", "reviews", reviews).await.output.unwrap();
+        assert_eq!(out["summary"], json!({ "negative": 1, "neutral": 1, "positive": 1 }));
+        assert_eq!((&out["triaged"][0]["id"], &out["triaged"][0]["urgent"]), (&json!("b"), &json!(true)));
+
+        let out = run_agent(&store, "shop", "campaign-manager", json!({ "campaign": "Autumn sale", "channels": ["blog", "social"] }))
+            .await
+            .output
+            .unwrap();
+        let done: Vec<(&str, &str)> = out["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["agent"].as_str().unwrap(), t["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(done, [("copywriter", "done"), ("social", "done")]);
+    })
+    .await;
+}

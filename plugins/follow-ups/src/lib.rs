@@ -1,0 +1,114 @@
+//! Follow-ups (professional services): finds the open items in the `open-items` registry that are
+//! past due, drafts a polite reminder for each, and marks them followed up.
+//!
+//! Input: `{ "today"?: "YYYY-MM-DD", "limit"?: n }` (today defaults to the run's date, UTC).
+//! Agent parameters: `firm`.
+//! Output: `{ "today", "overdue": n, "reminders": [{ "id", "client", "item", "due", "draft" }] }`.
+
+use mission_control_sdk::registry::{self, Filter};
+use mission_control_sdk::{Context, Error, Result, ai, config, log, plugin};
+use serde::{Deserialize, Serialize};
+
+pub const OPEN_ITEMS: &str = "open-items";
+/// Most reminders one run drafts.
+pub const MAX_REMINDERS: u32 = 25;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    #[serde(default)]
+    pub today: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reminder {
+    pub id: String,
+    pub client: String,
+    pub item: String,
+    pub due: String,
+    pub draft: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    pub today: String,
+    pub overdue: usize,
+    pub reminders: Vec<Reminder>,
+}
+
+/// Today's date, UTC, from the clock the host gives plugins.
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    civil(secs.div_euclid(86_400))
+}
+
+/// The `YYYY-MM-DD` of a day number since 1970-01-01.
+pub fn civil(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn run(input: Input, ctx: &Context) -> Result<Output> {
+    let today = input.today.unwrap_or_else(today);
+    if today.len() != 10 {
+        return Err(Error::invalid_input(format!("today `{today}` is not YYYY-MM-DD")));
+    }
+    let limit = input.limit.unwrap_or(MAX_REMINDERS).clamp(1, MAX_REMINDERS);
+    let overdue = registry::query(
+        OPEN_ITEMS,
+        &[Filter::eq("status", &"open")?, Filter::lt("due", &today)?],
+        limit,
+    )?;
+    let firm = config::get("firm")?.unwrap_or_else(|| "our firm".into());
+    let mut reminders = Vec::new();
+    for row in &overdue {
+        let field = |f: &str| row.data[f].as_str().unwrap_or_default().to_string();
+        let (client, item, due) = (field("client"), field("item"), field("due"));
+        let draft = ai::complete(
+            &format!("You write short, friendly reminders for {firm}. Never blame the client."),
+            &format!("Remind {client} that \"{item}\" was due on {due}; offer help."),
+        )?
+        .text;
+        registry::update(OPEN_ITEMS, &row.id, &serde_json::json!({ "status": "followed-up" }))?;
+        reminders.push(Reminder {
+            id: row.id.clone(),
+            client,
+            item,
+            due,
+            draft,
+        });
+    }
+    log::info(format!("{}: {} overdue items followed up", ctx.agent, reminders.len()));
+    Ok(Output {
+        today,
+        overdue: reminders.len(),
+        reminders,
+    })
+}
+
+plugin!(run);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_numbers_become_dates() {
+        assert_eq!(civil(0), "1970-01-01");
+        assert_eq!(civil(20_788), "2026-12-01");
+        assert_eq!(civil(19_782), "2024-02-29");
+    }
+}
