@@ -49,6 +49,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod registry;
+pub mod time;
 
 pub use error::{Error, ErrorKind, Result};
 pub use serde_json::{self, Value, json};

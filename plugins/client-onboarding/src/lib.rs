@@ -6,6 +6,7 @@
 //! Agent parameters: `firm` (the firm's name).
 //! Output: `{ "client", "checklist": [{ "item", "due" }], "welcome": { "subject", "body" }, "recorded": n }`.
 
+use mission_control_sdk::time::{date, days};
 use mission_control_sdk::{Context, Error, Result, ai, config, log, plugin, registry};
 use serde::{Deserialize, Serialize};
 
@@ -40,39 +41,6 @@ pub struct Output {
     pub checklist: Vec<Item>,
     pub welcome: Welcome,
     pub recorded: usize,
-}
-
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date (Howard Hinnant's civil-date algorithm).
-pub fn days(date: &str) -> Option<i64> {
-    let mut it = date.splitn(3, '-');
-    let (y, m, d): (i64, i64, i64) = (
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-    );
-    if date.len() != 10 || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
-
-/// The `YYYY-MM-DD` of a day number.
-pub fn date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The checklist for a service starting on `start`: what every client needs, then what the
@@ -154,15 +122,6 @@ plugin!(run);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_round_trip_across_months_and_leap_years() {
-        for d in ["1970-01-01", "2024-02-29", "2026-12-31", "2027-03-01"] {
-            assert_eq!(date(days(d).unwrap()), d);
-        }
-        assert_eq!(date(days("2026-02-27").unwrap() + 3), "2026-03-02");
-        assert!(days("2026-13-01").is_none() && days("yesterday").is_none());
-    }
 
     #[test]
     fn each_service_gets_its_own_items_in_due_order() {

@@ -6,7 +6,7 @@
 //! Output: `{ "today", "overdue": n, "reminders": [{ "id", "client", "item", "due", "draft" }] }`.
 
 use mission_control_sdk::registry::{self, Filter};
-use mission_control_sdk::{Context, Error, Result, ai, config, log, plugin};
+use mission_control_sdk::{Context, Error, Result, ai, config, log, plugin, time};
 use serde::{Deserialize, Serialize};
 
 pub const OPEN_ITEMS: &str = "open-items";
@@ -38,31 +38,8 @@ pub struct Output {
     pub reminders: Vec<Reminder>,
 }
 
-/// Today's date, UTC, from the clock the host gives plugins.
-fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    civil(secs.div_euclid(86_400))
-}
-
-/// The `YYYY-MM-DD` of a day number since 1970-01-01.
-pub fn civil(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 fn run(input: Input, ctx: &Context) -> Result<Output> {
-    let today = input.today.unwrap_or_else(today);
+    let today = input.today.unwrap_or_else(|| time::date(time::today()));
     if today.len() != 10 {
         return Err(Error::invalid_input(format!("today `{today}` is not YYYY-MM-DD")));
     }
@@ -100,15 +77,3 @@ fn run(input: Input, ctx: &Context) -> Result<Output> {
 }
 
 plugin!(run);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn day_numbers_become_dates() {
-        assert_eq!(civil(0), "1970-01-01");
-        assert_eq!(civil(20_788), "2026-12-01");
-        assert_eq!(civil(19_782), "2024-02-29");
-    }
-}

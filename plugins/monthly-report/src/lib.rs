@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use mission_control_sdk::registry::{self, Filter};
-use mission_control_sdk::{Context, Error, Result, Value, ai, log, plugin};
+use mission_control_sdk::{Context, Error, Result, Value, ai, log, plugin, time};
 use serde::{Deserialize, Serialize};
 
 pub const TIME_ENTRIES: &str = "time-entries";
@@ -72,17 +72,9 @@ fn previous() -> String {
     "previous".into()
 }
 
-/// The month before the one of `unix_secs`, as `YYYY-MM`.
-pub fn month_before(unix_secs: i64) -> String {
-    // Civil date of the day (Howard Hinnant's algorithm), then one month back.
-    let z = unix_secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+/// The month before the one of day number `day`, as `YYYY-MM`.
+pub fn month_before(day: i64) -> String {
+    let (y, m, _) = time::ymd(day);
     if m == 1 {
         format!("{:04}-12", y - 1)
     } else {
@@ -99,11 +91,7 @@ fn valid_month(m: &str) -> bool {
 
 fn run(mut input: Input, ctx: &Context) -> Result<Output> {
     if input.month == "previous" {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        input.month = month_before(now);
+        input.month = month_before(time::today());
     }
     if !valid_month(&input.month) {
         return Err(Error::invalid_input(format!("month `{}` is not YYYY-MM", input.month)));
@@ -176,7 +164,7 @@ mod tests {
         );
         assert_eq!((t[1].hours, t[1].fees), (3.0, 0.0));
         assert!(valid_month("2026-11") && !valid_month("2026-13") && !valid_month("Nov"));
-        assert_eq!(month_before(1_795_824_000), "2026-10"); // 2026-11-28
-        assert_eq!(month_before(1_767_225_600), "2025-12"); // 2026-01-01
+        assert_eq!(month_before(time::days("2026-11-28").unwrap()), "2026-10");
+        assert_eq!(month_before(time::days("2026-01-01").unwrap()), "2025-12");
     }
 }
