@@ -47,7 +47,9 @@ pub struct ServeArgs {
     /// Jobs this node runs at once.
     #[arg(long, default_value_t = 8)]
     workers: usize,
-    /// Most jobs of one tenant running at once across all nodes (default: no limit).
+    /// Most jobs of one tenant running at once across all nodes (default: no limit). A run
+    /// waiting for the tasks it delegated still counts, so keep this above the depth of the
+    /// tenant's delegation trees.
     #[arg(long = "tenant-max-running")]
     tenant_max_running: Option<usize>,
     /// Seconds a claim stays valid without a heartbeat: a dead node's jobs return to the queue
