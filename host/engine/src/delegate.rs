@@ -79,6 +79,19 @@ impl Drop for Parked<'_> {
     }
 }
 
+/// The delegating run as every task of one delegation is checked against it.
+struct Asker<'a> {
+    tenant: &'a str,
+    parent: &'a ParentRun,
+    team: &'a [AgentRow],
+    /// Whom it may delegate to.
+    allowed: Vec<String>,
+    /// The agents from the top of its tree down to its own.
+    chain: Vec<String>,
+    /// What its tree spent and holds, and the per-run budget, if the tenant has one.
+    tree_spend: Option<(u64, u64)>,
+}
+
 /// What one task became before waiting: refused, or a child run.
 enum Planned {
     Refused(DelegationError),
@@ -87,14 +100,15 @@ enum Planned {
 
 impl Engine {
     /// Checks a task against the team and the tree's bounds; `Ok` is the child job to enqueue.
-    fn plan_task(
-        &self,
-        parent: &ParentRun,
-        team: &[AgentRow],
-        tree_spend: Option<(u64, u64)>,
-        task: &mc_runtime::DelegatedTask,
-        tenant: &str,
-    ) -> Result<NewJob, DelegationError> {
+    fn plan_task(&self, at: &Asker<'_>, task: &mc_runtime::DelegatedTask) -> Result<NewJob, DelegationError> {
+        let Asker {
+            tenant,
+            parent,
+            team,
+            allowed,
+            chain,
+            tree_spend,
+        } = at;
         let Some(target) = team.iter().find(|a| a.name == task.agent) else {
             let names: Vec<&str> = team.iter().map(|a| a.name.as_str()).collect();
             return Err(DelegationError::UnknownAgent(format!(
@@ -103,12 +117,6 @@ impl Engine {
                 names.join(", ")
             )));
         };
-        let allowed = team
-            .iter()
-            .find(|a| a.name == parent.agent)
-            .map(|me| me.delegates(team))
-            .unwrap_or_default();
-        let chain = parent.chain();
         if chain.contains(&task.agent) {
             return Err(DelegationError::LimitReached(format!(
                 "delegating to `{}` would form a cycle: {} → {}",
@@ -141,7 +149,7 @@ impl Engine {
                 parent.id
             )));
         }
-        if let Some((spent, budget)) = tree_spend
+        if let Some((spent, budget)) = *tree_spend
             && spent >= budget
         {
             return Err(DelegationError::LimitReached(format!(
@@ -226,10 +234,22 @@ impl Delegator for EngineHandle {
             Ok((None, _, _)) => return fail_all(format!("run {parent_id} no longer exists")),
             Err(e) => return fail_all(format!("the run tree could not be read: {e}")),
         };
+        let asker = Asker {
+            tenant: &d.from.tenant,
+            parent: &parent,
+            team: &team,
+            allowed: team
+                .iter()
+                .find(|a| a.name == parent.agent)
+                .map(|me| me.delegates(&team))
+                .unwrap_or_default(),
+            chain: parent.chain(),
+            tree_spend,
+        };
         let mut plan = Vec::with_capacity(n);
         let mut jobs = Vec::new();
         for task in &d.tasks {
-            match engine.plan_task(&parent, &team, tree_spend, task, &d.from.tenant) {
+            match engine.plan_task(&asker, task) {
                 Ok(job) => {
                     plan.push(Planned::Child(jobs.len()));
                     jobs.push(job);

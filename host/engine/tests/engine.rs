@@ -689,23 +689,35 @@ async fn run_until_done(engine: Arc<Engine>, store: &Store, tenant: &str, id: i6
     store.tenant(tenant).run(id).await.unwrap().unwrap()
 }
 
-/// Enqueues a run of the hostile plugin as `agent` with `input`.
-async fn enqueue_as(store: &Store, tenant: &str, agent: &str, input: serde_json::Value) -> i64 {
+/// Enqueues a run of `plugin` as `agent` with `input`, `max_attempts` attempts.
+async fn enqueue_job(
+    store: &Store,
+    tenant: &str,
+    agent: &str,
+    plugin: &str,
+    input: serde_json::Value,
+    max_attempts: u32,
+) -> i64 {
     let job = mc_store::NewJob {
         tenant: tenant.into(),
         automation: None,
         agent: agent.into(),
-        plugin: "hostile".into(),
+        plugin: plugin.into(),
         input: input.to_string(),
         trigger: "manual".into(),
         priority: 0,
-        max_attempts: 1,
+        max_attempts,
         run_at: None,
         idempotency_key: None,
     };
     match store.enqueue(&[job]).await.unwrap()[0] {
         mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => id,
     }
+}
+
+/// Enqueues a run of the hostile plugin as `agent` with `input`.
+async fn enqueue_as(store: &Store, tenant: &str, agent: &str, input: serde_json::Value) -> i64 {
+    enqueue_job(store, tenant, agent, "hostile", input, 1).await
 }
 
 const TEAM: &str = r#"tenant: acme
@@ -870,21 +882,7 @@ async fn a_team_delegates_within_the_hosts_bounds() {
             "fail_first_attempt": true,
             "tasks": [{ "agent": "a", "input": { "mode": "context" } }],
         });
-        let job = mc_store::NewJob {
-            tenant: "acme".into(),
-            automation: None,
-            agent: "boss".into(),
-            plugin: "hostile".into(),
-            input: input.to_string(),
-            trigger: "manual".into(),
-            priority: 0,
-            max_attempts: 2,
-            run_at: None,
-            idempotency_key: None,
-        };
-        let id = match store.enqueue(&[job]).await.unwrap()[0] {
-            mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => id,
-        };
+        let id = enqueue_job(&store, "acme", "boss", "hostile", input, 2).await;
         let run = run_until_done(mk(&store), &store, "acme", id).await;
         assert_eq!((run.summary.state.as_str(), run.summary.attempt), ("succeeded", 2));
         let tree = store.tenant("acme").run_tree(id).await.unwrap().unwrap();
@@ -1056,21 +1054,7 @@ async fn install(store: &Store, tenant: &str, plan: mc_store::Plan, id: &str, pa
 /// Runs `agent` of `tenant` (its own plugin) once with `input` and returns the run.
 async fn run_agent(store: &Store, tenant: &str, agent: &str, input: serde_json::Value) -> mc_store::RunDetail {
     let row = store.tenant(tenant).agent(agent).await.unwrap().unwrap();
-    let job = mc_store::NewJob {
-        tenant: tenant.into(),
-        automation: None,
-        agent: agent.into(),
-        plugin: row.plugin,
-        input: input.to_string(),
-        trigger: "manual".into(),
-        priority: 0,
-        max_attempts: 1,
-        run_at: None,
-        idempotency_key: None,
-    };
-    let id = match store.enqueue(&[job]).await.unwrap()[0] {
-        mc_store::Enqueued::Created(id) | mc_store::Enqueued::Duplicate(id) => id,
-    };
+    let id = enqueue_job(store, tenant, agent, &row.plugin, input, 1).await;
     let run = run_until_done(engine(store, "n1"), store, tenant, id).await;
     assert_eq!(run.summary.state, "succeeded", "{agent}: {:?}", run.summary.error);
     run

@@ -95,6 +95,14 @@ enum Bound {
     Real(f64),
 }
 
+/// A registry's declaration from its stored fields.
+fn spec(name: &str, fields: &str) -> Result<RegistrySpec, StoreError> {
+    Ok(RegistrySpec {
+        name: name.to_string(),
+        fields: serde_json::from_str(fields).map_err(|e| StoreError::Corrupt(format!("registry {name}: {e}")))?,
+    })
+}
+
 fn parse_row(id: i64, data: &str, created_at: i64, updated_at: i64) -> Result<RegistryRow, StoreError> {
     let data = serde_json::from_str(data).map_err(|e| StoreError::Corrupt(format!("registry row {id}: {e}")))?;
     Ok(RegistryRow {
@@ -113,32 +121,37 @@ impl TenantScope<'_> {
                 .bind(self.id())
                 .fetch_all(self.store().pool())
                 .await?;
-        rows.into_iter()
-            .map(|(name, fields)| {
-                Ok(RegistrySpec {
-                    fields: serde_json::from_str(&fields)
-                        .map_err(|e| StoreError::Corrupt(format!("registry {name}: {e}")))?,
-                    name,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|(name, fields)| spec(&name, &fields)).collect()
     }
 
     /// One registry's declaration, or the error naming the registries there are.
     pub async fn registry(&self, name: &str) -> Result<RegistrySpec, RegistryError> {
-        let all = self.registries().await?;
-        let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+        let row: Option<(String,)> = sqlx::query_as("SELECT fields FROM registries WHERE tenant_id = $1 AND name = $2")
+            .bind(self.id())
+            .bind(name)
+            .fetch_optional(self.store().pool())
+            .await?;
+        match row {
+            Some((fields,)) => Ok(spec(name, &fields)?),
+            None => Err(self.unknown(name).await),
+        }
+    }
+
+    /// The error for a registry the tenant does not have, naming those it has.
+    async fn unknown(&self, name: &str) -> RegistryError {
+        let names: Vec<String> = match self.registries().await {
+            Ok(all) => all.into_iter().map(|r| r.name).collect(),
+            Err(e) => return e.into(),
+        };
         let list = if names.is_empty() {
             "none".to_string()
         } else {
             names.join(", ")
         };
-        all.iter().find(|r| r.name == name).cloned().ok_or_else(|| {
-            RegistryError::UnknownRegistry(format!(
-                "tenant `{}` has no registry `{name}` (its registries: {list})",
-                self.id()
-            ))
-        })
+        RegistryError::UnknownRegistry(format!(
+            "tenant `{}` has no registry `{name}` (its registries: {list})",
+            self.id()
+        ))
     }
 
     /// Rows of `registry` matching every filter, oldest first, after row `after`, at most `limit`.
@@ -373,14 +386,8 @@ impl TenantScope<'_> {
         .fetch_optional(&mut **tx)
         .await?;
         match row {
-            Some((fields,)) => Ok(RegistrySpec {
-                name: registry.to_string(),
-                fields: serde_json::from_str(&fields)
-                    .map_err(|e| StoreError::Corrupt(format!("registry {registry}: {e}")))?,
-            }),
-            None => Err(self.registry(registry).await.err().unwrap_or_else(|| {
-                RegistryError::UnknownRegistry(format!("tenant `{}` has no registry `{registry}`", self.id()))
-            })),
+            Some((fields,)) => Ok(spec(registry, &fields)?),
+            None => Err(self.unknown(registry).await),
         }
     }
 

@@ -165,18 +165,15 @@ pub async fn say(
     let history = scope.chat_messages(id).await?;
     scope.append_chat(id, "user", &body.content).await?;
 
-    let mut messages = Vec::new();
+    let mut system = format!("You are {}, {}.", agent.name, agent.role);
     if let Some(i) = agent.instructions.as_deref().filter(|i| !i.trim().is_empty()) {
-        messages.push(Message {
-            role: Role::System,
-            content: format!("You are {}, {}. {i}", agent.name, agent.role),
-        });
-    } else {
-        messages.push(Message {
-            role: Role::System,
-            content: format!("You are {}, {}.", agent.name, agent.role),
-        });
+        system.push(' ');
+        system.push_str(i);
     }
+    let mut messages = vec![Message {
+        role: Role::System,
+        content: system,
+    }];
     let skip = history.len().saturating_sub(MAX_HISTORY);
     for m in history.into_iter().skip(skip) {
         messages.push(Message {
