@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Where templates are (default: `templates/` here or in the source tree).
     #[arg(long, env = "MISSIONCTL_TEMPLATE_DIR")]
     template_dir: Option<PathBuf>,
+    /// Serve the dashboard from this directory instead of the copy built in (for working on
+    /// the dashboard: edits show on reload).
+    #[arg(long, env = "MISSIONCTL_UI_DIR", hide = true)]
+    ui_dir: Option<PathBuf>,
     /// Start with a demo tenant (`demo`) that has the marketing-agency template installed and a
     /// campaign under way, on the AI provider configured (offline unless keys are given).
     #[arg(long)]
@@ -215,7 +219,10 @@ async fn shutdown_signal() {
 /// The demo tenant: the marketing agency's team for a garden shop, on the Growth plan, with a
 /// campaign started so the team is at work within a minute. Installing again on a later start
 /// upgrades it in place and starts nothing twice (the campaign has an idempotency key).
-async fn demo(store: &mc_store::Store, template_dir: Option<&std::path::Path>) -> Result<(), String> {
+///
+/// Returns a fresh admin key of the demo tenant for the dashboard link; it expires with
+/// [`DEMO_KEY_LIFETIME_MICROS`], so the links printed by earlier starts stop working by themselves.
+async fn demo(store: &mc_store::Store, template_dir: Option<&std::path::Path>) -> Result<String, String> {
     const TENANT: &str = "demo";
     let local = mc_store::Principal::local();
     let dir = crate::run::template_dir(template_dir).ok_or("no templates directory (pass --template-dir)")?;
@@ -298,10 +305,41 @@ async fn demo(store: &mc_store::Store, template_dir: Option<&std::path::Path>) -
         idempotency_key: Some("demo-first-campaign".into()),
     };
     store.enqueue(&[job]).await.map_err(|e| e.to_string())?;
+    let (_, key) = store
+        .create_key(
+            &local,
+            mc_store::NewKey {
+                role: mc_store::Role::Admin,
+                tenant: Some(TENANT.into()),
+                partner: None,
+                label: "demo dashboard".into(),
+                expires_at: Some(mc_store::now_micros() + DEMO_KEY_LIFETIME_MICROS),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     eprintln!(
         "missionctl serve: demo tenant `demo` ready — the marketing-agency team is installed and its director is running a campaign"
     );
-    Ok(())
+    Ok(key)
+}
+
+/// How long the demo's dashboard key works: a day of trying things out.
+const DEMO_KEY_LIFETIME_MICROS: i64 = 24 * 3_600 * 1_000_000;
+
+/// Opens `url` in the desktop's browser when there is a desktop to open it on; says nothing
+/// when there is none (the link is printed anyway).
+fn open_browser(url: &str) {
+    let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    if desktop || cfg!(target_os = "macos") {
+        let _ = std::process::Command::new(opener)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
 }
 
 pub async fn serve(args: ServeArgs) -> u8 {
@@ -326,12 +364,17 @@ pub async fn serve(args: ServeArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if args.demo
-        && let Err(e) = demo(&store, args.template_dir.as_deref()).await
-    {
-        eprintln!("error: the demo tenant could not be set up: {e}");
-        return exit::HOST;
-    }
+    let demo_key = if args.demo {
+        match demo(&store, args.template_dir.as_deref()).await {
+            Ok(key) => Some(key),
+            Err(e) => {
+                eprintln!("error: the demo tenant could not be set up: {e}");
+                return exit::HOST;
+            }
+        }
+    } else {
+        None
+    };
     let runtime = match Runtime::new(RuntimeConfig {
         cache_dir: Some(
             args.cache_dir
@@ -431,6 +474,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
     state.gateway = Some(gateway.clone());
     state.plugin_dir = Some(config.plugin_dir.clone());
     state.template_dir = crate::run::template_dir(args.template_dir.as_deref());
+    state.ui_dir = args.ui_dir.clone();
     state.limiter = Arc::new(mc_server::RateLimiter::new(mc_server::RateLimit {
         per_second: args.rate_limit,
         burst: args.rate_limit * 2.0,
@@ -446,6 +490,16 @@ pub async fn serve(args: ServeArgs) -> u8 {
         "missionctl serve: node {node_id} running ({} workers), listening on http://{address}; Ctrl-C or SIGTERM to stop",
         args.workers
     );
+    match demo_key {
+        Some(key) => {
+            // The key rides in the fragment, which the browser never sends to a server or a log;
+            // the page trades it for a session and removes it from the address bar.
+            let url = format!("http://{address}/app/#key={key}");
+            eprintln!("missionctl serve: dashboard (signed in as the demo tenant): {url}");
+            open_browser(&url);
+        }
+        None => eprintln!("missionctl serve: dashboard: http://{address}/app/ (sign in with an API key)"),
+    }
     let ran = engine
         .run(async move {
             shutdown_signal().await;

@@ -1,6 +1,11 @@
 //! Authentication and per-key rate limits: the [`Auth`] extractor turns `Authorization: Bearer
-//! <key>` into the [`Principal`] the store checks every tenant access against, after charging the
-//! key's token bucket.
+//! <key>` — or the dashboard's session cookie ([`SESSION_COOKIE`]) — into the [`Principal`] the
+//! store checks every tenant access against, after charging the key's token bucket.
+//!
+//! A cookie is sent by the browser on its own, so a request authenticated by one must also prove
+//! it came from the dashboard: every method but GET and HEAD carries the session's CSRF token in
+//! [`CSRF_HEADER`] (a page on another site can make the browser send the cookie, but cannot read
+//! the token). Bearer keys need no such proof: no browser attaches them by itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -78,6 +83,41 @@ impl RateLimiter {
     }
 }
 
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "mc_session";
+/// The header a cookie-authenticated change carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session `token` stands for, or 401 saying to sign in again.
+pub async fn session(state: &AppState, token: &str) -> Result<mc_store::Session, ApiError> {
+    match state.store.session(token).await? {
+        Ok(s) => Ok(s),
+        Err(mc_store::KeyRefusal::Unknown) => Err(ApiError::Unauthorized(
+            "your session has ended (signed out, or its key was revoked): sign in again".into(),
+        )),
+        Err(mc_store::KeyRefusal::Expired(_)) => Err(ApiError::Unauthorized(
+            "your session or its key has expired: sign in again".into(),
+        )),
+    }
+}
+
+/// Constant-time comparison, so timing tells nothing about how much of a token matched.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The authenticated principal of a request.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Principal);
@@ -89,6 +129,20 @@ impl FromRequestParts<AppState> for Auth {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             if let Some(local) = &state.local {
                 return Ok(Auth(local.clone()));
+            }
+            if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
+                let session = session(state, token).await?;
+                let safe = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+                let echoed = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+                if !safe && !echoed.is_some_and(|t| same(t, &session.csrf)) {
+                    return Err(ApiError::Forbidden(format!(
+                        "missing or wrong CSRF token: a change made with the dashboard's session sends its token in `{CSRF_HEADER}`"
+                    )));
+                }
+                if let Err(wait) = state.limiter.check(&session.principal.key_id) {
+                    return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+                }
+                return Ok(Auth(session.principal));
             }
             return Err(ApiError::Unauthorized(
                 "missing API key: send `Authorization: Bearer <key>`".into(),

@@ -4,8 +4,9 @@
 //! - `GET /healthz`: the process answers. `GET /readyz`: the database answers (503 while not).
 //! - `POST /hooks/{tenant}/{automation}`: a webhook trigger, signed per the Standard Webhooks spec
 //!   ([`webhook`]).
-//! - `/api/v1/...`: the REST API ([`api`]), authenticated by API keys ([`auth`]), described by
-//!   `/api/v1/openapi.json`.
+//! - `/api/v1/...`: the REST API ([`api`]), authenticated by API keys or a dashboard session
+//!   ([`auth`]), described by `/api/v1/openapi.json`.
+//! - `/app/...`: the dashboard, and `/ui/session` to sign in and out of it ([`ui`]).
 //!
 //! Every error is a JSON body `{ "error": { "code", "message" } }` with the matching status and no
 //! internal detail ([`ApiError`]). Bodies are capped at [`MAX_BODY_BYTES`], requests at
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod ui;
 pub mod webhook;
 
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ pub struct AppState {
     /// Where templates are (`<id>/template.yaml`, `<id>/team.yaml`); without it the template
     /// endpoints answer 503.
     pub template_dir: Option<PathBuf>,
+    /// Serve the dashboard's files from this directory instead of the copy built in (for working
+    /// on the dashboard: an edit shows on reload).
+    pub ui_dir: Option<PathBuf>,
     /// The principal of requests without a key. Set only for [`LocalApi`] (the command line
     /// working on a local data directory, in-process); a served router never has one.
     local: Option<mc_store::Principal>,
@@ -67,6 +72,7 @@ impl AppState {
             limiter: Arc::new(RateLimiter::new(RateLimit::default())),
             gateway: None,
             template_dir: None,
+            ui_dir: None,
             local: None,
         }
     }
@@ -173,7 +179,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/hooks/{tenant}/{automation}", post(webhook::deliver))
-        .merge(api::routes());
+        .merge(api::routes())
+        .merge(ui::routes());
     shared_layers(router, REQUEST_TIMEOUT).with_state(state)
 }
 

@@ -190,13 +190,13 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b).map_err(|e| StoreError::Invalid(format!("no randomness available: {e}")))?;
     Ok(b)
 }
 
-fn hash_key(key: &str) -> String {
+pub(crate) fn hash_key(key: &str) -> String {
     Sha256::digest(key.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -527,6 +527,17 @@ impl Store {
         let Some(id) = key_id(key) else {
             return Ok(Err(KeyRefusal::Unknown));
         };
+        self.key_principal(id, Some(key)).await
+    }
+
+    /// The principal of key `id`, checking `key` against its hash when given (a session already
+    /// proved the key when it was opened). Marks the key used (at most once per
+    /// [`LAST_USED_RESOLUTION_MICROS`]).
+    pub(crate) async fn key_principal(
+        &self,
+        id: &str,
+        key: Option<&str>,
+    ) -> Result<Result<Principal, KeyRefusal>, StoreError> {
         /// hash, role, tenant, partner, last used, revoked, expires.
         type Row = (
             String,
@@ -546,7 +557,7 @@ impl Store {
         let Some((hash, role, tenant, partner, last_used, revoked, expires)) = row else {
             return Ok(Err(KeyRefusal::Unknown));
         };
-        if revoked.is_some() || !same(&hash, &hash_key(key)) {
+        if revoked.is_some() || key.is_some_and(|key| !same(&hash, &hash_key(key))) {
             return Ok(Err(KeyRefusal::Unknown));
         }
         let now = now_micros();

@@ -19,6 +19,7 @@ mod registries;
 mod runs;
 mod schedules;
 mod secrets;
+mod sessions;
 mod tenants;
 mod tree;
 
@@ -47,6 +48,7 @@ pub use registries::{FilterOp, MAX_ROWS_PAGE, RegistryError, RegistryRow, RowFil
 pub use runs::{FILTER_WINDOW, MAX_RUNS_PAGE, RUN_STATES, RunDetail, RunFilter, RunPage, RunSummary};
 pub use schedules::{Advance, Schedulable, TickEvent, TickOutcome};
 pub use secrets::{KeyError, MAX_SECRET_BYTES, SECRET_KEY_BYTES, Sealer, SecretMeta};
+pub use sessions::{SESSION_LIFETIME_MICROS, Session};
 pub use tenants::{AgentRow, ApplyReport, AutomationRow, Change, ChangeKind, TenantRow, TenantScope};
 pub use tree::{ChildState, ParentRun, RunNode};
 

@@ -116,6 +116,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0013_chat.sql"),
         postgres: include_str!("../migrations/0013_chat.sql"),
     },
+    Migration {
+        version: 14,
+        name: "dashboard sessions",
+        sqlite: include_str!("../migrations/0014_sessions.sql"),
+        postgres: include_str!("../migrations/0014_sessions.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

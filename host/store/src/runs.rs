@@ -220,6 +220,43 @@ impl TenantScope<'_> {
         Ok(RunPage { runs, next })
     }
 
+    /// What a live view needs each tick: the runs newer than `after` (oldest first, at most
+    /// [`MAX_RUNS_PAGE`]) and the current state of the runs in `watching` (at most
+    /// [`MAX_RUNS_PAGE`] of them are looked up). Both are index lookups however many runs the
+    /// tenant has.
+    pub async fn runs_update(&self, after: i64, watching: &[i64]) -> Result<Vec<RunSummary>, StoreError> {
+        let mut runs: Vec<RunSummary> = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(self.id())
+        .bind(after)
+        .bind(MAX_RUNS_PAGE)
+        .fetch_all(self.store().pool())
+        .await?
+        .iter()
+        .map(summary)
+        .collect::<Result<_, _>>()?;
+        let watching = &watching[..watching.len().min(MAX_RUNS_PAGE as usize)];
+        if !watching.is_empty() {
+            let ids = (0..watching.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id IN ({ids})");
+            let mut q = sqlx::query(&sql).bind(self.id());
+            for id in watching {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(self.store().pool()).await? {
+                let run = summary(&row)?;
+                if run.id <= after {
+                    runs.push(run);
+                }
+            }
+        }
+        Ok(runs)
+    }
+
     /// One of its runs.
     pub async fn run(&self, id: i64) -> Result<Option<RunDetail>, StoreError> {
         let row = sqlx::query(&format!(

@@ -126,6 +126,7 @@ pub fn routes() -> Router<AppState> {
             post(automations::rotate_webhook_secret),
         )
         .route("/api/v1/tenants/{tenant}/runs", get(runs::list))
+        .route("/api/v1/tenants/{tenant}/runs/events", get(runs::events))
         .route("/api/v1/tenants/{tenant}/runs/{run}", get(runs::get))
         .route("/api/v1/tenants/{tenant}/runs/{run}/logs", get(runs::logs))
         .route("/api/v1/tenants/{tenant}/runs/{run}/output", get(runs::output))

@@ -59,6 +59,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         automations::ticks,
         automations::rotate_webhook_secret,
         runs::list,
+        runs::events,
         runs::get,
         runs::logs,
         runs::output,

@@ -1,8 +1,14 @@
-//! Runs: list with filters and keyset paging, detail, logs, output, the delegation tree, cancel,
-//! retry.
+//! Runs: list with filters and keyset paging, a live stream of changes (server-sent events),
+//! detail, logs, output, the delegation tree, cancel, retry.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
 use mc_store::{MAX_RUNS_PAGE, Need, RUN_STATES, RunFilter, RunSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -288,4 +294,81 @@ pub async fn retry(
     let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
     scope.retry_run(&who, id).await?;
     Ok(Json(detail(&state, &who, &tenant, id).await?))
+}
+
+/// How often a live stream looks for changes: a change reaches the browser within this plus the
+/// time of one lookup, well inside the dashboard's half-second promise.
+const LIVE_POLL: Duration = Duration::from_millis(200);
+/// Runs a live stream follows until they finish; the oldest are dropped beyond it (a view shows
+/// one page of runs, at most 200).
+const LIVE_WATCH_MAX: usize = MAX_RUNS_PAGE as usize;
+/// Runs that will not change any more by themselves.
+const FINAL_STATES: [&str; 4] = ["succeeded", "dead", "cancelled", "rejected"];
+
+/// The tenant's runs as they change: an event `run` (a [`Run`]) for every run created after the
+/// stream opened and for every change of state or attempt of the tenant's newest runs that had
+/// not finished when it opened, or started since. Open it, then load the list: nothing is missed.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/events", tag = "runs",
+    params(("tenant" = String, Path)),
+    responses((status = 200, description = "server-sent events: `run` {Run}", content_type = "text/event-stream")))]
+pub async fn events(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    let newest = scope
+        .runs(&RunFilter {
+            state: None,
+            automation: None,
+            agent: None,
+            before: None,
+            limit: MAX_RUNS_PAGE,
+        })
+        .await?;
+    let after = newest.runs.first().map_or(0, |r| r.id);
+    // What each followed run looked like when last sent (or when the stream opened).
+    let seen: HashMap<i64, (String, u32)> = newest
+        .runs
+        .into_iter()
+        .filter(|r| !FINAL_STATES.contains(&r.state.as_str()))
+        .map(|r| (r.id, (r.state, r.attempt)))
+        .collect();
+    let store = state.store.clone();
+    let stream = futures_util::stream::unfold(
+        (store, tenant, after, seen, Vec::<Event>::new()),
+        |(store, tenant, mut after, mut seen, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop() {
+                    return Some((Ok(event), (store, tenant, after, seen, pending)));
+                }
+                tokio::time::sleep(LIVE_POLL).await;
+                let scope = store.tenant(&tenant);
+                let watching: Vec<i64> = seen.keys().copied().collect();
+                let Ok(runs) = scope.runs_update(after, &watching).await else {
+                    continue;
+                };
+                for run in runs {
+                    after = after.max(run.id);
+                    let now = (run.state.clone(), run.attempt);
+                    if seen.get(&run.id) == Some(&now) {
+                        continue;
+                    }
+                    if FINAL_STATES.contains(&run.state.as_str()) {
+                        seen.remove(&run.id);
+                    } else {
+                        seen.insert(run.id, now);
+                    }
+                    if let Ok(event) = Event::default().event("run").json_data(Run::from(run)) {
+                        pending.insert(0, event);
+                    }
+                }
+                while seen.len() > LIVE_WATCH_MAX {
+                    let oldest = seen.keys().copied().min().unwrap_or_default();
+                    seen.remove(&oldest);
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
