@@ -7,7 +7,7 @@ GUESTS := director content-writer email-manager analytics social-media \
           noop hostile wrong-world future-contract
 CARGO ?= cargo
 
-.PHONY: run test plugins toolchain bench lint clean-cache
+.PHONY: run test browser-test plugins toolchain bench lint clean-cache
 
 toolchain:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -28,6 +28,15 @@ run: plugins
 test: plugins
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0 schemathesis==4.32.5
 	$(CARGO) test --workspace
+	$(MAKE) browser-test
+
+# The dashboard in a real headless Chromium (Debian's package), driven by playwright-core; the
+# screenshots of each page land in tests/browser/artifacts/.
+browser-test:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	$(CARGO) build -p missionctl
+	node --test --test-concurrency=1 tests/browser/
 
 lint:
 	$(CARGO) fmt --all -- --check

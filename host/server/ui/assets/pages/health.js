@@ -1,0 +1,56 @@
+// Health: what the server reports today (readiness, AI providers' circuit breakers); what the
+// API does not measure yet is labelled so, never invented.
+
+import { api } from '../api.js';
+import { h, replace, card, badge, emptyState, errorBox, num, timeEl } from '../dom.js';
+
+async function probe(path, signal) {
+  try {
+    const res = await fetch(path, { signal, credentials: 'same-origin' });
+    return { ok: res.ok, status: res.status, text: (await res.text()).trim() };
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    return { ok: false, status: 0, text: 'unreachable' };
+  }
+}
+
+const BREAKER = {
+  closed: ['Working', 'ok', '✓'],
+  'half-open': ['Recovering (testing)', 'warn', '!'],
+  open: ['Paused after failures', 'bad', '✕'],
+};
+
+export function providersTable(providers) {
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+    h('caption', { class: 'sr-only' }, 'AI providers and their circuit breakers'),
+    h('thead', null, h('tr', null, ...['Provider', 'Status', 'Calls answered', 'Failures', 'Failures in a row', 'Since'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', null, providers.map((p) => {
+      const [label, tone, icon] = BREAKER[p.state] || [p.state, 'neutral', ''];
+      return h('tr', null, h('th', { scope: 'row' }, p.provider), h('td', null, badge(label, tone, icon),
+        p.retry_in_ms ? h('span', { class: 'muted' }, ` retry in ${Math.ceil(p.retry_in_ms / 1000)} s`) : null),
+      h('td', null, num(p.total_successes)), h('td', null, num(p.total_failures)), h('td', null, num(p.consecutive_failures)), h('td', null, p.opened_at ? timeEl(p.opened_at) : '—'));
+    }))));
+}
+
+export async function healthPage(ctx) {
+  const { signal } = ctx;
+  const [ready, alive, providers] = await Promise.all([
+    probe('/readyz', signal),
+    probe('/healthz', signal),
+    api('providers', { signal }).then((v) => ({ v }), (e) => ({ e })),
+  ]);
+  replace(ctx.main,
+    h('div', { class: 'page-head' }, h('h1', null, 'Health'), h('p', { class: 'muted' }, 'Is the platform running your team right now?')),
+    h('div', { class: 'grid' },
+      card('Service',
+        h('p', null, ready.ok ? badge('Ready: accepting and running work', 'ok', '✓') : badge(`Not ready: ${ready.text || ready.status}`, 'bad', '✕')),
+        h('p', null, alive.ok ? badge('Server process alive', 'ok', '✓') : badge('Server process not answering', 'bad', '✕')),
+        h('p', { class: 'muted' }, 'Checked just now.')),
+      card('Uptime this month (SLA 99.5%)',
+        emptyState('Not measured yet.', 'Uptime against the 99.5% service level will show here once the platform records health snapshots. No figure is shown rather than a guessed one.')),
+      card('Recent incidents',
+        emptyState('Not measured yet.', 'Incidents (outages, paused automations, quarantined plugins) will be listed here once the platform exposes them.')),
+      h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'AI providers'),
+        providers.e ? errorBox(providers.e.message) : providers.v.length ? providersTable(providers.v) : emptyState('No AI providers configured.'),
+        h('p', { class: 'muted' }, 'When a provider keeps failing, calls to it pause for a while and fall back to other models; it is tried again automatically.'))));
+}
