@@ -479,6 +479,23 @@ pub async fn serve(args: ServeArgs) -> u8 {
         per_second: args.rate_limit,
         burst: args.rate_limit * 2.0,
     }));
+    // Approved output (and later escalations) posted to webhooks, beside the engine.
+    let outbox = mc_outbox::Outbox::new(
+        store.clone(),
+        mc_outbox::OutboxConfig {
+            sealer: config.sealer.clone(),
+            test_hosts: config.test_hosts.clone(),
+            ..mc_outbox::OutboxConfig::default()
+        },
+    );
+    let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
+    let outbox = tokio::spawn(async move {
+        outbox
+            .run(async move {
+                let _ = outbox_stopped.await;
+            })
+            .await
+    });
     let engine = Arc::new(Engine::new(store, runtime, config, gateway));
     // One shutdown signal for both halves: the server stops accepting when the engine begins its
     // graceful stop.
@@ -507,6 +524,8 @@ pub async fn serve(args: ServeArgs) -> u8 {
         })
         .await;
     let _ = http.await;
+    let _ = stop_outbox.send(());
+    let _ = outbox.await;
     match ran {
         Ok(()) => {
             eprintln!("missionctl serve: node {node_id} stopped");

@@ -46,7 +46,10 @@
 //!     catch_up: once                # optional: after downtime, skip | once | all missed ticks, default once
 //!     approval: { deliver_to: clients } # optional: each run's output waits for a person to approve
 //!                                   #   (maybe edited) or reject it; once approved it is added to the
-//!                                   #   registry `deliver_to` (if set) and completion triggers fire
+//!                                   #   registry `deliver_to` (if set) and completion triggers fire;
+//!                                   #   `webhook: { url: https://…, secret: hook-key }` also posts it
+//!                                   #   there, signed per Standard Webhooks with the tenant secret
+//!                                   #   `hook-key` (a `whsec_…` value), retried until delivered
 //! ```
 //!
 //! Parsing happens in two passes: serde_yaml turns the text into these types (its errors carry a
@@ -309,6 +312,45 @@ pub struct ApprovalSpec {
     /// A registry of this file the approved output (a JSON object) is added to as a row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_to: Option<String>,
+    /// Where the approved output is posted as an `approval.approved` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// An outbound webhook: where to post, and the tenant secret (`whsec_…`) to sign with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// An http or https URL. Its host is vetted at every delivery like any outbound request:
+    /// private, loopback and metadata addresses are refused unless configured as a test host.
+    pub url: String,
+    /// The tenant secret holding the signing key.
+    pub secret: String,
+}
+
+/// Longest webhook URL accepted.
+pub const MAX_WEBHOOK_URL_LEN: usize = 2_000;
+
+/// The origin (`scheme://host[:port]`) of a webhook URL, or what is wrong with it.
+pub fn webhook_origin(url: &str) -> Result<String, String> {
+    if url.len() > MAX_WEBHOOK_URL_LEN {
+        return Err(format!("a webhook URL is at most {MAX_WEBHOOK_URL_LEN} characters"));
+    }
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not a URL (expected https://host/path)"))?;
+    if scheme != "https" && scheme != "http" {
+        return Err(format!("`{url}`: the scheme must be https or http"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains(['@', '*']) || url.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "`{url}` must name one host, without user info, wildcards or spaces"
+        ));
+    }
+    let origin = format!("{scheme}://{authority}");
+    mc_egress::HostPattern::parse(&origin).map_err(|e| e.to_string())?;
+    Ok(origin)
 }
 
 fn empty_object() -> serde_json::Value {
@@ -531,7 +573,16 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         if !seen.insert(a.name.as_str()) {
             return Err(err(&at("name"), format!("automation `{}` is defined twice", a.name)));
         }
-        if let Some(ApprovalSpec { deliver_to: Some(r) }) = &a.approval
+        if let Some(ApprovalSpec {
+            webhook: Some(hook), ..
+        }) = &a.approval
+        {
+            webhook_origin(&hook.url).map_err(|m| err(&at("approval.webhook.url"), m))?;
+            valid_name(&hook.secret).map_err(|m| err(&at("approval.webhook.secret"), m))?;
+        }
+        if let Some(ApprovalSpec {
+            deliver_to: Some(r), ..
+        }) = &a.approval
             && !registries.contains(r.as_str())
         {
             let list: Vec<&str> = registries.iter().copied().collect();

@@ -390,3 +390,34 @@ fn every_shipped_template_installs_into_an_empty_tenant() {
             .unwrap_or_else(|e| panic!("template {}: {e}", t.meta.id));
     }
 }
+
+#[test]
+fn an_approval_webhook_needs_a_plain_url_and_a_secret_name() {
+    let with = |hook: &str| {
+        GOOD.replace(
+            "    catch_up: skip\n",
+            &format!("    catch_up: skip\n    approval: {{ webhook: {hook} }}\n"),
+        )
+    };
+    parse(
+        &with("{ url: \"https://hooks.example.com/approved?x=1\", secret: hook-key }"),
+        &known(),
+    )
+    .unwrap();
+    let e = error(&with("{ url: \"ftp://hooks.example.com/x\", secret: hook-key }"));
+    assert!(
+        e.ends_with(
+            "automations[4].approval.webhook.url: `ftp://hooks.example.com/x`: the scheme must be https or http"
+        ),
+        "{e}"
+    );
+    let e = error(&with("{ url: \"https://user@hooks.example.com/\", secret: hook-key }"));
+    assert!(
+        e.contains("must name one host, without user info, wildcards or spaces"),
+        "{e}"
+    );
+    let e = error(&with("{ url: \"https://hooks.example.com/\", secret: \"Bad Name\" }"));
+    assert!(e.contains("automations[4].approval.webhook.secret:"), "{e}");
+    let e = error(&with("{ url: \"https://hooks.example.com/\" }"));
+    assert!(e.contains("missing field `secret`"), "{e}");
+}

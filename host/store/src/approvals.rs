@@ -169,13 +169,13 @@ impl TenantScope<'_> {
                         .bind(&automation)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let deliver_to = approval
+                let spec = approval
                     .and_then(|(a,)| a)
                     .and_then(|a| serde_json::from_str::<mc_config::ApprovalSpec>(&a).ok())
-                    .and_then(|a| a.deliver_to);
+                    .unwrap_or_default();
+                let value: Value = serde_json::from_str(&final_output).unwrap_or(Value::Null);
                 let mut delivered_row = None;
-                if let Some(registry) = &deliver_to {
-                    let value: Value = serde_json::from_str(&final_output).unwrap_or(Value::Null);
+                if let Some(registry) = &spec.deliver_to {
                     let row = self.insert_row(&mut tx, registry, &value).await.map_err(|e| match e {
                         RegistryError::Store(e) => ApprovalError::Store(e),
                         other => ApprovalError::Invalid(format!(
@@ -183,6 +183,30 @@ impl TenantScope<'_> {
                         )),
                     })?;
                     delivered_row = Some(row.id);
+                }
+                if let Some(hook) = &spec.webhook {
+                    // Written with the decision, posted after it commits (by the outbox sender):
+                    // a crash in between delays the post, never loses or repeats the decision.
+                    let data = serde_json::json!({
+                        "tenant": self.id(),
+                        "automation": automation,
+                        "run": id,
+                        "output": value,
+                        "edited": edited.is_some(),
+                        "decided_by": who.key_id,
+                    });
+                    crate::outbox::add_delivery(
+                        &mut tx,
+                        self.id(),
+                        &crate::NewDelivery {
+                            event_type: "approval.approved",
+                            run_id: Some(id),
+                            url: &hook.url,
+                            secret: &hook.secret,
+                            data: &data,
+                        },
+                    )
+                    .await?;
                 }
                 sqlx::query("UPDATE jobs SET state = 'succeeded', output = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(self.id())

@@ -14,6 +14,7 @@ mod approvals;
 mod chat;
 mod metering;
 mod migrate;
+mod outbox;
 mod queue;
 mod registries;
 mod runs;
@@ -40,6 +41,7 @@ pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
     MarginLine, Plan, PriceBookRow, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day, valid_month,
 };
+pub use outbox::{Delivery, DeliveryOutcome, NewDelivery};
 pub use queue::{
     AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, FailedAttempt, Finished, JobRow,
     MAX_ATTEMPTS, MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,

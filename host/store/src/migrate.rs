@@ -122,6 +122,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0014_sessions.sql"),
         postgres: include_str!("../migrations/0014_sessions.sql"),
     },
+    Migration {
+        version: 15,
+        name: "webhook deliveries",
+        sqlite: include_str!("../migrations/0015_outbox_sqlite.sql"),
+        postgres: include_str!("../migrations/0015_outbox_postgres.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

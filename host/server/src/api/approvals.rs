@@ -45,6 +45,49 @@ pub struct Decision {
     pub reason: Option<String>,
     /// The registry row the approved output became.
     pub delivered_row: Option<i64>,
+    /// The webhook posts of the approved output, and how each went.
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+/// One webhook post of an event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDelivery {
+    /// The `webhook-id` the receiver sees (the same on every attempt).
+    pub id: String,
+    pub event_type: String,
+    pub url: String,
+    /// `pending` (to be attempted or retried), `delivered` or `failed` (given up).
+    pub state: String,
+    pub attempts: u32,
+    /// When the next attempt is due, while pending.
+    pub next_at: Option<String>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+impl From<mc_store::Delivery> for WebhookDelivery {
+    fn from(d: mc_store::Delivery) -> WebhookDelivery {
+        WebhookDelivery {
+            id: mc_outbox::message_id(&d),
+            next_at: (d.state == "pending").then(|| time(d.next_at)),
+            event_type: d.event_type,
+            url: d.url,
+            state: d.state,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            delivered_at: d.delivered_at.map(time),
+        }
+    }
+}
+
+/// A decision as the API shows it, with the deliveries it caused.
+async fn shown(scope: &mc_store::TenantScope<'_>, d: mc_store::Decision) -> Result<Decision, ApiError> {
+    let deliveries = scope.run_deliveries(d.run_id).await?;
+    let mut shown = Decision::from(d);
+    shown.deliveries = deliveries.into_iter().map(WebhookDelivery::from).collect();
+    Ok(shown)
 }
 
 impl From<mc_store::Decision> for Decision {
@@ -57,6 +100,7 @@ impl From<mc_store::Decision> for Decision {
             original_output: d.original_output,
             reason: d.reason,
             delivered_row: d.delivered_row,
+            deliveries: Vec::new(),
         }
     }
 }
@@ -125,7 +169,7 @@ pub async fn approve(
 ) -> Result<Json<Decision>, ApiError> {
     let scope = state.store.authorize(&who, &tenant, Need::Write).await?;
     let d = scope.approve(&who, id, body.output.as_ref()).await.map_err(api_error)?;
-    Ok(Json(d.into()))
+    Ok(Json(shown(&scope, d).await?))
 }
 
 /// Rejects a run's output: nothing is done with it.
@@ -158,5 +202,8 @@ pub async fn decision(
     if scope.run(id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no run {id}")));
     }
-    Ok(Json(scope.decision(id).await?.map(Decision::from)))
+    Ok(Json(match scope.decision(id).await? {
+        Some(d) => Some(shown(&scope, d).await?),
+        None => None,
+    }))
 }

@@ -1,0 +1,225 @@
+//! Approved output posted to a webhook on both backends: signed per Standard Webhooks (checked
+//! with the official `standardwebhooks` package), retried after a failure with the same webhook
+//! id, delivered once; a receiver on a loopback address the deployment did not allow is refused.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mc_outbox::{Outbox, OutboxConfig};
+use mc_store::{Principal, Sealer, Store};
+use mc_testkit::on_both;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// What the receiver got: the request's headers (lower-case names) and body.
+type Received = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
+
+/// A receiver on 127.0.0.1 answering each request with the next status of `statuses` (then 200).
+async fn receiver(statuses: Vec<u16>) -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let got: Received = Arc::default();
+    let log = got.clone();
+    tokio::spawn(async move {
+        let mut statuses = statuses.into_iter();
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = sock.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_string(), body.to_string());
+                    }
+                }
+            };
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+                .collect();
+            log.lock().unwrap().push((headers, body));
+            let status = statuses.next().unwrap_or(200);
+            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            sock.write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    (origin, got)
+}
+
+fn sealer() -> Sealer {
+    Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
+}
+
+/// Tenant `acme` whose `post` automation posts approved output to `url`; returns the id of a
+/// run waiting for approval.
+async fn awaiting(store: &Store, url: &str) -> i64 {
+    let config = format!(
+        "tenant: acme\nagents:\n  - {{ name: writer, role: Writer, plugin: noop }}\nautomations:\n  - {{ name: post, agent: writer, trigger: {{ manual: true }}, approval: {{ webhook: {{ url: \"{url}\", secret: hook-key }} }} }}\n"
+    );
+    store
+        .apply(&mc_config::parse(&config, &mc_config::Known::default()).unwrap())
+        .await
+        .unwrap();
+    store
+        .tenant("acme")
+        .put_secret(&Principal::local(), &sealer(), "hook-key", SECRET)
+        .await
+        .unwrap();
+    let job = mc_store::NewJob {
+        tenant: "acme".into(),
+        automation: Some("post".into()),
+        agent: "writer".into(),
+        plugin: "noop".into(),
+        input: "{}".into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        idempotency_key: None,
+    };
+    let id = store.enqueue(&[job]).await.unwrap()[0].id();
+    store
+        .claim_limited("n1", 10, Duration::from_secs(30), None)
+        .await
+        .unwrap();
+    let done = mc_store::Finished {
+        id,
+        output: json!({ "title": "Draft" }).to_string(),
+        logs: None,
+        fuel: 0,
+    };
+    store.complete_many("n1", &[done]).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn an_approved_output_is_posted_signed_and_retried_until_delivered_once() {
+    on_both(|store| async move {
+        let (origin, got) = receiver(vec![503]).await;
+        let run = awaiting(&store, &format!("{origin}/hooks/approved?src=mc")).await;
+        let scope = store.tenant("acme");
+        let outbox = Outbox::new(
+            store.clone(),
+            OutboxConfig {
+                sealer: Some(sealer()),
+                test_hosts: vec![origin.clone()],
+                backoff: Duration::from_millis(10),
+                ..OutboxConfig::default()
+            },
+        );
+        assert_eq!(outbox.send_due().await.unwrap(), 0, "nothing is sent before a decision");
+        scope
+            .approve(&Principal::local(), run, Some(&json!({ "title": "Final" })))
+            .await
+            .unwrap();
+        assert_eq!(outbox.send_due().await.unwrap(), 1);
+        let d = &scope.run_deliveries(run).await.unwrap()[0];
+        assert_eq!((d.state.as_str(), d.attempts, d.last_status), ("pending", 1, Some(503)));
+        assert!(
+            d.last_error.as_deref().unwrap().ends_with("answered 503"),
+            "{:?}",
+            d.last_error
+        );
+        // After the backoff the next pass delivers it; a later pass sends nothing more.
+        let mut sent = 0;
+        while scope.run_deliveries(run).await.unwrap()[0].state == "pending" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            sent += outbox.send_due().await.unwrap();
+        }
+        assert_eq!(sent, 1);
+        assert_eq!(outbox.send_due().await.unwrap(), 0);
+        let d = &scope.run_deliveries(run).await.unwrap()[0];
+        assert_eq!(
+            (d.state.as_str(), d.attempts, d.last_status),
+            ("delivered", 2, Some(200))
+        );
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 2);
+        let header = |i: usize, name: &str| {
+            got[i]
+                .0
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            header(0, "webhook-id"),
+            header(1, "webhook-id"),
+            "a retry is the same message"
+        );
+        let body: serde_json::Value = serde_json::from_str(&got[1].1).unwrap();
+        assert_eq!(body["type"], "approval.approved");
+        assert_eq!(body["data"]["output"], json!({ "title": "Final" }));
+        assert_eq!(body["data"]["run"], run);
+        assert_eq!(body["data"]["edited"], true);
+        // The official package accepts the signature.
+        let check = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, json; from standardwebhooks import Webhook; \
+                 Webhook(sys.argv[1]).verify(sys.argv[2], json.loads(sys.argv[3])); print('verified')",
+                SECRET,
+                &got[1].1,
+                &serde_json::to_string(&got[1].0.iter().cloned().collect::<std::collections::HashMap<_, _>>()).unwrap(),
+            ])
+            .output()
+            .expect("python3 with standardwebhooks (make test installs it)");
+        assert_eq!(
+            String::from_utf8_lossy(&check.stdout).trim(),
+            "verified",
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_receiver_on_a_loopback_address_not_allowed_as_a_test_host_is_refused() {
+    on_both(|store| async move {
+        let (origin, got) = receiver(vec![]).await;
+        let run = awaiting(&store, &format!("{origin}/hook")).await;
+        store
+            .tenant("acme")
+            .approve(&Principal::local(), run, None)
+            .await
+            .unwrap();
+        let outbox = Outbox::new(
+            store.clone(),
+            OutboxConfig {
+                sealer: Some(sealer()),
+                ..OutboxConfig::default()
+            },
+        );
+        assert_eq!(outbox.send_due().await.unwrap(), 1);
+        let d = &store.tenant("acme").run_deliveries(run).await.unwrap()[0];
+        assert_eq!(d.state, "failed", "refused for good, not retried");
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some(
+                format!(
+                    "{origin}: 127.0.0.1 is a loopback address and this deployment does not allow it as a test host"
+                )
+                .as_str()
+            )
+        );
+        assert!(got.lock().unwrap().is_empty(), "nothing reached the receiver");
+    })
+    .await;
+}
