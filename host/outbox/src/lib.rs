@@ -167,8 +167,8 @@ impl Outbox {
     async fn attempt(&self, d: &Delivery) -> Result<u16, Failure> {
         let url = reqwest::Url::parse(&d.url).map_err(|e| fatal(format!("`{}` is not a URL: {e}", d.url)))?;
         let origin = mc_config::webhook_origin(&d.url).map_err(fatal)?;
-        let pattern = mc_egress::HostPattern::parse(&origin).map_err(|e| fatal(e.to_string()))?;
-        if let Some((ip, class)) = pattern.forbidden_literal()
+        let allowed = AllowList::parse(&[origin.as_str()]).map_err(|e| fatal(e.to_string()))?;
+        if let Some((ip, class)) = allowed.patterns().iter().find_map(|p| p.forbidden_literal())
             && !self.config.test_hosts.contains(&origin)
         {
             return Err(fatal(format!(
@@ -178,14 +178,10 @@ impl Outbox {
         let scheme = Scheme::parse(url.scheme()).ok_or_else(|| fatal(format!("`{}`: not http or https", d.url)))?;
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(scheme.default_port());
-        let vetted = AllowList::parse(&[origin.as_str()])
-            .map_err(|e| fatal(e.to_string()))?
-            .vet(scheme, host, port)
-            .await
-            .map_err(|e| match e {
-                EgressError::Dns { .. } => transient(e.to_string()),
-                other => fatal(other.to_string()),
-            })?;
+        let vetted = allowed.vet(scheme, host, port).await.map_err(|e| match e {
+            EgressError::Dns { .. } => transient(e.to_string()),
+            other => fatal(other.to_string()),
+        })?;
         let sealer = self
             .config
             .sealer

@@ -113,9 +113,12 @@ pub async fn session(state: &AppState, token: &str) -> Result<mc_store::Session,
     }
 }
 
-/// Constant-time comparison, so timing tells nothing about how much of a token matched.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether the request carries `session`'s CSRF token (compared in constant time).
+pub fn csrf_echoed(headers: &axum::http::HeaderMap, session: &mc_store::Session) -> bool {
+    headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| mc_store::same(t, &session.csrf))
 }
 
 /// The authenticated principal of a request.
@@ -133,8 +136,7 @@ impl FromRequestParts<AppState> for Auth {
             if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
                 let session = session(state, token).await?;
                 let safe = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
-                let echoed = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-                if !safe && !echoed.is_some_and(|t| same(t, &session.csrf)) {
+                if !safe && !csrf_echoed(&parts.headers, &session) {
                     return Err(ApiError::Forbidden(format!(
                         "missing or wrong CSRF token: a change made with the dashboard's session sends its token in `{CSRF_HEADER}`"
                     )));

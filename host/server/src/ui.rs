@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::keys::WhoAmI;
 use crate::api::time;
-use crate::auth::{CSRF_HEADER, SESSION_COOKIE, cookie, session};
+use crate::auth::{CSRF_HEADER, SESSION_COOKIE, cookie, csrf_echoed, session};
 use crate::error::ApiJson;
 use crate::{ApiError, AppState};
 
@@ -172,8 +172,7 @@ async fn current(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let token = cookie(&headers, SESSION_COOKIE).ok_or_else(no_session)?;
     let open = session(&state, token).await?;
-    let echoed = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    if echoed != Some(open.csrf.as_str()) {
+    if !csrf_echoed(&headers, &open) {
         return Err(ApiError::Forbidden(format!(
             "missing or wrong CSRF token: signing out sends the session's token in `{CSRF_HEADER}`"
         )));

@@ -210,8 +210,9 @@ fn key_id(key: &str) -> Option<&str> {
     (id.len() == KEY_ID_BYTES * 2 && id.bytes().all(|b| b.is_ascii_hexdigit()) && !secret.is_empty()).then_some(id)
 }
 
-/// Constant-time comparison, so response timing tells nothing about how much of a hash matched.
-fn same(a: &str, b: &str) -> bool {
+/// Constant-time comparison, so response timing tells nothing about how much of a hash or token
+/// matched.
+pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -33,7 +33,7 @@ use sqlx::{AnyPool, Connection, Executor};
 
 pub use access::{
     AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
-    Principal, Role,
+    Principal, Role, same,
 };
 pub use approvals::{ApprovalError, Decision, PendingApproval};
 pub use chat::{ChatMessage, ChatThread};

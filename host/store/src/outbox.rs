@@ -128,13 +128,10 @@ impl Store {
     pub async fn claim_deliveries(&self, limit: i64, lease: Duration) -> Result<Vec<Delivery>, StoreError> {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
-        let skip_locked = match self.backend() {
-            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            crate::Backend::Sqlite => "",
-        };
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM outbound_webhooks WHERE state = 'pending' AND next_at <= $1 \
-             ORDER BY next_at LIMIT $2{skip_locked}"
+             ORDER BY next_at LIMIT $2{}",
+            self.skip_locked()
         ))
         .bind(now)
         .bind(limit)

@@ -263,6 +263,15 @@ impl Store {
         }
     }
 
+    /// `FOR UPDATE SKIP LOCKED` on PostgreSQL (claims by several nodes pass each other's rows);
+    /// nothing on SQLite.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
         Ok(match self.backend() {
             Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
@@ -318,11 +327,7 @@ impl Store {
         let now = now_micros();
         let lease_until = now + lease.as_micros() as i64;
         let mut tx = self.write_tx().await?;
-        let skip_locked = if self.backend() == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
+        let skip_locked = self.skip_locked();
         let tenants: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
             "SELECT tenant_id, available, running FROM queue_tenants WHERE available > 0 AND ($2 < 0 OR running < $2) \
              ORDER BY served_at, tenant_id LIMIT $1{skip_locked}"

@@ -1,7 +1,7 @@
 //! Runs: list with filters and keyset paging, a live stream of changes (server-sent events),
 //! detail, logs, output, the delegation tree, cancel, retry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -336,10 +336,10 @@ pub async fn events(
         .collect();
     let store = state.store.clone();
     let stream = futures_util::stream::unfold(
-        (store, tenant, after, seen, Vec::<Event>::new()),
+        (store, tenant, after, seen, VecDeque::<Event>::new()),
         |(store, tenant, mut after, mut seen, mut pending)| async move {
             loop {
-                if let Some(event) = pending.pop() {
+                if let Some(event) = pending.pop_front() {
                     return Some((Ok(event), (store, tenant, after, seen, pending)));
                 }
                 tokio::time::sleep(LIVE_POLL).await;
@@ -360,7 +360,7 @@ pub async fn events(
                         seen.insert(run.id, now);
                     }
                     if let Ok(event) = Event::default().event("run").json_data(Run::from(run)) {
-                        pending.insert(0, event);
+                        pending.push_back(event);
                     }
                 }
                 while seen.len() > LIVE_WATCH_MAX {
