@@ -100,6 +100,10 @@ pub struct CallContext {
     /// to it): its per-run budget covers the whole tree.
     pub root_run_id: String,
     pub attempt: u32,
+    /// The call's number in the run (0, 1, …) when the run keeps a journal of its calls (a
+    /// plugin run): the answer is kept, and a run that runs again gets it back for the same
+    /// request instead of paying for it twice. `None` for calls outside a run (chat).
+    pub call_seq: Option<u32>,
 }
 
 /// Why a call failed. The text of each variant is shown to the plugin and on the run's page.

@@ -30,7 +30,9 @@ pub fn for_failure(f: &mc_runtime::RunFailure) -> u8 {
         F::Deadline { .. } => DEADLINE,
         F::Trap { .. } => TRAP,
         F::StackOverflow { .. } => STACK_OVERFLOW,
-        F::CapabilityDenied { .. } => CAPABILITY_DENIED,
+        // `missionctl run` has nobody to ask for approval: the import is refused before a run
+        // could wait, so this arm is the refusal's.
+        F::CapabilityDenied { .. } | F::AwaitingApproval { .. } => CAPABILITY_DENIED,
         F::OutputTooLarge { .. } | F::InvalidOutput { .. } => BAD_OUTPUT,
         F::Cancelled => CANCELLED,
         F::Host { .. } => HOST,

@@ -224,6 +224,7 @@ pub async fn run(args: RunArgs) -> u8 {
             kv: Arc::new(MemoryKv::new()),
             delegator: None,
             registries: None,
+            approvals: None,
         },
         cancel: Some(cancel),
     };

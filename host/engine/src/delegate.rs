@@ -179,6 +179,15 @@ impl Engine {
         })
     }
 
+    /// Marks the waiting run parked in the store (see [`mc_store::Store::park`]). A failure is
+    /// logged, not returned: the run goes on either way, and every path that ends it corrects the
+    /// tenant's count from the flag the store holds.
+    async fn set_parked(&self, id: i64, parked: bool) {
+        if let Err(e) = self.store.park(&self.config.node_id, id, parked).await {
+            tracing::warn!(error = %e, job = id, parked, "marking a waiting run failed");
+        }
+    }
+
     /// Waits until every child in `ids` has finished (or `deadline` passed), with their results.
     async fn wait_for(
         &self,
@@ -276,7 +285,11 @@ impl Delegator for EngineHandle {
                 armed: true,
             };
             let parked = Parked::new(engine);
+            // Out of the tenant's running count too, so that a limit of one running job per
+            // tenant cannot hold back the children their parent waits for.
+            engine.set_parked(parent_id, true).await;
             let waited = engine.wait_for(&scope, &ids, d.deadline).await;
+            engine.set_parked(parent_id, false).await;
             drop(parked);
             match waited {
                 Ok(s) => {

@@ -9,6 +9,7 @@
 //! - [`Engine::run`] loops both, heartbeats leases, recovers the work of dead nodes, and on
 //!   shutdown stops claiming, lets running jobs finish within a grace period and releases the rest.
 
+mod approval;
 mod delegate;
 mod kv;
 mod registry;
@@ -24,6 +25,7 @@ use mc_ai::AiGateway;
 use mc_runtime::{CancelToken, KvStore, Plugin, Runtime};
 use mc_store::Store;
 
+pub use approval::StoreApprovals;
 pub use delegate::{CHILD_PRIORITY_BOOST, MAX_DEPTH, MAX_FANOUT};
 pub use kv::StoreKv;
 pub use registry::StoreRegistries;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mc_egress::AllowList;
-use mc_runtime::{CancelToken, Grants, Limits, RunContext, RunRequest, Services};
+use mc_runtime::{CancelToken, Grants, Limits, RunContext, RunFailure, RunRequest, Services};
 use mc_store::{AgentRow, ClaimedJob, Finished};
 use tokio::task::JoinSet;
 
@@ -142,6 +142,7 @@ impl Engine {
                 kv: self.kv.clone(),
                 delegator: Some(Arc::new(crate::delegate::EngineHandle(self.clone()))),
                 registries: Some(self.registries.clone()),
+                approvals: Some(Arc::new(crate::StoreApprovals::new(self.store.clone()))),
             },
             cancel: Some(cancel),
         };
@@ -251,6 +252,14 @@ impl Engine {
             return Ok(());
         };
         let node = &self.config.node_id;
+        if kind == RunFailure::AWAITING_APPROVAL {
+            // Not a failure: the run waits for a person, holding nothing, and runs again after.
+            retrying(self.config.lease, "suspending a run", || {
+                self.store.suspend(node, id, logs.as_deref(), fuel)
+            })
+            .await?;
+            return Ok(());
+        }
         let attempt = mc_store::FailedAttempt {
             kind: &kind,
             error: &error,

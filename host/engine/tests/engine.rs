@@ -586,38 +586,44 @@ automations:
     .await;
 }
 
+/// An engine whose AI calls go through the metered gateway to a fake OpenAI on loopback.
+async fn metered_engine(store: &Store) -> (Arc<Engine>, mc_testkit::fake_ai::FakeProvider) {
+    use mc_testkit::fake_ai::{DEFAULT_KEY, FakeProvider, Flavor};
+    let openai = FakeProvider::start(Flavor::OpenAi).await;
+    let gateway = mc_gateway::Gateway::open(
+        store.clone(),
+        mc_gateway::GatewayConfig {
+            endpoints: vec![mc_gateway::Endpoint {
+                name: "openai".into(),
+                kind: mc_gateway::ProviderKind::OpenAi,
+                base_url: openai.base_url(),
+                api_key: Some(DEFAULT_KEY.into()),
+                key_required: true,
+                key_hint: "OPENAI_API_KEY".into(),
+            }],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(target_dir().join("test-component-cache")),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        runtime,
+        EngineConfig::new("n1", target_dir().join("wasm32-wasip2/plugin")),
+        Arc::new(gateway),
+    ));
+    (engine, openai)
+}
+
 #[tokio::test]
 async fn runs_are_metered_and_a_budget_stops_a_run_with_its_reason() {
     on_both(|store| async move {
-        use mc_testkit::fake_ai::{DEFAULT_KEY, FakeProvider, Flavor};
-        let openai = FakeProvider::start(Flavor::OpenAi).await;
-        let gateway = mc_gateway::Gateway::open(
-            store.clone(),
-            mc_gateway::GatewayConfig {
-                endpoints: vec![mc_gateway::Endpoint {
-                    name: "openai".into(),
-                    kind: mc_gateway::ProviderKind::OpenAi,
-                    base_url: openai.base_url(),
-                    api_key: Some(DEFAULT_KEY.into()),
-                    key_required: true,
-                    key_hint: "OPENAI_API_KEY".into(),
-                }],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        let runtime = Runtime::new(RuntimeConfig {
-            cache_dir: Some(target_dir().join("test-component-cache")),
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let engine = Arc::new(Engine::new(
-            store.clone(),
-            runtime,
-            EngineConfig::new("n1", target_dir().join("wasm32-wasip2/plugin")),
-            Arc::new(gateway),
-        ));
+        let (engine, openai) = metered_engine(&store).await;
         let file = |tenant: &str, budget: &str| {
             format!(
                 "tenant: {tenant}\nbudget: {{ monthly: \"{budget}\" }}\nagents:\n  - {{ name: bot, role: Asks AI, plugin: hostile, model: gpt-4o-mini }}\nautomations:\n  - {{ name: ask, agent: bot, trigger: {{ manual: true }} }}\n"
@@ -664,6 +670,122 @@ async fn runs_are_metered_and_a_budget_stops_a_run_with_its_reason() {
         let frugal_rows = frugal.ledger_of_run(&runs[1].to_string()).await.unwrap();
         assert_eq!(frugal_rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["fuel"], "no AI call billed");
         assert_eq!(openai.request_count(), 1, "the refused call never reached the provider");
+        assert_eq!(store.open_reservations().await.unwrap(), 0);
+    })
+    .await;
+}
+
+/// A plugin asks a person to approve an AI-written draft: the run is suspended holding nothing,
+/// the draft waits in the inbox, and the answer (edited, or a rejection with its reason) sends the
+/// run back to go on with it. The AI call made before asking is answered from the run's journal
+/// when the run comes back, as it is for a retried run: billed once, sent to the provider once.
+/// Deciding twice is refused with who decided first.
+#[tokio::test]
+async fn a_plugin_asks_for_approval_and_goes_on_with_the_answer_paying_once() {
+    on_both(|store| async move {
+        let (engine, openai) = metered_engine(&store).await;
+        let file =
+            "tenant: acme\nagents:\n  - { name: bot, role: Drafts posts, plugin: hostile, model: gpt-4o-mini }\n";
+        store
+            .apply(&mc_config::parse(file, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        let acme = store.tenant("acme");
+        let reviewer = mc_store::Principal::local();
+        let work = |n: usize| {
+            let engine = engine.clone();
+            async move {
+                let mut ran = 0;
+                while ran < n {
+                    ran += engine.work_once(4).await.unwrap();
+                }
+            }
+        };
+        let ai_rows = |rows: &[mc_store::LedgerRow]| rows.iter().filter(|r| r.kind == "ai").count();
+
+        let input = json!({ "mode": "approval", "prompt": "Draft a post about spring" });
+        let approved = enqueue_job(&store, "acme", "bot", "hostile", input.clone(), 1).await;
+        work(1).await;
+        let run = acme.run(approved).await.unwrap().unwrap();
+        assert_eq!(run.summary.state, "awaiting_approval", "{:?}", run.summary.error);
+        assert_eq!(
+            store.queue_counts("acme").await.unwrap(),
+            (0, 0),
+            "the waiting run holds no worker"
+        );
+        let inbox = acme.pending_approvals(10).await.unwrap();
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(
+            (inbox[0].kind.as_str(), inbox[0].title.as_deref()),
+            ("request", Some("Post"))
+        );
+        let draft = inbox[0].output.as_str().unwrap().to_string();
+        assert!(!draft.is_empty());
+
+        let decision = acme
+            .approve(&reviewer, approved, Some(&json!("Spring is here!")))
+            .await
+            .unwrap();
+        assert_eq!(decision.decision, "approved");
+        assert_eq!(
+            decision.original_output,
+            Some(json!(draft)),
+            "the agent's draft is kept on record"
+        );
+        work(1).await;
+        let run = acme.run(approved).await.unwrap().unwrap();
+        assert_eq!(run.summary.state, "succeeded", "{:?}", run.summary.error);
+        assert_eq!(
+            run.output.unwrap(),
+            json!({ "draft": draft, "decision": "Approved(\"Spring is here!\")" }),
+            "the run went on with the edited text and the same draft"
+        );
+        let rows = acme.ledger_of_run(&approved.to_string()).await.unwrap();
+        assert_eq!(ai_rows(&rows), 1, "the draft was paid for once: {rows:?}");
+        assert_eq!(openai.request_count(), 1);
+        let again = acme.approve(&reviewer, approved, None).await.unwrap_err().to_string();
+        assert!(
+            again.starts_with(&format!(
+                "run {approved} was approved already, by key `{}` at ",
+                reviewer.key_id
+            )),
+            "{again}"
+        );
+        assert!(acme.pending_approvals(10).await.unwrap().is_empty());
+
+        // A rejection goes back to the plugin with its reason.
+        let rejected = enqueue_job(&store, "acme", "bot", "hostile", json!({ "mode": "approval" }), 1).await;
+        work(1).await;
+        acme.reject(&reviewer, rejected, Some("Not this week")).await.unwrap();
+        work(1).await;
+        let run = acme.run(rejected).await.unwrap().unwrap();
+        assert_eq!(
+            run.output.unwrap(),
+            json!({ "draft": "draft", "decision": "Rejected(\"Not this week\")" })
+        );
+
+        // A retried run is not billed again for the call its failed attempt made.
+        let input = json!({ "mode": "ai", "prompt": "Say hello", "fail_first_attempt": true });
+        let retried = enqueue_job(&store, "acme", "bot", "hostile", input, 2).await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                engine.work_once(4).await.unwrap();
+                let run = acme.run(retried).await.unwrap().unwrap();
+                if run.summary.state == "succeeded" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        let run = acme.run(retried).await.unwrap().unwrap();
+        assert_eq!((run.summary.state.as_str(), run.summary.attempt), ("succeeded", 2));
+        assert_eq!(ai_rows(&acme.ledger_of_run(&retried.to_string()).await.unwrap()), 1);
+        assert_eq!(
+            openai.request_count(),
+            2,
+            "one call for the approval draft, one for the retried run"
+        );
         assert_eq!(store.open_reservations().await.unwrap(), 0);
     })
     .await;
@@ -739,7 +861,8 @@ fn delegate_all(tasks: serde_json::Value) -> serde_json::Value {
 }
 
 /// A director hands out tasks at once through the `agents` import, on a node with a single worker
-/// slot (which it gives up while it waits, or its children could never run): the children run as
+/// slot and a limit of one running job per tenant (both of which it gives up while it waits, or
+/// its children could never run): the children run as
 /// runs of the tree, and the host refuses unknown agents, another tenant's agent, agents that do
 /// not report to the delegator, cycles, depth beyond the bound and fan-out beyond the bound, each
 /// with its own words, without stopping the other tasks.
@@ -767,6 +890,7 @@ async fn a_team_delegates_within_the_hosts_bounds() {
             .unwrap();
             let mut config = EngineConfig::new("n1", target_dir().join("wasm32-wasip2/plugin"));
             config.workers = 1;
+            config.tenant_max_running = Some(1);
             config.poll = Duration::from_millis(20);
             config.grace = Duration::from_millis(100);
             Arc::new(Engine::new(
@@ -833,6 +957,11 @@ async fn a_team_delegates_within_the_hosts_bounds() {
         assert!(
             store.tenant("other").run_tree(id).await.unwrap().is_none(),
             "another tenant sees no tree"
+        );
+        assert_eq!(
+            store.queue_counts("acme").await.unwrap(),
+            (0, 0),
+            "parking and taking back the slot leave the tenant's counters exact"
         );
         let from_child = store
             .tenant("acme")

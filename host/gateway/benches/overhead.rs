@@ -124,6 +124,7 @@ fn ctx(run: &str) -> CallContext {
         run_id: run.into(),
         root_run_id: run.into(),
         attempt: 1,
+        call_seq: None,
     }
 }
 
@@ -243,6 +244,7 @@ impl PluginPath {
                 kv: Arc::new(MemoryKv::new()),
                 delegator: None,
                 registries: None,
+                approvals: None,
             },
             grants: Arc::new(Grants {
                 models: vec![MODEL.into()],
@@ -363,6 +365,12 @@ async fn parts(store: &Store, fake: &FakeProvider, bare: &Bare, answer: &str, n:
             price_version: 1,
             cost: 15,
             at: mc_store::now_micros(),
+            // A plugin's call is kept in its run's journal in the same write.
+            reply: Some(mc_store::ReplyRecord {
+                seq: 0,
+                request_hash: "0".repeat(64),
+                reply: r#"{"text":"Hello","model":"gpt-4o-mini","provider":"openai","stop_reason":"stop","usage":{"input_tokens":17,"output_tokens":20,"cache_read_tokens":0,"cache_write_tokens":0}}"#.into(),
+            }),
         };
         let t = Instant::now();
         store.settle(&reservation, &entry).await.expect("settle");

@@ -6,6 +6,10 @@
 //! The gateway owns the wiring between two crates that know nothing of each other: `mc-ai`
 //! (providers, resilience, prices; no SQL) and `mc-store` (budgets, ledger; no HTTP). The
 //! runtime sees only the [`AiGateway`] trait.
+//!
+//! A plugin run's calls are numbered (`CallContext::call_seq`) and their answers kept with the
+//! ledger row that bills them: when the run runs again (a retry, a resume after an approval) and
+//! makes the same request under the same number, it gets the kept answer and pays nothing.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +21,8 @@ use mc_ai::{
     ChatResponse, Deltas, OfflineProvider, OpenAiProvider, Provider, ProviderErrorKind, Resilient, RetryPolicy,
     count_tokens,
 };
-use mc_store::{LedgerEntry, ReserveRequest, Sealer, Store, StoreError};
+use mc_store::{LedgerEntry, ReplyRecord, ReserveRequest, Sealer, Store, StoreError};
+use sha2::{Digest, Sha256};
 
 /// Tokens a chat format adds per message (role, separators), counted in the input estimate so
 /// that a reservation is not short.
@@ -270,6 +275,17 @@ impl Gateway {
         request: ChatRequest,
         deltas: Option<&Deltas>,
     ) -> Result<ChatResponse, AiError> {
+        let journal = ctx.call_seq.map(|seq| (seq, request_hash(&request)));
+        // Only a run's later attempts can have answers kept: the first pays no lookup.
+        if let Some((seq, hash)) = &journal
+            && ctx.attempt > 1
+            && let Some(kept) = self.kept_answer(ctx, *seq, hash).await
+        {
+            if let Some(d) = deltas {
+                let _ = d.send(kept.text.clone());
+            }
+            return Ok(kept);
+        }
         let (version, book) = self.prices().await?;
         let mut models = vec![request.model.clone()];
         models.extend(request.fallbacks.iter().cloned());
@@ -350,6 +366,11 @@ impl Gateway {
                         price_version: version,
                         cost,
                         at: mc_store::now_micros(),
+                        reply: journal.as_ref().map(|(seq, hash)| ReplyRecord {
+                            seq: *seq,
+                            request_hash: hash.clone(),
+                            reply: serde_json::to_string(&response).unwrap_or_default(),
+                        }),
                     };
                     self.settle(&reservation, &entry).await?;
                     return Ok(response);
@@ -367,6 +388,19 @@ impl Gateway {
             }
         }
         Err(combine(failures))
+    }
+
+    /// The answer run `ctx` got to call `seq` on an earlier attempt, if the request was the same.
+    async fn kept_answer(&self, ctx: &CallContext, seq: u32, hash: &str) -> Option<ChatResponse> {
+        match self.store.ai_reply(&ctx.tenant, &ctx.run_id, seq).await {
+            Ok(Some((kept_hash, reply))) if kept_hash == hash => serde_json::from_str(&reply).ok(),
+            Ok(_) => None,
+            Err(e) => {
+                // Without the journal the call is made again: paid twice, but the run goes on.
+                tracing::warn!(error = %e, run = %ctx.run_id, seq, "reading a run's kept AI answers failed");
+                None
+            }
+        }
     }
 
     /// Gives back a reservation whose call was not made or failed.
@@ -428,6 +462,15 @@ fn combine(mut failures: Vec<(String, AiError)>) -> AiError {
         Some(AiError::NotGranted(_)) => AiError::NotGranted(text),
         _ => AiError::Other(text),
     }
+}
+
+/// What identifies a request in the run's journal: everything the model is asked.
+fn request_hash(request: &ChatRequest) -> String {
+    let text = serde_json::to_string(request).unwrap_or_default();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn unavailable_store(e: StoreError) -> AiError {

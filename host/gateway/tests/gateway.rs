@@ -78,6 +78,7 @@ fn ctx(agent: &str, run: &str) -> CallContext {
         run_id: run.into(),
         root_run_id: run.into(),
         attempt: 1,
+        call_seq: None,
     }
 }
 

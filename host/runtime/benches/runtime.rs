@@ -198,6 +198,7 @@ async fn overhead(rt: &Runtime) {
         kv: Arc::new(MemoryKv::new()),
         delegator: None,
         registries: None,
+        approvals: None,
     };
     let grants = Arc::new(Grants {
         models: vec!["offline".into()],
@@ -303,6 +304,7 @@ async fn fuel_cost(rt: &Runtime) {
         kv: Arc::new(MemoryKv::new()),
         delegator: None,
         registries: None,
+        approvals: None,
     };
     let grants = Arc::new(Grants::default());
     let input = format!(r#"{{"mode":"compute","iterations":{COMPUTE_ITERATIONS}}}"#);

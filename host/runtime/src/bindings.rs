@@ -7,7 +7,8 @@
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "mission:control/workflow",
-    imports: { default: async },
+    // A request for approval that has no answer yet stops the run: a trap from the host.
+    imports: { default: async, "mission:control/approval.request": async | trappable },
     exports: { default: async },
     require_store_data_send: true,
     with: {

@@ -9,6 +9,7 @@
 //! The crate knows nothing of HTTP servers, SQL or tenants' configuration: it runs what it is
 //! given, under the limits it is given, and reports what happened as a [`RunOutcome`].
 
+mod approval;
 mod bindings;
 mod cache;
 mod cancel;
@@ -23,11 +24,13 @@ mod registry;
 mod runtime;
 mod state;
 
+pub use approval::{ApprovalAsk, Approvals, Asked};
 pub use cache::{CacheOutcome, content_hash};
 pub use cancel::CancelToken;
 pub use delegate::{DelegatedTask, Delegation, DelegationError, Delegator, MAX_TASKS_PER_CALL};
 pub use grants::Grants;
 pub use host::ai::{DEFAULT_MAX_TOKENS, MAX_AI_CALLS_PER_RUN, MAX_TOKENS};
+pub use host::approval::{MAX_BODY_BYTES as MAX_APPROVAL_BODY_BYTES, MAX_TITLE_BYTES as MAX_APPROVAL_TITLE_BYTES};
 pub use host::http::MAX_HTTP_REQUESTS_PER_RUN;
 pub use host::kv::DEFAULT_BUCKET;
 pub use host::registry::MAX_QUERY_ROWS;

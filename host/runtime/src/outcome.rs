@@ -45,6 +45,10 @@ pub enum RunFailure {
     /// The run was cancelled from outside.
     #[error("cancelled")]
     Cancelled,
+    /// The plugin asked a person to approve something and stopped to wait: the run is to be
+    /// suspended and run again once the answer is in (not a failure of the plugin).
+    #[error("waiting for approval of \"{title}\"")]
+    AwaitingApproval { title: String },
     /// The host could not run the plugin (no free instance slot, internal error); retryable.
     #[error("host error: {message}")]
     Host { message: String },
@@ -59,6 +63,9 @@ fn backtrace_suffix(bt: &str) -> String {
 }
 
 impl RunFailure {
+    /// The kind of [`RunFailure::AwaitingApproval`]: the one "failure" that is a pause.
+    pub const AWAITING_APPROVAL: &'static str = "awaiting_approval";
+
     /// A short stable name for the kind, as used in JSON, metrics and the CLI's exit codes.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -72,6 +79,7 @@ impl RunFailure {
             RunFailure::OutputTooLarge { .. } => "output_too_large",
             RunFailure::InvalidOutput { .. } => "invalid_output",
             RunFailure::Cancelled => "cancelled",
+            RunFailure::AwaitingApproval { .. } => Self::AWAITING_APPROVAL,
             RunFailure::Host { .. } => "host",
         }
     }

@@ -293,12 +293,14 @@ impl Runtime {
                 run_id: ctx.run_id.clone(),
                 root_run_id: ctx.root_run_id.clone().unwrap_or_else(|| ctx.run_id.clone()),
                 attempt: ctx.attempt,
+                call_seq: None,
             },
             grants: req.grants.clone(),
             services: req.services.clone(),
             started,
             deadline_at: started + limits.deadline,
             delegated: 0,
+            approvals_asked: 0,
             usage: RunUsage::default(),
             logs: Vec::new(),
             logs_dropped: 0,
@@ -481,6 +483,9 @@ fn classify_trap(e: wasmtime::Error, state: &RunState, limits: &Limits, stderr: 
         }
         Some(Interrupted::Cancelled) => return RunFailure::Cancelled,
         None => {}
+    }
+    if let Some(s) = e.downcast_ref::<crate::host::approval::Suspended>() {
+        return RunFailure::AwaitingApproval { title: s.title.clone() };
     }
     // A refused `memory.grow` surfaces as a generic error (or, in some allocators, as an abort):
     // the limiter's own record is the reliable signal.

@@ -34,6 +34,9 @@ pub struct Services {
     pub delegator: Option<Arc<dyn Delegator>>,
     /// The tenant's registries; `None` refuses the `registry` import.
     pub registries: Option<Arc<dyn crate::Registries>>,
+    /// Records approval requests; `None` refuses the `approval` import (a run outside the
+    /// engine has nobody to ask).
+    pub approvals: Option<Arc<dyn crate::Approvals>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -61,6 +64,9 @@ pub struct RunState {
     /// Tasks this run has delegated so far: numbers each task, so a retried run finds the child
     /// runs its earlier attempt started.
     pub(crate) delegated: u32,
+    /// Approval requests this run has made so far: numbers each, so the run that comes back
+    /// after a person answered finds the answer.
+    pub(crate) approvals_asked: u32,
     pub(crate) usage: RunUsage,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) logs_dropped: u64,

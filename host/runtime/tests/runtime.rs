@@ -69,6 +69,7 @@ fn request(input: Value, grants: Grants, limits: Limits) -> RunRequest {
             kv: Arc::new(MemoryKv::new()),
             delegator: None,
             registries: None,
+            approvals: None,
         },
         cancel: None,
     }

@@ -3,6 +3,12 @@
 //! approval says (add the output to a registry) and what completion does (fire `after`
 //! triggers), all in the decision's transaction; rejecting drops the output's effects. A run is
 //! decided once: who decided and when is recorded.
+//!
+//! A plugin may also ask for approval itself (the `approval` import). Its request is kept by its
+//! number in the run, the run is suspended in `awaiting_approval` holding no worker, and the
+//! decision sends it back to the queue: it runs again and this time the request is answered.
+//! Its AI calls are answered from the run's journal on the way (see `ai_replies`), so it pays for
+//! none of them twice.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +21,11 @@ use crate::{StoreError, TenantScope, now_micros};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PendingApproval {
     pub run_id: i64,
+    /// `output` (the automation holds the run's output for approval) or `request` (the plugin
+    /// asked for approval of `output`, a text, and waits for the answer to go on).
+    pub kind: String,
+    /// The plugin's title for its request.
+    pub title: Option<String>,
     pub automation: String,
     pub agent: String,
     /// The output to review.
@@ -62,14 +73,36 @@ impl From<sqlx::Error> for ApprovalError {
     }
 }
 
-type PendingTuple = (i64, String, String, Option<String>, Option<i64>, Option<String>);
+type PendingTuple = (
+    i64,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Where a plugin's approval request stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AskState {
+    /// No decision yet: the run is to be suspended until there is one.
+    Pending,
+    /// Approved; the text as approved, possibly edited.
+    Approved(String),
+    /// Rejected; the reviewer's reason.
+    Rejected(String),
+}
 
 impl TenantScope<'_> {
     /// Runs waiting for approval, oldest first.
     pub async fn pending_approvals(&self, limit: i64) -> Result<Vec<PendingApproval>, StoreError> {
         let rows: Vec<PendingTuple> = sqlx::query_as(
-            "SELECT j.id, j.automation, j.agent, j.output, j.finished_at, a.approval FROM jobs j \
+            "SELECT j.id, j.automation, j.agent, j.output, COALESCE(q.asked_at, j.finished_at), a.approval, q.title, q.body \
+             FROM jobs j \
              LEFT JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
+             LEFT JOIN approval_asks q ON q.tenant_id = j.tenant_id AND q.run_id = j.id AND q.decision IS NULL \
              WHERE j.tenant_id = $1 AND j.state = 'awaiting_approval' ORDER BY j.id LIMIT $2",
         )
         .bind(self.id())
@@ -78,17 +111,28 @@ impl TenantScope<'_> {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, automation, agent, output, finished, approval)| PendingApproval {
-                run_id: id,
-                automation,
-                agent,
-                output: output
-                    .and_then(|o| serde_json::from_str(&o).ok())
-                    .unwrap_or(Value::Null),
-                finished_at: finished.unwrap_or(0),
-                deliver_to: approval
-                    .and_then(|a| serde_json::from_str::<mc_config::ApprovalSpec>(&a).ok())
-                    .and_then(|a| a.deliver_to),
+            .map(|(id, automation, agent, output, finished, approval, title, body)| {
+                let spec = approval.and_then(|a| serde_json::from_str::<mc_config::ApprovalSpec>(&a).ok());
+                let (kind, output) = match body {
+                    Some(body) => ("request", Value::String(body)),
+                    None => (
+                        "output",
+                        output
+                            .and_then(|o| serde_json::from_str(&o).ok())
+                            .unwrap_or(Value::Null),
+                    ),
+                };
+                PendingApproval {
+                    run_id: id,
+                    kind: kind.into(),
+                    title,
+                    automation: automation.unwrap_or_default(),
+                    agent,
+                    output,
+                    finished_at: finished.unwrap_or(0),
+                    // A request's text goes back to the plugin, not to a registry.
+                    deliver_to: spec.and_then(|a| a.deliver_to).filter(|_| kind == "output"),
+                }
             })
             .collect())
     }
@@ -104,6 +148,9 @@ impl TenantScope<'_> {
         .bind(id)
         .fetch_optional(self.store().pool())
         .await?;
+        if row.is_none() {
+            return self.last_answer(id).await;
+        }
         Ok(row.map(
             |(decision, decided_by, decided_at, original, reason, delivered_row)| Decision {
                 run_id: id,
@@ -125,6 +172,122 @@ impl TenantScope<'_> {
     /// Rejects run `id`'s output: nothing is done with it.
     pub async fn reject(&self, who: &Principal, id: i64, reason: Option<&str>) -> Result<Decision, ApprovalError> {
         self.decide(who, id, Verdict::Reject(reason)).await
+    }
+
+    /// The latest decision on one of run `id`'s own requests.
+    async fn last_answer(&self, id: i64) -> Result<Option<Decision>, StoreError> {
+        type Row = (String, Option<String>, Option<String>, Option<i64>, String);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT decision, text, decided_by, decided_at, body FROM approval_asks \
+             WHERE tenant_id = $1 AND run_id = $2 AND decision IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(self.id())
+        .bind(id)
+        .fetch_optional(self.store().pool())
+        .await?;
+        Ok(row.map(|(decision, text, decided_by, decided_at, body)| {
+            let approved = decision == "approved";
+            Decision {
+                run_id: id,
+                original_output: (approved && text.as_deref() != Some(body.as_str())).then_some(Value::String(body)),
+                reason: if approved { None } else { text },
+                decision,
+                decided_by: decided_by.unwrap_or_default(),
+                decided_at: decided_at.unwrap_or(0),
+                delivered_row: None,
+            }
+        }))
+    }
+
+    /// Records the plugin's approval request number `seq` of run `id` the first time it is
+    /// asked, and answers where it stands.
+    pub async fn ask_approval(&self, id: i64, seq: u32, title: &str, body: &str) -> Result<AskState, StoreError> {
+        let mut tx = self.store().write_tx().await?;
+        sqlx::query(
+            "INSERT INTO approval_asks (tenant_id, run_id, seq, title, body, asked_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, run_id, seq) DO NOTHING",
+        )
+        .bind(self.id())
+        .bind(id)
+        .bind(i64::from(seq))
+        .bind(title)
+        .bind(body)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        let (decision, text): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT decision, text FROM approval_asks WHERE tenant_id = $1 AND run_id = $2 AND seq = $3",
+        )
+        .bind(self.id())
+        .bind(id)
+        .bind(i64::from(seq))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(match decision.as_deref() {
+            Some("approved") => AskState::Approved(text.unwrap_or_default()),
+            Some(_) => AskState::Rejected(text.unwrap_or_default()),
+            None => AskState::Pending,
+        })
+    }
+
+    /// Answers run `id`'s open request (number `seq`, text `body`) and sends the run back to the
+    /// queue to go on with the answer. Waiting for a person costs the run none of its attempts:
+    /// the run that comes back is one more attempt, and it is given one more.
+    async fn answer(
+        &self,
+        tx: &mut crate::Tx,
+        who: &Principal,
+        id: i64,
+        (seq, body): (i64, String),
+        verdict: &Verdict<'_>,
+    ) -> Result<Decision, ApprovalError> {
+        let now = now_micros();
+        let (decision, text) = match verdict {
+            Verdict::Approve(Some(Value::String(edited))) => ("approved", edited.clone()),
+            Verdict::Approve(Some(edited)) => ("approved", edited.to_string()),
+            Verdict::Approve(None) => ("approved", body.clone()),
+            Verdict::Reject(reason) => ("rejected", reason.unwrap_or_default().to_string()),
+        };
+        sqlx::query(
+            "UPDATE approval_asks SET decision = $4, text = $5, decided_by = $6, decided_at = $7 \
+             WHERE tenant_id = $1 AND run_id = $2 AND seq = $3",
+        )
+        .bind(self.id())
+        .bind(id)
+        .bind(seq)
+        .bind(decision)
+        .bind(&text)
+        .bind(&who.key_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let (priority,): (i64,) = sqlx::query_as(
+            "UPDATE jobs SET state = 'available', run_at = $3, max_attempts = max_attempts + 1, claimed_by = NULL, \
+             lease_until = NULL WHERE tenant_id = $1 AND id = $2 RETURNING priority",
+        )
+        .bind(self.id())
+        .bind(id)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE jobs SET rank_key = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(self.id())
+            .bind(id)
+            .bind(crate::queue::rank_key(priority as i32, now))
+            .execute(&mut **tx)
+            .await?;
+        crate::queue::bump_available(tx, self.id(), 1).await?;
+        let approved = decision == "approved";
+        Ok(Decision {
+            run_id: id,
+            decision: decision.into(),
+            decided_by: who.key_id.clone(),
+            decided_at: now,
+            original_output: (approved && text != body).then_some(Value::String(body)),
+            reason: (!approved).then_some(text),
+            delivered_row: None,
+        })
     }
 
     async fn decide(&self, who: &Principal, id: i64, verdict: Verdict<'_>) -> Result<Decision, ApprovalError> {
@@ -153,6 +316,27 @@ impl TenantScope<'_> {
                 ),
                 None => format!("run {id} is not waiting for approval (it is {state})"),
             }));
+        }
+        let open: Option<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM approval_asks WHERE tenant_id = $1 AND run_id = $2 AND decision IS NULL ORDER BY seq LIMIT 1",
+        )
+        .bind(self.id())
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(open) = open {
+            let decision = self.answer(&mut tx, who, id, open, &verdict).await?;
+            audit(
+                &mut tx,
+                who,
+                Some(self.id()),
+                &format!("run.request.{}", decision.decision),
+                &id.to_string(),
+                serde_json::json!({ "edited": decision.original_output.is_some(), "reason": decision.reason }),
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(decision);
         }
         let automation = automation.unwrap_or_default();
         let output = output.unwrap_or_else(|| "null".into());

@@ -35,11 +35,12 @@ pub use access::{
     AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
     Principal, Role, same,
 };
-pub use approvals::{ApprovalError, Decision, PendingApproval};
+pub use approvals::{ApprovalError, AskState, Decision, PendingApproval};
 pub use chat::{ChatMessage, ChatThread};
 pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
-    MarginLine, Plan, PriceBookRow, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day, valid_month,
+    MarginLine, Plan, PriceBookRow, ReplyRecord, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day,
+    valid_month,
 };
 pub use outbox::{Delivery, DeliveryOutcome, NewDelivery};
 pub use queue::{

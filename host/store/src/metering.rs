@@ -215,6 +215,20 @@ pub struct LedgerEntry {
     /// Micro-dollars.
     pub cost: u64,
     pub at: i64,
+    /// The answer, kept for the run to be given again if it runs again (see [`ReplyRecord`]).
+    pub reply: Option<ReplyRecord>,
+}
+
+/// An AI call's answer as the run's journal keeps it: a run that runs again (a retry, a resume
+/// after an approval) asks the same things in the same order, and gets the same answers without
+/// paying twice. A request that differs from the recorded one (`request_hash`) is a new call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyRecord {
+    /// The call's number in the run (0, 1, …).
+    pub seq: u32,
+    pub request_hash: String,
+    /// The answer, as the gateway serialises it.
+    pub reply: String,
 }
 
 /// A ledger row as read back.
@@ -723,14 +737,21 @@ impl Store {
                        FROM jsonb_array_elements(CAST($19 AS jsonb)) AS r(value) \
                        WHERE c.tenant_id = $4 AND c.scope = r.value ->> 0 AND c.period = r.value ->> 1 \
                        RETURNING c.tenant_id, c.scope, c.period, c.spent, c.budget), \
-                     a AS ({}) {LEDGER_INSERT}",
-                    alerts_insert("u", "$17", "$1")
+                     a AS ({}){} {LEDGER_INSERT}",
+                    alerts_insert("u", "$17", "$1"),
+                    if entry.reply.is_some() {
+                        format!(", j AS ({})", reply_upsert("$4", "$7", "$20", "$21", "$22", "$1"))
+                    } else {
+                        String::new()
+                    }
                 );
-                let (id,): (i64,) = bind_ledger(sqlx::query_as(&sql), entry)
+                let mut q = bind_ledger(sqlx::query_as(&sql), entry)
                     .bind(&reservation.id)
-                    .bind(&scopes)
-                    .fetch_one(self.pool())
-                    .await?;
+                    .bind(&scopes);
+                if let Some(r) = &entry.reply {
+                    q = q.bind(i64::from(r.seq)).bind(&r.request_hash).bind(&r.reply);
+                }
+                let (id,): (i64,) = q.fetch_one(self.pool()).await?;
                 Ok(id)
             }
             crate::Backend::Sqlite => {
@@ -768,10 +789,34 @@ impl Store {
                 let (id,): (i64,) = bind_ledger(sqlx::query_as(LEDGER_INSERT), entry)
                     .fetch_one(&mut *tx)
                     .await?;
+                if let Some(r) = &entry.reply {
+                    sqlx::query(&reply_upsert("?", "?", "?", "?", "?", "?"))
+                        .bind(&entry.tenant)
+                        .bind(&entry.run_id)
+                        .bind(i64::from(r.seq))
+                        .bind(&r.request_hash)
+                        .bind(&r.reply)
+                        .bind(entry.at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(id)
             }
         }
+    }
+
+    /// The answer run `run_id` of `tenant` got to its AI call number `seq`, with the hash of the
+    /// request it answered, if the run made that call before.
+    pub async fn ai_reply(&self, tenant: &str, run_id: &str, seq: u32) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT request_hash, reply FROM ai_replies WHERE tenant_id = $1 AND run_id = $2 AND seq = $3",
+        )
+        .bind(tenant)
+        .bind(run_id)
+        .bind(i64::from(seq))
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Gives back the money held for a call that was not made or failed.
@@ -988,6 +1033,15 @@ fn bind_ledger<'q, O>(
         .bind(i64::from(e.usage_estimated))
         .bind(e.price_version)
         .bind(e.cost as i64)
+}
+
+/// The statement that keeps a call's answer in the run's journal, over an earlier answer to a
+/// different request of the same number (a run whose input changed between its attempts).
+fn reply_upsert(tenant: &str, run: &str, seq: &str, hash: &str, reply: &str, at: &str) -> String {
+    format!(
+        "INSERT INTO ai_replies (tenant_id, run_id, seq, request_hash, reply, at) VALUES ({tenant}, {run}, {seq}, {hash}, {reply}, {at}) \
+         ON CONFLICT (tenant_id, run_id, seq) DO UPDATE SET request_hash = excluded.request_hash, reply = excluded.reply, at = excluded.at"
+    )
 }
 
 /// Writes the fuel rows of runs being recorded in `tx`: `runs` is a JSON array of

@@ -128,6 +128,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0015_outbox_sqlite.sql"),
         postgres: include_str!("../migrations/0015_outbox_postgres.sql"),
     },
+    Migration {
+        version: 16,
+        name: "parked and resumed runs",
+        sqlite: include_str!("../migrations/0016_resume.sql"),
+        postgres: include_str!("../migrations/0016_resume.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -169,7 +169,7 @@ fn check_new(job: &NewJob) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn rank_key(priority: i32, run_at: i64) -> i64 {
+pub(crate) fn rank_key(priority: i32, run_at: i64) -> i64 {
     i64::from(priority) * PRIORITY_STEP.as_micros() as i64 - run_at
 }
 
@@ -405,7 +405,7 @@ impl Store {
             // Ids are integers from the database, so formatting them into the statement is safe;
             // it keeps one statement per tenant whatever the batch size.
             let rows: Vec<ClaimTuple> = sqlx::query_as(&format!(
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = $1, lease_until = $2, started_at = $3 \
+                "UPDATE jobs SET state = 'running', parked = 0, attempt = attempt + 1, claimed_by = $1, lease_until = $2, started_at = $3 \
                  WHERE id IN ({list}) AND state = 'available' \
                  RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts, \
                  COALESCE(root_id, id)"
@@ -508,7 +508,7 @@ impl Store {
                    THEN 'awaiting_approval' ELSE 'succeeded' END, \
                  output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, lease_until = NULL \
                  FROM {} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
-                 RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state",
+                 RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.parked",
                 p.json_rows(),
                 p.next()
             );
@@ -516,13 +516,13 @@ impl Store {
                 .iter()
                 .map(|f| serde_json::json!([f.id, f.output, f.logs]))
                 .collect();
-            let q = sqlx::query_as::<_, (i64, String, Option<String>, String)>(&sql)
+            let q = sqlx::query_as::<_, (i64, String, Option<String>, String, i64)>(&sql)
                 .bind(json_rows(rows))
                 .bind(node);
             let done = q.fetch_all(&mut *tx).await?;
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
             let mut fuel = Vec::with_capacity(done.len());
-            for (id, tenant, automation, state) in done {
+            for (id, tenant, automation, state, parked) in done {
                 if let Some(&pos) = position.get(&id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
                     fuel.push((id, chunk[pos].fuel));
@@ -531,7 +531,7 @@ impl Store {
                         enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].output).await?;
                     }
                 }
-                *finished.entry(tenant).or_default() += 1;
+                *finished.entry(tenant).or_default() += unparked(parked);
             }
             crate::metering::insert_fuel(&mut tx, &fuel, now).await?;
         }
@@ -563,15 +563,15 @@ impl Store {
         } = *attempt;
         let now = now_micros();
         let mut tx = self.write_tx().await?;
-        let row: Option<(String, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT tenant_id, attempt, max_attempts, priority FROM jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running'{}",
+        let row: Option<(String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT tenant_id, attempt, max_attempts, priority, parked FROM jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running'{}",
             self.for_update()
         ))
         .bind(id)
         .bind(node)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((tenant, attempt, max_attempts, priority)) = row else {
+        let Some((tenant, attempt, max_attempts, priority, parked)) = row else {
             return Ok(None);
         };
         let outcome = if retryable && attempt < max_attempts {
@@ -602,25 +602,47 @@ impl Store {
                 .await?;
             Failed::Dead
         };
-        bump_running(&mut tx, &tenant, -1).await?;
+        bump_running(&mut tx, &tenant, -unparked(parked)).await?;
         // The fuel of a failed attempt was burnt all the same (an endless loop burns the most).
         crate::metering::insert_fuel(&mut tx, &[(id, fuel)], now).await?;
         tx.commit().await?;
         Ok(Some(outcome))
     }
 
+    /// Suspends a running job `node` holds whose plugin asked for approval: it waits in
+    /// `awaiting_approval`, holding no worker and no lease, until the answer sends it back to the
+    /// queue. The attempt's fuel is billed now. `false` if the node no longer held the job.
+    pub async fn suspend(&self, node: &str, id: i64, logs: Option<&str>, fuel: u64) -> Result<bool, StoreError> {
+        let now = now_micros();
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE jobs SET state = 'awaiting_approval', logs = $3, lease_until = NULL, claimed_by = NULL \
+             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, parked",
+        )
+        .bind(id)
+        .bind(node)
+        .bind(logs)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((tenant, parked)) = row else { return Ok(false) };
+        bump_running(&mut tx, &tenant, -unparked(parked)).await?;
+        crate::metering::insert_fuel(&mut tx, &[(id, fuel)], now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Returns running jobs whose lease expired (their node died or hung) to the queue, as an
     /// attempt that failed for a platform reason. Returns how many were recovered.
     pub async fn recover_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let expired: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, tenant_id, attempt, max_attempts, priority FROM jobs WHERE state = 'running' AND lease_until < $1",
+        let expired: Vec<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, tenant_id, attempt, max_attempts, priority, parked FROM jobs WHERE state = 'running' AND lease_until < $1",
         )
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
         let mut recovered = 0;
-        for (id, tenant, attempt, max_attempts, priority) in &expired {
+        for (id, tenant, attempt, max_attempts, priority, parked) in &expired {
             // A lost node is the platform's fault, not the plugin's: the job always gets its run,
             // but a job that keeps killing nodes still ends dead after its attempts.
             let (state, delta_available) = if attempt < max_attempts {
@@ -644,7 +666,7 @@ impl Store {
                 continue;
             }
             recovered += 1;
-            bump_running(&mut tx, tenant, -1).await?;
+            bump_running(&mut tx, tenant, -unparked(*parked)).await?;
             if delta_available > 0 {
                 bump_available(&mut tx, tenant, delta_available).await?;
             }
@@ -661,22 +683,45 @@ impl Store {
         }
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let mut tx = self.write_tx().await?;
-        let released: Vec<(String,)> = sqlx::query_as(&format!(
+        let released: Vec<(String, i64)> = sqlx::query_as(&format!(
             "UPDATE jobs SET state = 'available', attempt = attempt - 1, claimed_by = NULL, lease_until = NULL \
-             WHERE id IN ({list}) AND claimed_by = $1 AND state = 'running' RETURNING tenant_id"
+             WHERE id IN ({list}) AND claimed_by = $1 AND state = 'running' RETURNING tenant_id, parked"
         ))
         .bind(node)
         .fetch_all(&mut *tx)
         .await?;
-        for (tenant,) in &released {
-            bump_running(&mut tx, tenant, -1).await?;
+        for (tenant, parked) in &released {
+            bump_running(&mut tx, tenant, -unparked(*parked)).await?;
             bump_available(&mut tx, tenant, 1).await?;
         }
         tx.commit().await?;
         Ok(released.len() as u64)
     }
 
-    /// The tenant's queue counters: jobs available and running.
+    /// Marks a running job `node` holds as parked (waiting for its child runs) or no longer
+    /// parked. A parked job keeps its lease but leaves the tenant's count of running jobs, so the
+    /// children it waits for are not held back by the tenant's limit; taking it back may briefly
+    /// exceed the limit, which is better than a tree that can never finish. Returns false when the
+    /// node no longer holds the job or it was already in that state.
+    pub async fn park(&self, node: &str, id: i64, parked: bool) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let flag = i64::from(parked);
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE jobs SET parked = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running' AND parked <> $3 \
+             RETURNING tenant_id",
+        )
+        .bind(id)
+        .bind(node)
+        .bind(flag)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((tenant,)) = row else { return Ok(false) };
+        bump_running(&mut tx, &tenant, if parked { -1 } else { 1 }).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The tenant's queue counters: jobs available, and running but not parked.
     pub async fn queue_counts(&self, tenant: &str) -> Result<(i64, i64), StoreError> {
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT available, running FROM queue_tenants WHERE tenant_id = $1")
@@ -739,7 +784,7 @@ impl Store {
     }
 }
 
-async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
+pub(crate) async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO queue_tenants (tenant_id, available, running, served_at) VALUES ($1, $2, 0, 0) \
          ON CONFLICT (tenant_id) DO UPDATE SET available = queue_tenants.available + $2",
@@ -751,7 +796,13 @@ async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64
     Ok(())
 }
 
-async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
+/// How much a running job that ends counts against `queue_tenants.running`: a parked one (waiting
+/// for its children) was taken off the count when it parked.
+pub(crate) fn unparked(parked: i64) -> i64 {
+    if parked == 0 { 1 } else { 0 }
+}
+
+pub(crate) async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE queue_tenants SET running = running + $2 WHERE tenant_id = $1")
         .bind(tenant)
         .bind(n)
@@ -964,14 +1015,14 @@ pub(crate) async fn cancel_in(
     } else {
         ""
     };
-    let row: Option<(String,)> = sqlx::query_as(&format!(
-        "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2{lock}"
+    let row: Option<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT state, parked FROM jobs WHERE id = $1 AND tenant_id = $2{lock}"
     ))
     .bind(id)
     .bind(tenant)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((state,)) = row else { return Ok(false) };
+    let Some((state, parked)) = row else { return Ok(false) };
     if !matches!(state.as_str(), "scheduled" | "available" | "running") {
         return Ok(false);
     }
@@ -982,7 +1033,7 @@ pub(crate) async fn cancel_in(
         .await?;
     match state.as_str() {
         "available" => bump_available(tx, tenant, -1).await?,
-        "running" => bump_running(tx, tenant, -1).await?,
+        "running" => bump_running(tx, tenant, -unparked(parked)).await?,
         _ => {}
     }
     Ok(true)

@@ -67,6 +67,7 @@ impl Host for RunState {
                 "a run may make at most {MAX_AI_CALLS_PER_RUN} AI calls"
             )));
         }
+        let seq = self.usage.ai_calls;
         self.usage.ai_calls += 1;
         let fallbacks = self
             .grants
@@ -95,7 +96,11 @@ impl Host for RunState {
             fallbacks,
         };
         let gateway = self.services.ai.clone();
-        match gateway.chat(&self.call, req).await {
+        let call = mc_ai::CallContext {
+            call_seq: Some(seq),
+            ..self.call.clone()
+        };
+        match gateway.chat(&call, req).await {
             Ok(r) => {
                 self.usage.tokens.add(&r.usage);
                 Ok(ChatResponse {

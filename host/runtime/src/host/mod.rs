@@ -5,12 +5,12 @@
 
 pub(crate) mod agents;
 pub(crate) mod ai;
+pub(crate) mod approval;
 pub(crate) mod config;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod log;
 pub(crate) mod registry;
-pub(crate) mod ungranted;
 
 use wasmtime::component::{HasSelf, Linker};
 

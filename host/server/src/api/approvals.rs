@@ -1,5 +1,6 @@
-//! Approvals: the inbox of runs whose output waits for a person, and approving (possibly after
-//! editing) or rejecting one. Who decided and when is part of the answer and of the audit log.
+//! Approvals: the inbox of runs whose output waits for a person, or whose plugin asked a person
+//! and waits for the answer, and approving (possibly after editing) or rejecting one. Who decided
+//! and when is part of the answer and of the audit log.
 
 use axum::Json;
 use axum::extract::State;
@@ -20,11 +21,20 @@ const INBOX_LIMIT: i64 = 500;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Pending {
     pub run_id: i64,
+    /// `output`: the automation holds the run's output for approval; approving delivers it.
+    /// `request`: the plugin asked for approval of a text (`output`, a string) and waits; the
+    /// answer (the text as approved or edited, or the reason of a rejection) goes back to it and
+    /// the run goes on.
+    pub kind: String,
+    /// The plugin's title for its request.
+    pub title: Option<String>,
+    /// The automation the run belongs to (empty for a run started by hand or by delegation).
     pub automation: String,
     pub agent: String,
     /// The output to review.
     #[schema(value_type = Object)]
     pub output: Value,
+    /// When the run finished (`output`) or asked (`request`).
     pub finished_at: String,
     /// The registry an approved output is added to, if any.
     pub deliver_to: Option<String>,
@@ -147,6 +157,8 @@ pub async fn inbox(
             .into_iter()
             .map(|p| Pending {
                 run_id: p.run_id,
+                kind: p.kind,
+                title: p.title,
                 automation: p.automation,
                 agent: p.agent,
                 output: p.output,

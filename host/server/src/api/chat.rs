@@ -203,6 +203,7 @@ pub async fn say(
         run_id: format!("chat-{id}"),
         root_run_id: format!("chat-{id}"),
         attempt: 1,
+        call_seq: None,
     };
     let (events, rx) = tokio::sync::mpsc::channel::<Event>(64);
     let store = state.store.clone();

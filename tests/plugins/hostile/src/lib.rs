@@ -2,7 +2,8 @@
 //! misbehaviour. It also exercises every import so tests can check grants and refusals.
 //!
 //! Modes: `loop`, `alloc`, `recurse`, `trap`, `panic`, `huge-output` (`bytes`), `not-json`,
-//! `fail`, `sleep` (`ms`), `compute` (`iterations`), `http` (`url`), `ai` (`prompt`, `model`),
+//! `fail`, `sleep` (`ms`), `compute` (`iterations`), `http` (`url`), `ai` (`prompt`, `model`;
+//! with `fail_first_attempt` the first attempt fails after the call),
 //! `ai-loop` (`count` calls of `prompt` with `max_tokens`, each timed in the plugin; returns
 //! `{"micros": [...]}`, for the gateway overhead benchmark), `kv` (`key`, `value`),
 //! `kv-other-bucket` (`bucket`), `config`, `delegate`, `delegate-all` (`tasks`: `[{agent, input}]`,
@@ -10,7 +11,7 @@
 //! `fail_first_attempt` the first attempt fails after delegating), `registry`, `registry-insert`
 //! (`registry`, `data`), `registry-update` (`registry`, `id`, `data`), `registry-query`
 //! (`registry`, `filters`: `[{field, op, value}]`),
-//! `approval`, `log-flood` (`lines`), `context`.
+//! `approval` (with `prompt`, the draft is an AI reply), `log-flood` (`lines`), `context`.
 //!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
 //! return output that is not JSON.
@@ -90,6 +91,9 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
                 chat = chat.model(m);
             }
             let r = chat.send()?;
+            if input["fail_first_attempt"] == true && ctx.attempt == 1 {
+                return Err(Error::upstream("failing after the AI call, on purpose"));
+            }
             json!({ "text": r.text, "model": r.model, "input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens })
         }
         // `count` AI calls in a row (the host allows 100 per run), each timed here, inside the
@@ -172,7 +176,15 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
                     .collect::<Vec<_>>()
             )
         }
-        "approval" => json!(format!("{:?}", approval::request("Post", "draft")?)),
+        // With `prompt`, the draft is an AI reply (which a resumed run must not pay for again).
+        "approval" => {
+            let draft = match input["prompt"].as_str() {
+                Some(p) => ai::chat().user(p).send()?.text,
+                None => "draft".to_string(),
+            };
+            let decision = approval::request("Post", &draft)?;
+            json!({ "draft": draft, "decision": format!("{decision:?}") })
+        }
         "log-flood" => {
             for i in 0..(input["lines"].as_u64().unwrap_or(5000)) {
                 log::info(format!("line {i}"));

@@ -1,4 +1,5 @@
-// Approvals inbox: each held output, editable in place, approved or rejected.
+// Approvals inbox: each held output, or text an agent asked about, editable in place, approved or
+// rejected. An output is JSON; a request's text is plain text and its answer goes back to the agent.
 
 import { api, tpath, seg } from '../api.js';
 import { h, replace, timeEl, emptyState, json, uid } from '../dom.js';
@@ -16,7 +17,8 @@ export async function approvalsPage(ctx) {
     const taId = uid('out');
     const reasonId = uid('reason');
     const errId = uid('err');
-    const original = json(p.output);
+    const isRequest = p.kind === 'request';
+    const original = isRequest ? String(p.output ?? '') : json(p.output);
     const textarea = h('textarea', { id: taId, class: 'code-input', rows: String(Math.min(18, Math.max(6, original.split('\n').length + 1))), spellcheck: 'false', 'aria-describedby': `${taId}-help ${errId}`, readOnly: !ctx.canWrite }, original);
     textarea.value = original;
     const reason = h('input', { id: reasonId, type: 'text', maxlength: '500', autocomplete: 'off', disabled: !ctx.canWrite });
@@ -31,7 +33,9 @@ export async function approvalsPage(ctx) {
     const approve = h('button', { type: 'button', class: 'btn btn-primary', disabled: !ctx.canWrite, onclick: async () => {
       replace(error);
       let body = {};
-      if (textarea.value.trim() !== original.trim()) {
+      if (isRequest && textarea.value !== original) {
+        body = { output: textarea.value };
+      } else if (!isRequest && textarea.value.trim() !== original.trim()) {
         let parsed;
         try {
           parsed = JSON.parse(textarea.value);
@@ -79,11 +83,14 @@ export async function approvalsPage(ctx) {
     const art = h('article', { class: 'card approval', dataset: { run: String(p.run_id) }, 'aria-labelledby': `appr-${p.run_id}` },
       h('div', { class: 'automation-head' },
         h('div', null,
-          h('h2', { id: `appr-${p.run_id}`, class: 'card-title' }, `${p.automation}: output of `, h('a', { href: link(`runs/${p.run_id}`) }, `run #${p.run_id}`)),
-          h('p', { class: 'muted' }, 'By ', h('a', { href: link(`agents/${seg(p.agent)}`) }, p.agent), ', finished ', timeEl(p.finished_at),
-            p.deliver_to ? ['. Once approved it is added to the ', h('a', { href: link(`registries/${seg(p.deliver_to)}`) }, p.deliver_to), ' registry.'] : '.'))),
+          isRequest
+            ? h('h2', { id: `appr-${p.run_id}`, class: 'card-title' }, `${p.title || 'Request'}: asked by `, h('a', { href: link(`runs/${p.run_id}`) }, `run #${p.run_id}`))
+            : h('h2', { id: `appr-${p.run_id}`, class: 'card-title' }, `${p.automation || 'Run'}: output of `, h('a', { href: link(`runs/${p.run_id}`) }, `run #${p.run_id}`)),
+          h('p', { class: 'muted' }, 'By ', h('a', { href: link(`agents/${seg(p.agent)}`) }, p.agent), isRequest ? ', asked ' : ', finished ', timeEl(p.finished_at),
+            isRequest ? '. The agent waits for your answer and goes on with it.'
+              : p.deliver_to ? ['. Once approved it is added to the ', h('a', { href: link(`registries/${seg(p.deliver_to)}`) }, p.deliver_to), ' registry.'] : '.'))),
       h('div', { class: 'field' },
-        h('label', { for: taId }, 'Output (JSON)'),
+        h('label', { for: taId }, isRequest ? 'Text to approve' : 'Output (JSON)'),
         h('p', { id: `${taId}-help`, class: 'hint' }, ctx.canWrite ? 'Edit it here before approving if something should change; the agent’s version is kept on record.' : 'Your key can read only.'),
         textarea),
       h('div', { class: 'field' }, h('label', { for: reasonId }, 'Reason for rejecting (optional)'), reason),
@@ -94,6 +101,6 @@ export async function approvalsPage(ctx) {
   for (const p of pending) list.append(item(p));
   sync();
   replace(ctx.main,
-    h('div', { class: 'page-head' }, h('h1', null, 'Approvals'), h('p', { class: 'muted' }, 'Outputs that wait for a person before anything is done with them. Oldest first.')),
+    h('div', { class: 'page-head' }, h('h1', null, 'Approvals'), h('p', { class: 'muted' }, 'Outputs that wait for a person before anything is done with them, and questions agents asked. Oldest first.')),
     empty, list);
 }
