@@ -23,10 +23,10 @@ run: plugins
 	$(CARGO) run -q -p missionctl -- serve --demo --data-dir data --listen 127.0.0.1:8080
 
 # From PyPI: croniter is the reference the schedule crate's differential test compares against,
-# standardwebhooks the official webhook client, schemathesis the API fuzzer of the attack suite;
-# the tests that use them fail without them.
+# standardwebhooks the official webhook client, schemathesis the API fuzzer of the attack suite,
+# prometheus-client the parser that checks /metrics; the tests that use them fail without them.
 test: plugins
-	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0 schemathesis==4.32.5
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0 schemathesis==4.32.5 prometheus-client==0.21.1
 	$(CARGO) test --workspace
 	$(MAKE) browser-test
 

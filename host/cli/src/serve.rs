@@ -496,6 +496,19 @@ pub async fn serve(args: ServeArgs) -> u8 {
             })
             .await
     });
+    // The self-healing monitor: this node's heartbeat, and the health cycle while this node holds
+    // the cluster's monitor lease.
+    let mut monitor_config = mc_monitor::MonitorConfig::new(node_id.clone());
+    monitor_config.data_dir = Some(args.store.data_dir().to_path_buf());
+    let breakers = gateway.clone();
+    monitor_config.providers = Some(Arc::new(move || {
+        breakers.breakers().into_iter().map(|b| (b.provider, b.state)).collect()
+    }));
+    let monitor = mc_monitor::Monitor::new(store.clone(), monitor_config);
+    let (stop_monitor, monitor_stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor = tokio::spawn(monitor.run(async move {
+        let _ = monitor_stopped.await;
+    }));
     let engine = Arc::new(Engine::new(store, runtime, config, gateway));
     // One shutdown signal for both halves: the server stops accepting when the engine begins its
     // graceful stop.
@@ -526,6 +539,8 @@ pub async fn serve(args: ServeArgs) -> u8 {
     let _ = http.await;
     let _ = stop_outbox.send(());
     let _ = outbox.await;
+    let _ = stop_monitor.send(());
+    let _ = monitor.await;
     match ran {
         Ok(()) => {
             eprintln!("missionctl serve: node {node_id} stopped");

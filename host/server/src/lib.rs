@@ -2,6 +2,7 @@
 //! the engine.
 //!
 //! - `GET /healthz`: the process answers. `GET /readyz`: the database answers (503 while not).
+//! - `GET /metrics`: Prometheus metrics, for operator keys (they name every tenant).
 //! - `POST /hooks/{tenant}/{automation}`: a webhook trigger, signed per the Standard Webhooks spec
 //!   ([`webhook`]).
 //! - `/api/v1/...`: the REST API ([`api`]), authenticated by API keys or a dashboard session
@@ -178,6 +179,7 @@ pub fn app(state: AppState) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::api::health::metrics))
         .route("/hooks/{tenant}/{automation}", post(webhook::deliver))
         .merge(api::routes())
         .merge(ui::routes());

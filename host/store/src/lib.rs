@@ -14,6 +14,7 @@ mod approvals;
 mod chat;
 mod metering;
 mod migrate;
+mod monitor;
 mod outbox;
 mod queue;
 mod registries;
@@ -41,6 +42,9 @@ pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
     MarginLine, Plan, PriceBookRow, ReplyRecord, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day,
     valid_month,
+};
+pub use monitor::{
+    AUTOMATION_PAUSED, FailingAutomation, Incident, NewIncident, Opened, PLATFORM, QueueHealth, RUNS_REQUEUED, Totals,
 };
 pub use outbox::{Delivery, DeliveryOutcome, NewDelivery};
 pub use queue::{

@@ -134,6 +134,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0016_resume.sql"),
         postgres: include_str!("../migrations/0016_resume.sql"),
     },
+    Migration {
+        version: 17,
+        name: "monitor",
+        sqlite: concat!(
+            include_str!("../migrations/0017_monitor_sqlite.sql"),
+            include_str!("../migrations/0017_monitor_common.sql")
+        ),
+        postgres: concat!(
+            include_str!("../migrations/0017_monitor_postgres.sql"),
+            include_str!("../migrations/0017_monitor_common.sql")
+        ),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -632,17 +632,23 @@ impl Store {
     }
 
     /// Returns running jobs whose lease expired (their node died or hung) to the queue, as an
-    /// attempt that failed for a platform reason. Returns how many were recovered.
+    /// attempt that failed for a platform reason, and records what it did as a resolved incident
+    /// per node in the same transaction. Returns how many were recovered.
     pub async fn recover_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let expired: Vec<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, tenant_id, attempt, max_attempts, priority, parked FROM jobs WHERE state = 'running' AND lease_until < $1",
+        // id, tenant, attempt, max attempts, priority, parked, the node that held it.
+        type Expired = (i64, String, i64, i64, i64, i64, Option<String>);
+        let expired: Vec<Expired> = sqlx::query_as(
+            "SELECT id, tenant_id, attempt, max_attempts, priority, parked, claimed_by FROM jobs \
+             WHERE state = 'running' AND lease_until < $1",
         )
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
         let mut recovered = 0;
-        for (id, tenant, attempt, max_attempts, priority, parked) in &expired {
+        // Per node: runs requeued, runs that had no attempt left.
+        let mut per_node: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for (id, tenant, attempt, max_attempts, priority, parked, node) in &expired {
             // A lost node is the platform's fault, not the plugin's: the job always gets its run,
             // but a job that keeps killing nodes still ends dead after its attempts.
             let (state, delta_available) = if attempt < max_attempts {
@@ -666,10 +672,38 @@ impl Store {
                 continue;
             }
             recovered += 1;
+            let counts = per_node.entry(node.as_deref().unwrap_or("?")).or_default();
+            if delta_available > 0 {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
             bump_running(&mut tx, tenant, -unparked(*parked)).await?;
             if delta_available > 0 {
                 bump_available(&mut tx, tenant, delta_available).await?;
             }
+        }
+        for (node, (requeued, dead)) in per_node {
+            let summary = format!(
+                "node `{node}` stopped renewing the leases of {} running job(s)",
+                requeued + dead
+            );
+            let mut action = format!("requeued {requeued} to run again on a live node");
+            if dead > 0 {
+                action.push_str(&format!("; {dead} had used all their attempts and ended dead"));
+            }
+            crate::monitor::record_resolved(
+                &mut *tx,
+                &crate::NewIncident {
+                    tenant: crate::PLATFORM,
+                    kind: crate::monitor::RUNS_REQUEUED,
+                    subject: node,
+                    severity: "warning",
+                    summary: &summary,
+                    action: Some(&action),
+                },
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(recovered)

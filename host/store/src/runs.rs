@@ -351,13 +351,26 @@ impl TenantScope<'_> {
         if (was != 0) == enabled {
             return Ok(false);
         }
-        sqlx::query("UPDATE automations SET enabled = $3, updated_at = $4 WHERE tenant_id = $1 AND name = $2")
-            .bind(self.id())
-            .bind(name)
-            .bind(i64::from(enabled))
-            .bind(now_micros())
-            .execute(&mut *tx)
+        sqlx::query(
+            "UPDATE automations SET enabled = $3, updated_at = $4, paused_reason = NULL WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(self.id())
+        .bind(name)
+        .bind(i64::from(enabled))
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        if enabled {
+            // A person switching a paused automation back on ends the monitor's incident.
+            crate::monitor::resolve_in(
+                &mut *tx,
+                self.id(),
+                crate::monitor::AUTOMATION_PAUSED,
+                name,
+                &format!("switched back on by key `{}`", who.key_id),
+            )
             .await?;
+        }
         audit(
             &mut tx,
             who,

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod automations;
 pub mod billing;
 pub mod chat;
+pub mod health;
 pub mod keys;
 pub mod openapi;
 pub mod registries;
@@ -149,4 +150,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/report", get(billing::report))
         .route("/api/v1/prices", get(billing::prices).post(billing::publish_prices))
         .route("/api/v1/providers", get(billing::providers))
+        .route("/api/v1/tenants/{tenant}/incidents", get(health::incidents))
+        .route("/api/v1/health", get(health::fleet))
 }

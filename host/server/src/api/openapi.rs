@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::api::{
-    agents, approvals, audit, automations, billing, chat, keys, registries, runs, secrets, templates, tenants,
+    agents, approvals, audit, automations, billing, chat, health, keys, registries, runs, secrets, templates, tenants,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 
@@ -81,6 +81,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         billing::prices,
         billing::publish_prices,
         billing::providers,
+        health::incidents,
+        health::fleet,
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]

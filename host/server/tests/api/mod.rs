@@ -165,7 +165,7 @@ async fn world(store: &Store, server: &Server) -> Keys {
             .await;
         assert_eq!(r.status, 202, "{}", r.body);
     }
-    // acme's run 1 ends dead (so retry applies); globex's stays queued.
+    // Both runs end dead (so retry applies).
     let claimed = store.claim("n", 10, std::time::Duration::from_secs(30)).await.unwrap();
     for j in claimed {
         store
@@ -1610,6 +1610,104 @@ async fn the_live_run_stream_brings_new_runs_and_their_changes() {
         // Another tenant's stream is refused before it opens.
         let r = server.call(Some(&keys.globex_admin), "GET", &live, None).await;
         assert_eq!(r.status, 404);
+    })
+    .await;
+}
+
+/// The monitor's records through the API: a tenant sees its own incidents (another tenant gets
+/// 404), only operators see the fleet's health and the Prometheus metrics, and the metrics parse
+/// as the text exposition format (checked with the official Python client's parser) and count
+/// what the store holds.
+#[tokio::test]
+async fn incidents_fleet_health_and_metrics() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let incident = |tenant: &'static str, kind: &'static str, subject: &'static str| mc_store::NewIncident {
+            tenant,
+            kind,
+            subject,
+            severity: "warning",
+            summary: "something happened",
+            action: Some("did something"),
+        };
+        store
+            .open_incident(&incident("acme", "automation_paused", "quick"))
+            .await
+            .unwrap();
+        store
+            .open_incident(&incident("", "provider_down", "anthropic"))
+            .await
+            .unwrap();
+        store.node_seen("n1").await.unwrap();
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "POST",
+                "/api/v1/tenants/globex/automations/quick/run",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/incidents", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body.as_array().unwrap().len(), 1);
+        assert_eq!(r.body[0]["kind"], "automation_paused");
+        assert_eq!(r.body[0]["state"], "open");
+        let r = server
+            .call(Some(&keys.globex_admin), "GET", "/api/v1/tenants/acme/incidents", None)
+            .await;
+        assert_eq!(r.status, 404);
+
+        for path in ["/api/v1/health", "/metrics"] {
+            let r = server.call(Some(&keys.acme_admin), "GET", path, None).await;
+            assert_eq!(r.status, 403, "{path}: {}", r.body);
+            assert_eq!(server.call(None, "GET", path, None).await.status, 401, "{path}");
+        }
+        let r = server.call(Some(&keys.operator), "GET", "/api/v1/health", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["open_incidents"].as_array().unwrap().len(), 2);
+
+        let r = server.call(Some(&keys.operator), "GET", "/metrics", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.headers["content-type"].to_str().unwrap(),
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let text = r.body.as_str().unwrap().to_string();
+        let parse = r#"
+import sys, json
+from prometheus_client.parser import text_string_to_metric_families as parse
+out = {}
+for f in parse(sys.stdin.read()):
+    for s in f.samples:
+        out[s.name + json.dumps(s.labels, sort_keys=True)] = s.value
+print(json.dumps(out))
+"#;
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", parse])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+        let samples: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Both runs of `world` ended dead; globex's second one waits.
+        assert_eq!(samples[r#"mc_runs{"state": "dead"}"#], 2.0, "{samples}");
+        assert_eq!(samples[r#"mc_runs{"state": "available"}"#], 1.0, "{samples}");
+        assert_eq!(samples[r#"mc_queue_available{"tenant": "globex"}"#], 1.0, "{samples}");
+        assert_eq!(
+            samples[r#"mc_incidents_open{"kind": "provider_down"}"#], 1.0,
+            "{samples}"
+        );
+        assert_eq!(samples["mc_nodes{}"], 1.0, "{samples}");
     })
     .await;
 }

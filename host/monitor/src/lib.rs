@@ -1,0 +1,396 @@
+//! The self-healing monitor. Every node runs [`Monitor::run`]: it says the node is alive, and
+//! the node that holds the `monitor` lease (one at a time across a cluster; another takes over
+//! when its holder stops renewing it) runs a [`Monitor::cycle`] every few seconds:
+//!
+//! - measures each tenant's queue (depth, oldest wait), the database's latency, the free space of
+//!   the data directory, the AI providers' breakers and which nodes are alive, and keeps it all as
+//!   a health snapshot (dropped after [`SNAPSHOT_KEEP`]);
+//! - acts by itself, recording each action as an incident: it switches off an automation whose
+//!   latest [`FAILURE_STREAK`] runs failed for good (a person switches it back on, which resolves
+//!   the incident) and forgets a node not seen for [`NODE_DEAD_AFTER`] (the engine's lease recovery
+//!   requeues its runs and records that, in the same transaction);
+//! - opens an incident for what it cannot fix (a provider's breaker open, a tenant's queue
+//!   backed up, the disk nearly full, the database slow) and resolves it when the condition ends.
+//!   An incident is opened once: noticing the same thing again updates it.
+//!
+//! The crate knows the store and nothing of HTTP: the server shows what it records, and the AI
+//! providers' state reaches it through [`ProviderStates`].
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mc_store::{AUTOMATION_PAUSED, NewIncident, Opened, PLATFORM, Store, StoreError};
+use serde::Serialize;
+use serde_json::json;
+
+/// How often the monitor looks: "every few seconds" (the business plan's own monitor checked
+/// every 30 seconds).
+pub const CYCLE: Duration = Duration::from_secs(5);
+/// The name of the lease the cycle runs under.
+pub const LEASE: &str = "monitor";
+/// How long the leader's lease lasts: three cycles, so a dead leader is replaced within 15 s and a
+/// slow cycle does not lose it.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// A node not seen for this long is dead: four missed heartbeats, not one slow one.
+pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(20);
+/// Runs in a row that failed for good before the monitor switches their automation off: a
+/// failure that repeats this often is not transient, and each run costs the tenant.
+pub const FAILURE_STREAK: u32 = 5;
+/// How far back the first cycle looks for failures when there is no earlier snapshot.
+const FIRST_LOOK_BACK: Duration = Duration::from_secs(3600);
+/// How long health snapshots are kept: two days of history at one per cycle (about 35,000 rows).
+pub const SNAPSHOT_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
+/// A tenant's oldest waiting job older than this is a backlog incident.
+pub const QUEUE_WAIT_ALERT: Duration = Duration::from_secs(5 * 60);
+/// A cycle's database reads slower than this are a slow-database incident.
+pub const DB_SLOW: Duration = Duration::from_secs(1);
+/// Free space of the data directory below this share is a disk incident…
+pub const DISK_MIN_FREE_PERCENT: u64 = 5;
+/// …and below this many bytes, whatever the share (a small volume fills in minutes).
+pub const DISK_MIN_FREE_BYTES: u64 = 512 << 20;
+
+/// The AI providers' breaker states, `(provider, "closed" | "open" | "half-open")`.
+pub type ProviderStates = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// What the monitor watches and how.
+#[derive(Clone)]
+pub struct MonitorConfig {
+    pub node_id: String,
+    /// The directory whose free space is watched (the SQLite file and the component cache live
+    /// there); `None` watches no disk.
+    pub data_dir: Option<PathBuf>,
+    pub cycle: Duration,
+    pub lease_ttl: Duration,
+    pub node_dead_after: Duration,
+    pub failure_streak: u32,
+    pub providers: Option<ProviderStates>,
+}
+
+impl std::fmt::Debug for MonitorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorConfig")
+            .field("node_id", &self.node_id)
+            .field("data_dir", &self.data_dir)
+            .field("cycle", &self.cycle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MonitorConfig {
+    pub fn new(node_id: impl Into<String>) -> MonitorConfig {
+        MonitorConfig {
+            node_id: node_id.into(),
+            data_dir: None,
+            cycle: CYCLE,
+            lease_ttl: LEASE_TTL,
+            node_dead_after: NODE_DEAD_AFTER,
+            failure_streak: FAILURE_STREAK,
+            providers: None,
+        }
+    }
+}
+
+/// What one cycle measured and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cycle {
+    /// What was kept as the health snapshot.
+    pub snapshot: serde_json::Value,
+    /// Incidents it opened (new ones only, not those it updated).
+    pub opened: Vec<i64>,
+    /// Incidents it resolved.
+    pub resolved: Vec<i64>,
+    /// Automations it switched off, `(tenant, automation)`.
+    pub paused: Vec<(String, String)>,
+    /// Nodes it found dead and forgot.
+    pub lost_nodes: Vec<String>,
+}
+
+/// Free and total bytes of the volume holding `dir`.
+pub fn disk_space(dir: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    let s = rustix::fs::statvfs(dir)?;
+    Ok((s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize))
+}
+
+/// Whether `free` of `total` bytes is too little (see [`DISK_MIN_FREE_PERCENT`]).
+pub fn disk_low(free: u64, total: u64) -> bool {
+    free < DISK_MIN_FREE_BYTES || (total > 0 && free.saturating_mul(100) < total.saturating_mul(DISK_MIN_FREE_PERCENT))
+}
+
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    store: Store,
+    config: MonitorConfig,
+}
+
+impl Monitor {
+    pub fn new(store: Store, config: MonitorConfig) -> Monitor {
+        Monitor { store, config }
+    }
+
+    /// Heartbeats this node and, while it holds the lease, runs a cycle every `cycle`, until
+    /// `stop` completes; then gives the lease up so another node takes over at once.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let node = &self.config.node_id;
+        loop {
+            if let Err(e) = self.store.node_seen(node).await {
+                tracing::warn!(error = %e, "recording this node's heartbeat failed");
+            }
+            match self.store.hold_lease(LEASE, node, self.config.lease_ttl).await {
+                Ok(true) => {
+                    if let Err(e) = self.cycle().await {
+                        tracing::warn!(error = %e, "a monitor cycle failed; the next one tries again");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "taking the monitor lease failed"),
+            }
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(self.config.cycle) => {}
+            }
+        }
+        let _ = self.store.release_lease(LEASE, node).await;
+        let _ = self.store.forget_node(node).await;
+    }
+
+    /// One look at everything, with the actions it calls for. Call it only while holding the
+    /// lease ([`Monitor::run`] does).
+    pub async fn cycle(&self) -> Result<Cycle, StoreError> {
+        let now = mc_store::now_micros();
+        let since = match self.store.latest_snapshot().await? {
+            Some((at, _, _)) => at,
+            None => now - FIRST_LOOK_BACK.as_micros() as i64,
+        };
+        let mut out = Cycle {
+            snapshot: serde_json::Value::Null,
+            opened: Vec::new(),
+            resolved: Vec::new(),
+            paused: Vec::new(),
+            lost_nodes: Vec::new(),
+        };
+
+        let read = Instant::now();
+        let queues = self.store.queue_health().await?;
+        let db_latency = read.elapsed();
+        // Only what is open can be resolved: one read instead of a write per condition.
+        let open: HashSet<(String, String, String)> = self
+            .store
+            .open_incidents()
+            .await?
+            .into_iter()
+            .map(|i| (i.tenant, i.kind, i.subject))
+            .collect();
+        self.condition(
+            &mut out,
+            &open,
+            db_latency > DB_SLOW,
+            &NewIncident {
+                tenant: PLATFORM,
+                kind: "database_slow",
+                subject: "database",
+                severity: "warning",
+                summary: &format!(
+                    "the database took {} ms to answer the monitor (more than {} ms)",
+                    db_latency.as_millis(),
+                    DB_SLOW.as_millis()
+                ),
+                action: None,
+            },
+        )
+        .await?;
+        for q in &queues {
+            let waited = Duration::from_millis(q.oldest_wait_ms.max(0) as u64);
+            self.condition(
+                &mut out,
+                &open,
+                waited > QUEUE_WAIT_ALERT,
+                &NewIncident {
+                    tenant: &q.tenant,
+                    kind: "queue_backlog",
+                    subject: "queue",
+                    severity: "warning",
+                    summary: &format!(
+                        "the oldest of {} waiting runs has waited {} s (more than {} s)",
+                        q.available,
+                        waited.as_secs(),
+                        QUEUE_WAIT_ALERT.as_secs()
+                    ),
+                    action: None,
+                },
+            )
+            .await?;
+        }
+
+        // Nodes: a dead one is forgotten; the engine's lease recovery requeues its runs.
+        let mut nodes = Vec::new();
+        for (id, started, seen) in self.store.nodes().await? {
+            let silent = Duration::from_micros((now - seen).max(0) as u64);
+            let alive = id == self.config.node_id || silent <= self.config.node_dead_after;
+            if !alive {
+                self.store.forget_node(&id).await?;
+                let summary = format!("node `{id}` has not been seen for {} s", silent.as_secs());
+                let incident = self
+                    .store
+                    .resolved_incident(&NewIncident {
+                        tenant: PLATFORM,
+                        kind: "node_lost",
+                        subject: &id,
+                        severity: "warning",
+                        summary: &summary,
+                        action: Some("forgot the node; its runs go back to the queue as their leases lapse"),
+                    })
+                    .await?;
+                out.resolved.push(incident);
+                out.lost_nodes.push(id.clone());
+            }
+            nodes.push(
+                json!({ "id": id, "started_at": started, "seen_ms_ago": silent.as_millis() as u64, "alive": alive }),
+            );
+        }
+
+        // Providers: an open breaker is an outage the gateway works around (fallback models) but
+        // cannot end.
+        let providers = self.config.providers.as_ref().map(|p| p()).unwrap_or_default();
+        for (name, state) in &providers {
+            self.condition(
+                &mut out,
+                &open,
+                state == "open",
+                &NewIncident {
+                    tenant: PLATFORM,
+                    kind: "provider_down",
+                    subject: name,
+                    severity: "critical",
+                    summary: &format!("AI provider `{name}` is failing: its circuit breaker is open"),
+                    action: Some("calls go to each agent's fallback model while the breaker is open"),
+                },
+            )
+            .await?;
+        }
+
+        let disk = match &self.config.data_dir {
+            Some(dir) => match disk_space(dir) {
+                Ok((free, total)) => {
+                    self.condition(
+                        &mut out,
+                        &open,
+                        disk_low(free, total),
+                        &NewIncident {
+                            tenant: PLATFORM,
+                            kind: "disk_low",
+                            subject: &dir.display().to_string(),
+                            severity: "critical",
+                            summary: &format!(
+                                "the data directory {} has {} MiB free of {} MiB",
+                                dir.display(),
+                                free >> 20,
+                                total >> 20
+                            ),
+                            action: None,
+                        },
+                    )
+                    .await?;
+                    json!({ "path": dir.display().to_string(), "free_bytes": free, "total_bytes": total })
+                }
+                Err(e) => json!({ "path": dir.display().to_string(), "error": e.to_string() }),
+            },
+            None => serde_json::Value::Null,
+        };
+
+        // Automations failing run after run are switched off before they cost more.
+        let failing = self
+            .store
+            .failing_automations(since, self.config.failure_streak)
+            .await?;
+        for f in &failing {
+            let reason = format!(
+                "its last {} runs failed{}",
+                f.streak,
+                f.last_error
+                    .as_deref()
+                    .map(|e| format!(" (latest: {})", first_line(e)))
+                    .unwrap_or_default()
+            );
+            if self.store.pause_automation(&f.tenant, &f.automation, &reason).await? {
+                let summary = format!("automation `{}` was switched off: {reason}", f.automation);
+                let opened = self
+                    .store
+                    .open_incident(&NewIncident {
+                        tenant: &f.tenant,
+                        kind: AUTOMATION_PAUSED,
+                        subject: &f.automation,
+                        severity: "warning",
+                        summary: &summary,
+                        action: Some("switched the automation off; switch it on again once it is fixed"),
+                    })
+                    .await?;
+                if let Opened::New(id) = opened {
+                    out.opened.push(id);
+                }
+                out.paused.push((f.tenant.clone(), f.automation.clone()));
+            }
+        }
+
+        let open = self.store.open_incidents().await?;
+        out.snapshot = json!({
+            "at": now,
+            "node": self.config.node_id,
+            "db_latency_ms": db_latency.as_secs_f64() * 1000.0,
+            "queues": queues,
+            "nodes": nodes,
+            "providers": providers.iter().map(|(n, s)| json!({ "name": n, "state": s })).collect::<Vec<_>>(),
+            "disk": disk,
+            "failing": failing,
+            "open_incidents": open.len(),
+        });
+        self.store
+            .save_snapshot(&self.config.node_id, &out.snapshot, SNAPSHOT_KEEP)
+            .await?;
+        Ok(out)
+    }
+
+    /// Opens `incident` while `holds`, resolves it once it no longer does.
+    async fn condition(
+        &self,
+        out: &mut Cycle,
+        open: &HashSet<(String, String, String)>,
+        holds: bool,
+        incident: &NewIncident<'_>,
+    ) -> Result<(), StoreError> {
+        let key = (
+            incident.tenant.to_string(),
+            incident.kind.to_string(),
+            incident.subject.to_string(),
+        );
+        if holds {
+            if let Opened::New(id) = self.store.open_incident(incident).await? {
+                tracing::warn!(
+                    kind = incident.kind,
+                    subject = incident.subject,
+                    tenant = incident.tenant,
+                    summary = incident.summary,
+                    "incident opened"
+                );
+                out.opened.push(id);
+            }
+        } else if open.contains(&key)
+            && let Some(id) = self
+                .store
+                .resolve_incident(incident.tenant, incident.kind, incident.subject, "the condition ended")
+                .await?
+        {
+            tracing::info!(kind = incident.kind, subject = incident.subject, "incident resolved");
+            out.resolved.push(id);
+        }
+        Ok(())
+    }
+}
+
+/// The first line of an error, for a one-line reason.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}

@@ -1,0 +1,220 @@
+//! The monitor's cycle on both backends: what it measures, what it does by itself, how each
+//! action is recorded as an incident (once), and how incidents resolve.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mc_monitor::{Monitor, MonitorConfig};
+use mc_store::{FailedAttempt, NewJob, Principal, Store};
+use mc_testkit::on_both;
+
+const TENANT: &str = r#"tenant: acme
+agents:
+  - { name: bot, role: Works, plugin: noop }
+automations:
+  - { name: flaky, agent: bot, trigger: { manual: true } }
+  - { name: steady, agent: bot, trigger: { manual: true } }
+"#;
+
+async fn setup(store: &Store) {
+    let known = mc_config::Known::default();
+    store.apply(&mc_config::parse(TENANT, &known).unwrap()).await.unwrap();
+    let other = "tenant: other\nagents:\n  - { name: bot, role: Works, plugin: noop }\n";
+    store.apply(&mc_config::parse(other, &known).unwrap()).await.unwrap();
+}
+
+fn job(automation: &str) -> NewJob {
+    NewJob {
+        tenant: "acme".into(),
+        automation: Some(automation.into()),
+        agent: "bot".into(),
+        plugin: "noop".into(),
+        input: "{}".into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        idempotency_key: None,
+    }
+}
+
+/// Runs `n` jobs of `automation` to a failure that ends them dead.
+async fn fail_runs(store: &Store, automation: &str, n: usize) {
+    store.enqueue(&vec![job(automation); n]).await.unwrap();
+    let claimed = store.claim("worker", n, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), n);
+    for j in claimed {
+        let attempt = FailedAttempt {
+            kind: "trap",
+            error: "trap: unreachable\nbacktrace…",
+            retryable: false,
+            logs: None,
+            fuel: 0,
+        };
+        store.fail("worker", j.id, &attempt).await.unwrap().unwrap();
+    }
+}
+
+fn config(node: &str) -> MonitorConfig {
+    MonitorConfig::new(node)
+}
+
+/// An automation whose last five runs failed for good is switched off, with an incident saying
+/// why and what was done; the next cycle does not do it again; a person switching it back on
+/// resolves the incident. Four failures, or failures broken by a success, are left alone. The
+/// incident is the tenant's: another tenant does not see it.
+#[tokio::test]
+async fn an_automation_failing_run_after_run_is_paused_once_and_resumed_by_a_person() {
+    on_both(|store| async move {
+        setup(&store).await;
+        fail_runs(&store, "steady", 4).await;
+        fail_runs(&store, "flaky", 5).await;
+        let monitor = Monitor::new(store.clone(), config("n1"));
+        let cycle = monitor.cycle().await.unwrap();
+        assert_eq!(cycle.paused, [("acme".to_string(), "flaky".to_string())]);
+        assert_eq!(cycle.opened.len(), 1);
+        let acme = store.tenant("acme");
+        let incidents = acme.incidents(10).await.unwrap();
+        assert_eq!(incidents.len(), 1);
+        let i = &incidents[0];
+        assert_eq!(
+            (i.kind.as_str(), i.subject.as_str(), i.state.as_str()),
+            ("automation_paused", "flaky", "open")
+        );
+        assert_eq!(
+            i.summary,
+            "automation `flaky` was switched off: its last 5 runs failed (latest: trap: unreachable)"
+        );
+        assert_eq!(
+            acme.paused_reason("flaky").await.unwrap().as_deref(),
+            Some("its last 5 runs failed (latest: trap: unreachable)")
+        );
+        assert!(store.tenant("other").incidents(10).await.unwrap().is_empty());
+
+        let again = monitor.cycle().await.unwrap();
+        assert!(again.paused.is_empty() && again.opened.is_empty(), "{again:?}");
+
+        let person = Principal::local();
+        assert!(acme.set_enabled(&person, "flaky", true).await.unwrap());
+        let i = &acme.incidents(10).await.unwrap()[0];
+        assert_eq!(i.state, "resolved");
+        assert_eq!(
+            i.action.as_deref(),
+            Some(&*format!(
+                "switched the automation off; switch it on again once it is fixed; switched back on by key `{}`",
+                person.key_id
+            ))
+        );
+        assert_eq!(acme.paused_reason("flaky").await.unwrap(), None);
+        let later = monitor.cycle().await.unwrap();
+        assert!(later.paused.is_empty(), "old failures do not pause it again");
+    })
+    .await;
+}
+
+/// Runs whose node stopped renewing their leases go back to the queue and the requeue is recorded
+/// with the node and the count; a node not seen for too long is forgotten, recorded too; a
+/// provider's open breaker opens one incident that resolves when the breaker closes; each cycle
+/// keeps a snapshot.
+#[tokio::test]
+async fn lost_nodes_and_provider_outages_are_recorded_and_resolved() {
+    on_both(|store| async move {
+        setup(&store).await;
+        let retried = NewJob {
+            max_attempts: 3,
+            ..job("steady")
+        };
+        store.enqueue(&[retried.clone(), retried]).await.unwrap();
+        store.claim("ghost", 2, Duration::from_millis(1)).await.unwrap();
+        store.node_seen("ghost").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.recover_expired(mc_store::now_micros()).await.unwrap(), 2);
+
+        let breaker = Arc::new(Mutex::new("open".to_string()));
+        let state = breaker.clone();
+        let mut cfg = config("n1");
+        cfg.node_dead_after = Duration::from_millis(10);
+        cfg.providers = Some(Arc::new(move || {
+            vec![("anthropic".to_string(), state.lock().unwrap().clone())]
+        }));
+        let monitor = Monitor::new(store.clone(), cfg);
+        store.node_seen("n1").await.unwrap();
+        let cycle = monitor.cycle().await.unwrap();
+        assert_eq!(cycle.lost_nodes, ["ghost"]);
+        assert_eq!(cycle.opened.len(), 1, "the provider outage");
+
+        let all = store.incidents(10).await.unwrap();
+        let find = |kind: &str| {
+            all.iter()
+                .find(|i| i.kind == kind)
+                .unwrap_or_else(|| panic!("{kind}: {all:?}"))
+        };
+        let requeued = find("runs_requeued");
+        assert_eq!(
+            (requeued.subject.as_str(), requeued.state.as_str()),
+            ("ghost", "resolved")
+        );
+        assert_eq!(
+            requeued.summary,
+            "node `ghost` stopped renewing the leases of 2 running job(s)"
+        );
+        assert_eq!(
+            requeued.action.as_deref(),
+            Some("requeued 2 to run again on a live node")
+        );
+        assert_eq!(find("node_lost").state, "resolved");
+        let down = find("provider_down");
+        assert_eq!(
+            (down.subject.as_str(), down.state.as_str(), down.tenant.as_str()),
+            ("anthropic", "open", "")
+        );
+        let nodes: Vec<String> = store.nodes().await.unwrap().into_iter().map(|n| n.0).collect();
+        assert_eq!(nodes, ["n1"]);
+
+        assert!(
+            monitor.cycle().await.unwrap().opened.is_empty(),
+            "still open, not opened again"
+        );
+        *breaker.lock().unwrap() = "closed".into();
+        let cycle = monitor.cycle().await.unwrap();
+        assert_eq!(cycle.resolved, [down.id]);
+
+        let (_, node, snapshot) = store.latest_snapshot().await.unwrap().unwrap();
+        assert_eq!(node, "n1");
+        assert_eq!(snapshot["queues"][0]["tenant"], "acme");
+        assert_eq!(snapshot["queues"][0]["available"], 2);
+        assert_eq!(snapshot["providers"][0]["state"], "closed");
+        assert_eq!(store.snapshot_count().await.unwrap(), 3);
+    })
+    .await;
+}
+
+/// One node at a time holds the monitor's lease; another takes over once it lapses, and at once
+/// when the holder gives it up.
+#[tokio::test]
+async fn one_node_at_a_time_runs_the_cycle() {
+    on_both(|store| async move {
+        let ttl = Duration::from_millis(200);
+        assert!(store.hold_lease("monitor", "n1", ttl).await.unwrap());
+        assert!(!store.hold_lease("monitor", "n2", ttl).await.unwrap());
+        assert!(store.hold_lease("monitor", "n1", ttl).await.unwrap(), "renewed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(store.hold_lease("monitor", "n2", ttl).await.unwrap(), "taken over");
+        assert!(!store.hold_lease("monitor", "n1", ttl).await.unwrap());
+        store.release_lease("monitor", "n2").await.unwrap();
+        assert!(store.hold_lease("monitor", "n1", ttl).await.unwrap());
+    })
+    .await;
+}
+
+#[test]
+fn the_disk_is_low_below_five_percent_or_half_a_gibibyte() {
+    let gib = 1u64 << 30;
+    assert!(!mc_monitor::disk_low(10 * gib, 100 * gib));
+    assert!(mc_monitor::disk_low(4 * gib, 100 * gib));
+    assert!(mc_monitor::disk_low(256 << 20, gib));
+    assert!(!mc_monitor::disk_low(600 << 20, gib));
+    let dir = std::env::temp_dir();
+    let (free, total) = mc_monitor::disk_space(&dir).unwrap();
+    assert!(free <= total && total > 0);
+}

@@ -1,0 +1,243 @@
+//! What the monitor records, as the API shows it: a tenant's incidents, the operator's fleet
+//! health (the latest snapshot, open incidents, nodes), and Prometheus metrics for operators.
+
+use std::fmt::Write as _;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use mc_store::{Need, Role};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::api::{time, time_opt};
+use crate::auth::Auth;
+use crate::error::ApiPath;
+use crate::{ApiError, AppState};
+
+/// Most incidents one answer lists.
+const INCIDENT_LIMIT: i64 = 200;
+
+/// Something the monitor noticed, what it did, and whether it is over.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentDto {
+    pub id: i64,
+    /// The tenant it concerns; empty for the platform as a whole.
+    pub tenant: String,
+    /// `automation_paused`, `runs_requeued`, `node_lost`, `provider_down`, `queue_backlog`,
+    /// `disk_low` or `database_slow`.
+    pub kind: String,
+    /// What it concerns: an automation, a node, a provider, `queue`, a path, `database`.
+    pub subject: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// `open` or `resolved`.
+    pub state: String,
+    pub summary: String,
+    /// What the monitor (or a person) did about it.
+    pub action: Option<String>,
+    pub opened_at: String,
+    pub updated_at: String,
+    pub resolved_at: Option<String>,
+}
+
+impl From<mc_store::Incident> for IncidentDto {
+    fn from(i: mc_store::Incident) -> IncidentDto {
+        IncidentDto {
+            id: i.id,
+            tenant: i.tenant,
+            kind: i.kind,
+            subject: i.subject,
+            severity: i.severity,
+            state: i.state,
+            summary: i.summary,
+            action: i.action,
+            opened_at: time(i.opened_at),
+            updated_at: time(i.updated_at),
+            resolved_at: time_opt(i.resolved_at),
+        }
+    }
+}
+
+/// The fleet as the monitor last saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FleetHealth {
+    /// When the latest health snapshot was taken, and by which node (the monitor's leader).
+    pub snapshot_at: Option<String>,
+    pub snapshot_node: Option<String>,
+    /// The snapshot: queues per tenant, nodes, providers, disk, database latency.
+    #[schema(value_type = Object)]
+    pub snapshot: Value,
+    pub open_incidents: Vec<IncidentDto>,
+    /// The latest incidents, open or resolved.
+    pub recent_incidents: Vec<IncidentDto>,
+}
+
+/// The tenant's incidents, newest first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/incidents", tag = "health",
+    params(("tenant" = String, Path)), responses((status = 200, body = Vec<IncidentDto>)))]
+pub async fn incidents(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Vec<IncidentDto>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    Ok(Json(
+        scope
+            .incidents(INCIDENT_LIMIT)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// The fleet's health (operators only).
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = FleetHealth)))]
+pub async fn fleet(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<FleetHealth>, ApiError> {
+    operator_only(&who, "the fleet's health")?;
+    let latest = state.store.latest_snapshot().await?;
+    let open = state.store.open_incidents().await?;
+    let recent = state.store.incidents(INCIDENT_LIMIT).await?;
+    let (at, node, snapshot) = match latest {
+        Some((at, node, data)) => (Some(time(at)), Some(node), data),
+        None => (None, None, Value::Null),
+    };
+    Ok(Json(FleetHealth {
+        snapshot_at: at,
+        snapshot_node: node,
+        snapshot,
+        open_incidents: open.into_iter().map(Into::into).collect(),
+        recent_incidents: recent.into_iter().map(Into::into).collect(),
+    }))
+}
+
+fn operator_only(who: &mc_store::Principal, what: &str) -> Result<(), ApiError> {
+    if who.role != Role::Operator {
+        return Err(ApiError::Forbidden(format!("only operators see {what}")));
+    }
+    Ok(())
+}
+
+/// Prometheus metrics (text exposition format 0.0.4), for operators: they name every tenant.
+pub async fn metrics(State(state): State<AppState>, Auth(who): Auth) -> Result<Response, ApiError> {
+    operator_only(&who, "the metrics")?;
+    let totals = state.store.totals().await?;
+    let queues = state.store.queue_health().await?;
+    let open = state.store.open_incidents().await?;
+    let nodes = state.store.nodes().await?;
+    let breakers = state.gateway.as_ref().map(|g| g.breakers()).unwrap_or_default();
+    let mut m = Metrics::default();
+
+    m.family("mc_runs", "gauge", "Runs by state, across tenants.");
+    for (s, n) in &totals.runs_by_state {
+        m.sample("mc_runs", &[("state", s)], *n as f64);
+    }
+    m.family("mc_queue_available", "gauge", "Jobs waiting for a worker, per tenant.");
+    for q in &queues {
+        m.sample("mc_queue_available", &[("tenant", &q.tenant)], q.available as f64);
+    }
+    m.family("mc_queue_running", "gauge", "Jobs running, per tenant.");
+    for q in &queues {
+        m.sample("mc_queue_running", &[("tenant", &q.tenant)], q.running as f64);
+    }
+    m.family(
+        "mc_queue_oldest_wait_seconds",
+        "gauge",
+        "How long the oldest waiting job has waited, per tenant.",
+    );
+    for q in &queues {
+        m.sample(
+            "mc_queue_oldest_wait_seconds",
+            &[("tenant", &q.tenant)],
+            q.oldest_wait_ms as f64 / 1000.0,
+        );
+    }
+    m.family("mc_ai_calls_total", "counter", "AI calls billed, per tenant.");
+    for (t, calls, _, _, _) in &totals.ai_by_tenant {
+        m.sample("mc_ai_calls_total", &[("tenant", t)], *calls as f64);
+    }
+    m.family(
+        "mc_ai_tokens_total",
+        "counter",
+        "AI tokens billed, per tenant and direction.",
+    );
+    for (t, _, input, output, _) in &totals.ai_by_tenant {
+        m.sample(
+            "mc_ai_tokens_total",
+            &[("tenant", t), ("direction", "input")],
+            *input as f64,
+        );
+        m.sample(
+            "mc_ai_tokens_total",
+            &[("tenant", t), ("direction", "output")],
+            *output as f64,
+        );
+    }
+    m.family(
+        "mc_ai_cost_usd_total",
+        "counter",
+        "AI cost billed, in dollars, per tenant.",
+    );
+    for (t, _, _, _, cost) in &totals.ai_by_tenant {
+        m.sample("mc_ai_cost_usd_total", &[("tenant", t)], *cost as f64 / 1e6);
+    }
+    m.family("mc_fuel_total", "counter", "Fuel consumed by plugin runs, per tenant.");
+    for (t, fuel, _) in &totals.fuel_by_tenant {
+        m.sample("mc_fuel_total", &[("tenant", t)], *fuel as f64);
+    }
+    m.family(
+        "mc_provider_breaker_open",
+        "gauge",
+        "1 while the AI provider's circuit breaker is open.",
+    );
+    for b in &breakers {
+        let open = if b.state == "open" { 1.0 } else { 0.0 };
+        m.sample("mc_provider_breaker_open", &[("provider", &b.provider)], open);
+    }
+    m.family("mc_incidents_open", "gauge", "Open incidents, per kind.");
+    let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+    for i in &open {
+        *kinds.entry(i.kind.as_str()).or_default() += 1;
+    }
+    for (kind, n) in kinds {
+        m.sample("mc_incidents_open", &[("kind", kind)], n as f64);
+    }
+    m.family("mc_nodes", "gauge", "Nodes that said they are alive.");
+    m.sample("mc_nodes", &[], nodes.len() as f64);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        m.text,
+    )
+        .into_response())
+}
+
+/// The text exposition format, written family by family.
+#[derive(Default)]
+struct Metrics {
+    text: String,
+}
+
+impl Metrics {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                let _ = write!(self.text, "{k}=\"{v}\"");
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}

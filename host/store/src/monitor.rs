@@ -1,0 +1,476 @@
+//! The monitor's records: node heartbeats, the lease that lets one node at a time run the monitor
+//! cycle, health snapshots, incidents, and the facts a cycle reads (queue depth and age per tenant,
+//! runs held by nodes that stopped renewing them, automations failing run after run). What to do
+//! about them is `mc-monitor`'s decision; this module reads and writes.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::{Store, StoreError, TenantScope, now_micros};
+
+/// The tenant of incidents about the platform as a whole (a node, the database, the disk).
+pub const PLATFORM: &str = "";
+/// The kind of the incident of an automation the monitor switched off; switching it back on
+/// resolves it.
+pub const AUTOMATION_PAUSED: &str = "automation_paused";
+/// The kind of the (resolved) incident of runs requeued from a node that stopped renewing their
+/// leases.
+pub const RUNS_REQUEUED: &str = "runs_requeued";
+
+/// A tenant's queue as the monitor sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueHealth {
+    pub tenant: String,
+    /// Jobs waiting for a worker.
+    pub available: i64,
+    /// Jobs running (not counting parents waiting for their children).
+    pub running: i64,
+    /// How long the oldest waiting job has waited, in milliseconds (0 when none waits).
+    pub oldest_wait_ms: i64,
+}
+
+/// An automation whose latest runs all failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailingAutomation {
+    pub tenant: String,
+    pub automation: String,
+    /// Its latest finished runs that failed, in a row.
+    pub streak: u32,
+    /// The latest failure's error.
+    pub last_error: Option<String>,
+}
+
+/// An incident as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Incident {
+    pub id: i64,
+    /// The tenant it concerns; [`PLATFORM`] (empty) for the platform as a whole.
+    pub tenant: String,
+    /// What kind of thing happened (`automation_paused`, `node_lost`, `provider_down`, …).
+    pub kind: String,
+    /// What it happened to (an automation, a node, a provider).
+    pub subject: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// `open` or `resolved`.
+    pub state: String,
+    pub summary: String,
+    /// What the monitor did about it.
+    pub action: Option<String>,
+    pub opened_at: i64,
+    pub updated_at: i64,
+    pub resolved_at: Option<i64>,
+}
+
+/// An incident to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewIncident<'a> {
+    pub tenant: &'a str,
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub severity: &'a str,
+    pub summary: &'a str,
+    pub action: Option<&'a str>,
+}
+
+/// What recording an open incident did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A new incident, with its id: the one to tell people about.
+    New(i64),
+    /// The same incident was open already; its summary was updated.
+    Updated(i64),
+}
+
+type IncidentTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+const INCIDENT_COLUMNS: &str =
+    "id, tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at, resolved_at";
+
+fn incident(t: IncidentTuple) -> Incident {
+    Incident {
+        id: t.0,
+        tenant: t.1,
+        kind: t.2,
+        subject: t.3,
+        severity: t.4,
+        state: t.5,
+        summary: t.6,
+        action: t.7,
+        opened_at: t.8,
+        updated_at: t.9,
+        resolved_at: t.10,
+    }
+}
+
+impl Store {
+    /// Records that `node` is alive now.
+    pub async fn node_seen(&self, node: &str) -> Result<(), StoreError> {
+        let now = now_micros();
+        sqlx::query(
+            "INSERT INTO nodes (id, started_at, seen_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(node)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every node that said it was alive, with when it started and when it was last seen.
+    pub async fn nodes(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT id, started_at, seen_at FROM nodes ORDER BY id")
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Forgets a node that was found dead (its runs were requeued), or that stopped cleanly.
+    pub async fn forget_node(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(node)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`: true while `holder` holds it. A
+    /// lease another holder let lapse is taken over.
+    pub async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = now_micros();
+        let held: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE leases.holder = excluded.holder OR leases.until < $4 RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl.as_micros() as i64)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(held.is_some())
+    }
+
+    /// Gives the lease `name` up if `holder` has it (a node stopping), so another takes over at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Each tenant's queue: waiting and running jobs and how long the oldest has waited.
+    pub async fn queue_health(&self) -> Result<Vec<QueueHealth>, StoreError> {
+        let now = now_micros();
+        let counts: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT tenant_id, available, running FROM queue_tenants ORDER BY tenant_id")
+                .fetch_all(self.pool())
+                .await?;
+        let oldest: Vec<(String, i64)> =
+            sqlx::query_as("SELECT tenant_id, MIN(run_at) FROM jobs WHERE state = 'available' GROUP BY tenant_id")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(counts
+            .into_iter()
+            .map(|(tenant, available, running)| {
+                let since = oldest.iter().find(|(t, _)| *t == tenant).map(|(_, at)| *at);
+                QueueHealth {
+                    oldest_wait_ms: since.map_or(0, |at| ((now - at) / 1000).max(0)),
+                    tenant,
+                    available,
+                    running,
+                }
+            })
+            .collect())
+    }
+
+    /// Running jobs whose lease has lapsed, counted by the node that held them.
+    pub async fn lapsed_by_node(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(claimed_by, ''), COUNT(*) FROM jobs WHERE state = 'running' AND lease_until < $1 \
+             GROUP BY claimed_by ORDER BY 1",
+        )
+        .bind(now_micros())
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Switched-on automations with a run that failed for good since `since`, whose latest
+    /// `streak` finished runs all failed.
+    pub async fn failing_automations(&self, since: i64, streak: u32) -> Result<Vec<FailingAutomation>, StoreError> {
+        let candidates: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT j.tenant_id, j.automation FROM jobs j \
+             JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
+             WHERE j.state = 'dead' AND j.finished_at > $1 AND a.enabled = 1 ORDER BY 1, 2",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        let mut failing = Vec::new();
+        for (tenant, automation) in candidates {
+            let latest: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT state, error FROM jobs WHERE tenant_id = $1 AND automation = $2 \
+                 AND state IN ('succeeded', 'dead', 'awaiting_approval', 'rejected') ORDER BY id DESC LIMIT $3",
+            )
+            .bind(&tenant)
+            .bind(&automation)
+            .bind(i64::from(streak))
+            .fetch_all(self.pool())
+            .await?;
+            let in_a_row = latest.iter().take_while(|(state, _)| state == "dead").count() as u32;
+            if in_a_row >= streak {
+                failing.push(FailingAutomation {
+                    tenant,
+                    automation,
+                    streak: in_a_row,
+                    last_error: latest.into_iter().next().and_then(|(_, e)| e),
+                });
+            }
+        }
+        Ok(failing)
+    }
+
+    /// Switches an automation off for `reason` (the monitor pausing it). False if it was off.
+    pub async fn pause_automation(&self, tenant: &str, automation: &str, reason: &str) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE automations SET enabled = 0, paused_reason = $3, updated_at = $4 \
+             WHERE tenant_id = $1 AND name = $2 AND enabled = 1",
+        )
+        .bind(tenant)
+        .bind(automation)
+        .bind(reason)
+        .bind(now_micros())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
+    /// Records an open incident, or updates the open one of the same tenant, kind and subject.
+    pub async fn open_incident(&self, new: &NewIncident<'_>) -> Result<Opened, StoreError> {
+        let now = now_micros();
+        let (id, opened_at): (i64, i64) = sqlx::query_as(
+            "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7) \
+             ON CONFLICT (tenant_id, kind, subject) WHERE state = 'open' DO UPDATE SET summary = excluded.summary, \
+             severity = excluded.severity, action = COALESCE(excluded.action, incidents.action), updated_at = excluded.updated_at \
+             RETURNING id, opened_at",
+        )
+        .bind(new.tenant)
+        .bind(new.kind)
+        .bind(new.subject)
+        .bind(new.severity)
+        .bind(new.summary)
+        .bind(new.action)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(if opened_at == now {
+            Opened::New(id)
+        } else {
+            Opened::Updated(id)
+        })
+    }
+
+    /// Records an incident the monitor dealt with at once (opened and resolved together).
+    pub async fn resolved_incident(&self, new: &NewIncident<'_>) -> Result<i64, StoreError> {
+        record_resolved(self.pool(), new).await
+    }
+
+    /// Resolves the open incident of `tenant`, `kind` and `subject`, if there is one, noting
+    /// `action`. Returns its id.
+    pub async fn resolve_incident(
+        &self,
+        tenant: &str,
+        kind: &str,
+        subject: &str,
+        action: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        resolve_in(self.pool(), tenant, kind, subject, action).await
+    }
+
+    /// Open incidents of every tenant and of the platform, newest first.
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let rows: Vec<IncidentTuple> = sqlx::query_as(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state = 'open' ORDER BY id DESC"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(incident).collect())
+    }
+
+    /// The latest incidents of every tenant and of the platform, newest first.
+    pub async fn incidents(&self, limit: i64) -> Result<Vec<Incident>, StoreError> {
+        let rows: Vec<IncidentTuple> = sqlx::query_as(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(incident).collect())
+    }
+
+    /// Keeps a cycle's measurements and drops those older than `keep`.
+    pub async fn save_snapshot(&self, node: &str, data: &serde_json::Value, keep: Duration) -> Result<(), StoreError> {
+        let now = now_micros();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO health_snapshots (at, node, data) VALUES ($1, $2, $3)")
+            .bind(now)
+            .bind(node)
+            .bind(data.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM health_snapshots WHERE at < $1")
+            .bind(now - keep.as_micros() as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest snapshot: when, which node took it, and what it measured.
+    pub async fn latest_snapshot(&self) -> Result<Option<(i64, String, serde_json::Value)>, StoreError> {
+        let row: Option<(i64, String, String)> =
+            sqlx::query_as("SELECT at, node, data FROM health_snapshots ORDER BY at DESC, id DESC LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(at, node, data)| (at, node, serde_json::from_str(&data).unwrap_or_default())))
+    }
+
+    /// How many snapshots are kept.
+    pub async fn snapshot_count(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM health_snapshots")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+}
+
+impl TenantScope<'_> {
+    /// The tenant's incidents, newest first.
+    pub async fn incidents(&self, limit: i64) -> Result<Vec<Incident>, StoreError> {
+        let rows: Vec<IncidentTuple> = sqlx::query_as(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(self.id())
+        .bind(limit)
+        .fetch_all(self.store().pool())
+        .await?;
+        Ok(rows.into_iter().map(incident).collect())
+    }
+
+    /// Why the monitor paused automation `name`, if it did and it is still off.
+    pub async fn paused_reason(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT paused_reason FROM automations WHERE tenant_id = $1 AND name = $2")
+                .bind(self.id())
+                .bind(name)
+                .fetch_optional(self.store().pool())
+                .await?;
+        Ok(row.and_then(|(r,)| r))
+    }
+}
+
+/// [`Store::resolved_incident`] on any executor (lease recovery records what it did in its own
+/// transaction).
+pub(crate) async fn record_resolved<'e, E>(executor: E, new: &NewIncident<'_>) -> Result<i64, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let now = now_micros();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at, resolved_at) \
+         VALUES ($1, $2, $3, $4, 'resolved', $5, $6, $7, $7, $7) RETURNING id",
+    )
+    .bind(new.tenant)
+    .bind(new.kind)
+    .bind(new.subject)
+    .bind(new.severity)
+    .bind(new.summary)
+    .bind(new.action)
+    .bind(now)
+    .fetch_one(executor)
+    .await?;
+    Ok(id)
+}
+
+/// [`Store::resolve_incident`] on any executor (a switch-on resolves its pause in its own
+/// transaction).
+pub(crate) async fn resolve_in<'e, E>(
+    executor: E,
+    tenant: &str,
+    kind: &str,
+    subject: &str,
+    action: &str,
+) -> Result<Option<i64>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let now = now_micros();
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE incidents SET state = 'resolved', resolved_at = $4, updated_at = $4, \
+         action = CASE WHEN action IS NULL THEN $5 ELSE action || '; ' || $5 END \
+         WHERE tenant_id = $1 AND kind = $2 AND subject = $3 AND state = 'open' RETURNING id",
+    )
+    .bind(tenant)
+    .bind(kind)
+    .bind(subject)
+    .bind(now)
+    .bind(action)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Totals the metrics endpoint exposes, read in one pass per scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Runs by state, across tenants.
+    pub runs_by_state: Vec<(String, i64)>,
+    /// Per tenant: AI calls, input and output tokens, and cost in micro-dollars, since the start.
+    pub ai_by_tenant: Vec<(String, i64, i64, i64, i64)>,
+    /// Per tenant: fuel consumed and its cost in micro-dollars, since the start.
+    pub fuel_by_tenant: Vec<(String, i64, i64)>,
+}
+
+impl Store {
+    /// What `/metrics` reports beside the latest snapshot.
+    pub async fn totals(&self) -> Result<Totals, StoreError> {
+        let runs_by_state = sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+            .fetch_all(self.pool())
+            .await?;
+        let ai_by_tenant = sqlx::query_as(
+            "SELECT tenant_id, COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
+             CAST(SUM(cost) AS BIGINT) FROM ledger WHERE kind = 'ai' GROUP BY tenant_id ORDER BY tenant_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let fuel_by_tenant = sqlx::query_as(
+            "SELECT tenant_id, CAST(SUM(fuel) AS BIGINT), CAST(SUM(cost) AS BIGINT) FROM ledger WHERE kind = 'fuel' \
+             GROUP BY tenant_id ORDER BY tenant_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Totals {
+            runs_by_state,
+            ai_by_tenant,
+            fuel_by_tenant,
+        })
+    }
+}
