@@ -372,6 +372,7 @@ test('every main page renders cleanly, passes axe-core without serious violation
   await operator.goto(`${server.base}/app/operator`);
   await settled(operator);
   await operator.locator('#tenants-table').getByText('demo').first().waitFor();
+  await operator.getByRole('heading', { name: 'Incidents across the fleet' }).waitFor();
   await operator.screenshot({ path: join(ARTIFACTS, 'operator.png'), fullPage: true });
   for (const v of await axe(operator)) failures.push(`operator: ${v}`);
   await operator.context().close();

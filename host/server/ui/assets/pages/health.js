@@ -1,7 +1,7 @@
-// Health: what the server reports today (readiness, AI providers' circuit breakers); what the
-// API does not measure yet is labelled so, never invented.
+// Health: what the server reports (readiness, the monitor's incidents, AI providers' circuit
+// breakers); what the API does not measure yet is labelled so, never invented.
 
-import { api } from '../api.js';
+import { api, tpath } from '../api.js';
 import { h, replace, card, badge, emptyState, errorBox, num, timeEl } from '../dom.js';
 
 async function probe(path, signal) {
@@ -32,12 +32,27 @@ export function providersTable(providers) {
     }))));
 }
 
+const SEVERITY = { info: 'neutral', warning: 'warn', critical: 'bad' };
+
+export function incidentsTable(incidents, caption) {
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'incidents-table' },
+    h('caption', { class: 'sr-only' }, caption),
+    h('thead', null, h('tr', null, ...['What happened', 'What was done', 'Status', 'Opened'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', null, incidents.map((i) => h('tr', null,
+      h('td', null, i.summary),
+      h('td', null, i.action || '—'),
+      h('td', null, i.state === 'open' ? badge('Open', SEVERITY[i.severity] || 'warn', '!') : badge('Resolved', 'ok', '✓'),
+        i.resolved_at ? h('span', { class: 'muted' }, ' ', timeEl(i.resolved_at)) : null),
+      h('td', null, timeEl(i.opened_at)))))));
+}
+
 export async function healthPage(ctx) {
-  const { signal } = ctx;
-  const [ready, alive, providers] = await Promise.all([
+  const { signal, tenant } = ctx;
+  const [ready, alive, providers, incidents] = await Promise.all([
     probe('/readyz', signal),
     probe('/healthz', signal),
     api('providers', { signal }).then((v) => ({ v }), (e) => ({ e })),
+    api(tpath(tenant, '/incidents'), { signal }).then((v) => ({ v }), (e) => ({ e })),
   ]);
   replace(ctx.main,
     h('div', { class: 'page-head' }, h('h1', null, 'Health'), h('p', { class: 'muted' }, 'Is the platform running your team right now?')),
@@ -48,8 +63,10 @@ export async function healthPage(ctx) {
         h('p', { class: 'muted' }, 'Checked just now.')),
       card('Uptime this month (SLA 99.5%)',
         emptyState('Not measured yet.', 'Uptime against the 99.5% service level will show here once the platform records health snapshots. No figure is shown rather than a guessed one.')),
-      card('Recent incidents',
-        emptyState('Not measured yet.', 'Incidents (outages, paused automations, quarantined plugins) will be listed here once the platform exposes them.')),
+      h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'Recent incidents'),
+        incidents.e ? errorBox(incidents.e.message)
+          : incidents.v.length ? incidentsTable(incidents.v.slice(0, 20), 'Recent incidents: what happened, what was done, and whether it is over')
+            : emptyState('No incidents.', 'The platform checks your queue and automations every few seconds. If an automation keeps failing it is switched off and listed here, with what to do.')),
       h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'AI providers'),
         providers.e ? errorBox(providers.e.message) : providers.v.length ? providersTable(providers.v) : emptyState('No AI providers configured.'),
         h('p', { class: 'muted' }, 'When a provider keeps failing, calls to it pause for a while and fall back to other models; it is tried again automatically.'))));

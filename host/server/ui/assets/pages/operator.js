@@ -1,8 +1,8 @@
 // Operator views: every tenant with plan, spend, revenue and margin; fleet health.
 
 import { api, seg } from '../api.js';
-import { h, replace, card, usd, emptyState, errorBox, badge, uid } from '../dom.js';
-import { providersTable } from './health.js';
+import { h, replace, card, usd, emptyState, errorBox, badge, uid, timeEl } from '../dom.js';
+import { providersTable, incidentsTable } from './health.js';
 
 function thisMonth() {
   const d = new Date();
@@ -12,11 +12,15 @@ function thisMonth() {
 export async function operatorPage(ctx) {
   const { signal, query } = ctx;
   const month = /^\d{4}-\d{2}$/.test(query.get('month') || '') ? query.get('month') : thisMonth();
-  const [report, providers, ready] = await Promise.all([
+  const [report, providers, ready, fleet] = await Promise.all([
     api(`report?month=${month}`, { signal }),
     api('providers', { signal }).then((v) => ({ v }), (e) => ({ e })),
     fetch('/readyz', { signal }).then((r) => r.ok, () => false),
+    api('health', { signal }).then((v) => ({ v }), (e) => ({ e })),
   ]);
+  const snap = (fleet.v && fleet.v.snapshot) || {};
+  const nodes = snap.nodes || [];
+  const queues = snap.queues || [];
   const totals = report.tenants.reduce((a, t) => ({
     revenue: a.revenue + Number(t.revenue_usd), cost: a.cost + Number(t.ai_cost_usd) + Number(t.fuel_cost_usd), margin: a.margin + Number(t.margin_usd),
   }), { revenue: 0, cost: 0, margin: 0 });
@@ -48,7 +52,12 @@ export async function operatorPage(ctx) {
       card('Cost (AI and compute)', h('p', { class: 'big' }, usd(totals.cost))),
       card('Margin', h('p', { class: ['big', totals.margin < 0 ? 'negative' : ''] }, usd(totals.margin))),
       card('Fleet', h('p', null, ready ? badge('This node is ready', 'ok', '✓') : badge('This node is not ready', 'bad', '✕')),
-        h('p', { class: 'muted' }, 'Queue depth per node: not measured yet (the API does not report it).'))),
+        fleet.e ? errorBox(fleet.e.message)
+          : fleet.v.snapshot_at ? [
+            h('p', null, `${nodes.filter((n) => n.alive).length} of ${nodes.length} nodes alive; `,
+              `${queues.reduce((a, q) => a + q.available, 0)} runs waiting, ${queues.reduce((a, q) => a + q.running, 0)} running.`),
+            h('p', { class: 'muted' }, 'Checked by node ', snap.node || fleet.v.snapshot_node, ' ', timeEl(fleet.v.snapshot_at), `; the database answered in ${Math.round(snap.db_latency_ms || 0)} ms.`)]
+            : h('p', { class: 'muted' }, 'The monitor has not reported yet (it looks every few seconds).'))),
     h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'Tenants'),
       report.tenants.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'tenants-table' },
         h('caption', { class: 'sr-only' }, `Tenants with revenue, cost and margin for ${report.month}`),
@@ -59,6 +68,9 @@ export async function operatorPage(ctx) {
           h('td', { class: Number(t.margin_usd) < 0 ? 'negative' : '' }, usd(t.margin_usd), Number(t.margin_usd) < 0 ? ' (loss)' : ''),
           h('td', null, h('a', { href: open(t.tenant), 'aria-label': `Open ${t.name}` }, 'Open'))))))) : emptyState('No tenants yet.')),
     h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'New tenant'), create, msg),
+    h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'Incidents across the fleet'),
+      fleet.e ? errorBox(fleet.e.message) : fleet.v.recent_incidents.length
+        ? incidentsTable(fleet.v.recent_incidents.slice(0, 30), 'Incidents across the fleet') : emptyState('No incidents.')),
     h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'AI providers on this node'),
       providers.e ? errorBox(providers.e.message) : providersTable(providers.v)));
 }
