@@ -52,8 +52,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8)]
     workers: usize,
     /// Most jobs of one tenant running at once across all nodes (default: no limit). A run
-    /// waiting for the tasks it delegated still counts, so keep this above the depth of the
-    /// tenant's delegation trees.
+    /// waiting for the tasks it delegated does not count while it waits.
     #[arg(long = "tenant-max-running")]
     tenant_max_running: Option<usize>,
     /// Seconds a claim stays valid without a heartbeat: a dead node's jobs return to the queue
@@ -70,6 +69,23 @@ pub struct ServeArgs {
     /// that agents may be granted; repeatable. Any other such grant fails its runs.
     #[arg(long = "allow-test-host", env = "MISSIONCTL_TEST_HOSTS", value_delimiter = ',')]
     test_hosts: Vec<String>,
+    /// Where incidents the monitor cannot fix by itself are escalated: a URL that receives
+    /// `incident.opened` events, signed per Standard Webhooks (vetted like any outbound request:
+    /// a private or loopback address only as an --allow-test-host).
+    #[arg(
+        long = "escalation-url",
+        env = "MISSIONCTL_ESCALATION_URL",
+        requires = "escalation_secret"
+    )]
+    escalation_url: Option<String>,
+    /// The `whsec_…` key escalations are signed with; the receiver verifies with the same key.
+    #[arg(
+        long = "escalation-secret",
+        env = "MISSIONCTL_ESCALATION_SECRET",
+        hide_env_values = true,
+        requires = "escalation_url"
+    )]
+    escalation_secret: Option<String>,
     #[command(flatten)]
     ai: AiArgs,
 }
@@ -350,6 +366,18 @@ pub async fn serve(args: ServeArgs) -> u8 {
         );
         return exit::USAGE;
     }
+    if let Some(url) = &args.escalation_url
+        && let Err(e) = mc_config::webhook_origin(url)
+    {
+        eprintln!("error: --escalation-url: {e}");
+        return exit::USAGE;
+    }
+    if let Some(secret) = &args.escalation_secret
+        && let Err(e) = mc_outbox::sign(secret, "msg_check", 0, b"")
+    {
+        eprintln!("error: --escalation-secret: {e}");
+        return exit::USAGE;
+    }
     let plugin_dir = match crate::run::plugin_dirs(args.plugin_dir.as_deref())
         .into_iter()
         .find(|d| d.is_dir())
@@ -479,11 +507,12 @@ pub async fn serve(args: ServeArgs) -> u8 {
         per_second: args.rate_limit,
         burst: args.rate_limit * 2.0,
     }));
-    // Approved output (and later escalations) posted to webhooks, beside the engine.
+    // Approved output and escalations of incidents posted to webhooks, beside the engine.
     let outbox = mc_outbox::Outbox::new(
         store.clone(),
         mc_outbox::OutboxConfig {
             sealer: config.sealer.clone(),
+            escalation_secret: args.escalation_secret.clone(),
             test_hosts: config.test_hosts.clone(),
             ..mc_outbox::OutboxConfig::default()
         },
@@ -500,6 +529,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
     // the cluster's monitor lease.
     let mut monitor_config = mc_monitor::MonitorConfig::new(node_id.clone());
     monitor_config.data_dir = Some(args.store.data_dir().to_path_buf());
+    monitor_config.escalate_to = args.escalation_url.clone();
     let breakers = gateway.clone();
     monitor_config.providers = Some(Arc::new(move || {
         breakers.breakers().into_iter().map(|b| (b.provider, b.state)).collect()

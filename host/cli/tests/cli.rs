@@ -430,6 +430,38 @@ fn run_now_enqueues_and_serve_runs_it() {
     let o = missionctl(&["run-now", "nothing", "--tenant", "acme", "--data-dir", d]);
     assert_eq!((code(&o), stderr(&o).trim()), (2, "error: no automation `nothing`"));
 
+    // Escalations need a URL that can be vetted and a `whsec_` key, both or neither.
+    let serve_with = |extra: &[&str]| {
+        let mut args = vec!["serve", "--data-dir", d, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        missionctl(&args)
+    };
+    let key = ["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"];
+    let o = serve_with(&[&["--escalation-url", "ftp://ops.example.com/x"][..], &key[..]].concat());
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (
+            2,
+            "error: --escalation-url: `ftp://ops.example.com/x`: the scheme must be https or http"
+        )
+    );
+    let o = serve_with(&[
+        "--escalation-url",
+        "https://ops.example.com/x",
+        "--escalation-secret",
+        "not-base64!",
+    ]);
+    assert_eq!(
+        (code(&o), stderr(&o).trim()),
+        (
+            2,
+            "error: --escalation-secret: the signing secret is not base64 (expected whsec_<base64>)"
+        )
+    );
+    let o = serve_with(&["--escalation-url", "https://ops.example.com/x"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--escalation-secret"), "{}", stderr(&o));
+
     // A node runs it, and stops cleanly on SIGTERM.
     let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
         .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])

@@ -11,7 +11,10 @@
 //!   requeues its runs and records that, in the same transaction);
 //! - opens an incident for what it cannot fix (a provider's breaker open, a tenant's queue
 //!   backed up, the disk nearly full, the database slow) and resolves it when the condition ends.
-//!   An incident is opened once: noticing the same thing again updates it.
+//!   An incident is opened once: noticing the same thing again updates it. A new incident that
+//!   needs a person (these, and a paused automation) is escalated to the operator's webhook
+//!   ([`MonitorConfig::escalate_to`]) through the outbox, written in the incident's transaction,
+//!   so it is sent once and survives a crash.
 //!
 //! The crate knows the store and nothing of HTTP: the server shows what it records, and the AI
 //! providers' state reaches it through [`ProviderStates`].
@@ -67,6 +70,9 @@ pub struct MonitorConfig {
     pub node_dead_after: Duration,
     pub failure_streak: u32,
     pub providers: Option<ProviderStates>,
+    /// Where incidents the monitor cannot fix by itself are escalated (the operator's webhook);
+    /// the outbox posts them, signed with the deployment's escalation key.
+    pub escalate_to: Option<String>,
 }
 
 impl std::fmt::Debug for MonitorConfig {
@@ -89,6 +95,7 @@ impl MonitorConfig {
             node_dead_after: NODE_DEAD_AFTER,
             failure_streak: FAILURE_STREAK,
             providers: None,
+            escalate_to: None,
         }
     }
 }
@@ -199,6 +206,7 @@ impl Monitor {
                     DB_SLOW.as_millis()
                 ),
                 action: None,
+                escalate_to: self.config.escalate_to.as_deref(),
             },
         )
         .await?;
@@ -220,6 +228,7 @@ impl Monitor {
                         QUEUE_WAIT_ALERT.as_secs()
                     ),
                     action: None,
+                    escalate_to: self.config.escalate_to.as_deref(),
                 },
             )
             .await?;
@@ -242,6 +251,8 @@ impl Monitor {
                         severity: "warning",
                         summary: &summary,
                         action: Some("forgot the node; its runs go back to the queue as their leases lapse"),
+                        // Dealt with: recorded, not escalated.
+                        escalate_to: None,
                     })
                     .await?;
                 out.resolved.push(incident);
@@ -267,6 +278,7 @@ impl Monitor {
                     severity: "critical",
                     summary: &format!("AI provider `{name}` is failing: its circuit breaker is open"),
                     action: Some("calls go to each agent's fallback model while the breaker is open"),
+                    escalate_to: self.config.escalate_to.as_deref(),
                 },
             )
             .await?;
@@ -291,6 +303,7 @@ impl Monitor {
                                 total >> 20
                             ),
                             action: None,
+                            escalate_to: self.config.escalate_to.as_deref(),
                         },
                     )
                     .await?;
@@ -326,6 +339,7 @@ impl Monitor {
                         severity: "warning",
                         summary: &summary,
                         action: Some("switched the automation off; switch it on again once it is fixed"),
+                        escalate_to: self.config.escalate_to.as_deref(),
                     })
                     .await?;
                 if let Opened::New(id) = opened {

@@ -55,8 +55,13 @@ async fn fail_runs(store: &Store, automation: &str, n: usize) {
     }
 }
 
+/// Where the tests' monitors escalate to (nothing listens: the deliveries are only written).
+const ESCALATE_TO: &str = "https://ops.example.com/hooks/incidents";
+
 fn config(node: &str) -> MonitorConfig {
-    MonitorConfig::new(node)
+    let mut c = MonitorConfig::new(node);
+    c.escalate_to = Some(ESCALATE_TO.into());
+    c
 }
 
 /// An automation whose last five runs failed for good is switched off, with an incident saying
@@ -93,6 +98,22 @@ async fn an_automation_failing_run_after_run_is_paused_once_and_resumed_by_a_per
 
         let again = monitor.cycle().await.unwrap();
         assert!(again.paused.is_empty() && again.opened.is_empty(), "{again:?}");
+        // Escalated once, with the incident, to the operator's webhook, signed with the
+        // deployment's key.
+        let sent = store.escalations(10).await.unwrap();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(
+            (
+                sent[0].tenant.as_str(),
+                sent[0].event_type.as_str(),
+                sent[0].url.as_str(),
+                sent[0].secret.as_str()
+            ),
+            ("acme", "incident.opened", ESCALATE_TO, mc_store::OPERATOR_SIGNED)
+        );
+        let payload: serde_json::Value = serde_json::from_str(&sent[0].payload).unwrap();
+        assert_eq!(payload["data"]["incident"], i.id);
+        assert_eq!(payload["data"]["kind"], "automation_paused");
 
         let person = Principal::local();
         assert!(acme.set_enabled(&person, "flaky", true).await.unwrap());
@@ -149,6 +170,15 @@ async fn lost_nodes_and_provider_outages_are_recorded_and_resolved() {
                 .find(|i| i.kind == kind)
                 .unwrap_or_else(|| panic!("{kind}: {all:?}"))
         };
+        let sent: Vec<String> = store
+            .escalations(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.payload)
+            .collect();
+        assert_eq!(sent.len(), 1, "only the outage needs a person: {sent:?}");
+        assert!(sent[0].contains("provider_down"), "{sent:?}");
         let requeued = find("runs_requeued");
         assert_eq!(
             (requeued.subject.as_str(), requeued.state.as_str()),

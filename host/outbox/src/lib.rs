@@ -33,6 +33,9 @@ const SECRET_PREFIX: &str = "whsec_";
 pub struct OutboxConfig {
     /// Opens the tenant secrets that sign deliveries.
     pub sealer: Option<Sealer>,
+    /// The deployment's own `whsec_…` key, which signs escalations of incidents (deliveries whose
+    /// secret is [`mc_store::OPERATOR_SIGNED`]).
+    pub escalation_secret: Option<String>,
     /// Origins (`http://127.0.0.1:8080`) of private or loopback addresses this deployment allows,
     /// for test receivers; the same list agents' grants are checked against.
     pub test_hosts: Vec<String>,
@@ -48,6 +51,7 @@ impl Default for OutboxConfig {
     fn default() -> OutboxConfig {
         OutboxConfig {
             sealer: None,
+            escalation_secret: None,
             test_hosts: Vec::new(),
             // An approved output or an incident should reach its receiver within a second or two.
             poll: Duration::from_millis(500),
@@ -164,6 +168,33 @@ impl Outbox {
         base.mul_f64(jitter)
     }
 
+    /// The `whsec_…` key that signs `d`: the deployment's escalation key, or the tenant secret
+    /// the delivery names.
+    async fn signing_key(&self, d: &Delivery) -> Result<String, Failure> {
+        if d.secret == mc_store::OPERATOR_SIGNED {
+            return self.config.escalation_secret.clone().ok_or_else(|| {
+                transient("this node has no escalation signing key (--escalation-secret); it is retried".into())
+            });
+        }
+        let sealer = self
+            .config
+            .sealer
+            .as_ref()
+            .ok_or_else(|| transient("this node has no secret key to open the signing secret with".into()))?;
+        let mut secrets = self
+            .store
+            .tenant(&d.tenant)
+            .secret_values(sealer, std::slice::from_ref(&d.secret))
+            .await
+            .map_err(|e| transient(e.to_string()))?;
+        secrets.remove(&d.secret).ok_or_else(|| {
+            transient(format!(
+                "tenant `{}` has no secret `{}` to sign with (add it: it is retried)",
+                d.tenant, d.secret
+            ))
+        })
+    }
+
     async fn attempt(&self, d: &Delivery) -> Result<u16, Failure> {
         let url = reqwest::Url::parse(&d.url).map_err(|e| fatal(format!("`{}` is not a URL: {e}", d.url)))?;
         let origin = mc_config::webhook_origin(&d.url).map_err(fatal)?;
@@ -182,26 +213,10 @@ impl Outbox {
             EgressError::Dns { .. } => transient(e.to_string()),
             other => fatal(other.to_string()),
         })?;
-        let sealer = self
-            .config
-            .sealer
-            .as_ref()
-            .ok_or_else(|| transient("this node has no secret key to open the signing secret with".into()))?;
-        let secrets = self
-            .store
-            .tenant(&d.tenant)
-            .secret_values(sealer, std::slice::from_ref(&d.secret))
-            .await
-            .map_err(|e| transient(e.to_string()))?;
-        let secret = secrets.get(&d.secret).ok_or_else(|| {
-            transient(format!(
-                "tenant `{}` has no secret `{}` to sign with (add it: it is retried)",
-                d.tenant, d.secret
-            ))
-        })?;
+        let secret = self.signing_key(d).await?;
         let id = message_id(d);
         let timestamp = mc_store::now_micros() / 1_000_000;
-        let signature = sign(secret, &id, timestamp, d.payload.as_bytes()).map_err(fatal)?;
+        let signature = sign(&secret, &id, timestamp, d.payload.as_bytes()).map_err(fatal)?;
         // The connection goes to the vetted addresses, not to a second lookup of the name (which
         // could answer differently: DNS rebinding).
         let client = reqwest::Client::builder()

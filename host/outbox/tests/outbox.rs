@@ -1,6 +1,7 @@
 //! Approved output posted to a webhook on both backends: signed per Standard Webhooks (checked
 //! with the official `standardwebhooks` package), retried after a failure with the same webhook
-//! id, delivered once; a receiver on a loopback address the deployment did not allow is refused.
+//! id, delivered once; a receiver on a loopback address the deployment did not allow is refused;
+//! escalations of incidents signed with the deployment's own key.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -168,24 +169,101 @@ async fn an_approved_output_is_posted_signed_and_retried_until_delivered_once() 
         assert_eq!(body["data"]["output"], json!({ "title": "Final" }));
         assert_eq!(body["data"]["run"], run);
         assert_eq!(body["data"]["edited"], true);
-        // The official package accepts the signature.
-        let check = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import sys, json; from standardwebhooks import Webhook; \
-                 Webhook(sys.argv[1]).verify(sys.argv[2], json.loads(sys.argv[3])); print('verified')",
-                SECRET,
-                &got[1].1,
-                &serde_json::to_string(&got[1].0.iter().cloned().collect::<std::collections::HashMap<_, _>>()).unwrap(),
-            ])
-            .output()
-            .expect("python3 with standardwebhooks (make test installs it)");
+        verify(SECRET, &got[1]);
+    })
+    .await;
+}
+
+/// Checks a received delivery's signature with the official `standardwebhooks` package.
+fn verify(secret: &str, (headers, body): &(Vec<(String, String)>, String)) {
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json; from standardwebhooks import Webhook; \
+             Webhook(sys.argv[1]).verify(sys.argv[2], json.loads(sys.argv[3])); print('verified')",
+            secret,
+            body,
+            &serde_json::to_string(&headers.iter().cloned().collect::<std::collections::HashMap<_, _>>()).unwrap(),
+        ])
+        .output()
+        .expect("python3 with standardwebhooks (make test installs it)");
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "verified",
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// An incident the monitor escalates reaches the operator's endpoint signed with the
+/// deployment's escalation key, also when it concerns no tenant; while the endpoint is down the
+/// delivery is retried with the same id, and it is delivered once.
+#[tokio::test]
+async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_receiver_is_down() {
+    on_both(|store| async move {
+        let (origin, got) = receiver(vec![503, 502]).await;
+        let url = format!("{origin}/incidents");
+        let incident = mc_store::NewIncident {
+            tenant: mc_store::PLATFORM,
+            kind: "disk_low",
+            subject: "/var/lib/missionctl",
+            severity: "critical",
+            summary: "the data directory has 100 MiB free of 10000 MiB",
+            action: None,
+            escalate_to: Some(&url),
+        };
+        let opened = store.open_incident(&incident).await.unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&check.stdout).trim(),
-            "verified",
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
+            store.open_incident(&incident).await.unwrap(),
+            match opened {
+                mc_store::Opened::New(id) => mc_store::Opened::Updated(id),
+                other => panic!("{other:?}"),
+            }
         );
+        let unsigned = Outbox::new(
+            store.clone(),
+            OutboxConfig {
+                test_hosts: vec![origin.clone()],
+                ..OutboxConfig::default()
+            },
+        );
+        unsigned.send_due().await.unwrap();
+        let d = &store.escalations(10).await.unwrap()[0];
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some("this node has no escalation signing key (--escalation-secret); it is retried")
+        );
+        assert!(got.lock().unwrap().is_empty());
+        let outbox = Outbox::new(
+            store.clone(),
+            OutboxConfig {
+                escalation_secret: Some(SECRET.into()),
+                test_hosts: vec![origin.clone()],
+                backoff: Duration::from_millis(10),
+                ..OutboxConfig::default()
+            },
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.escalations(10).await.unwrap()[0].state == "pending" {
+            assert!(std::time::Instant::now() < deadline, "delivered in time");
+            outbox.send_due().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = store.escalations(10).await.unwrap();
+        assert_eq!(sent.len(), 1, "one incident, one escalation");
+        assert_eq!((sent[0].state.as_str(), sent[0].last_status), ("delivered", Some(200)));
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 3, "two failed posts, then the delivery");
+        let ids: std::collections::BTreeSet<String> = got
+            .iter()
+            .map(|(h, _)| h.iter().find(|(k, _)| k == "webhook-id").unwrap().1.clone())
+            .collect();
+        assert_eq!(ids.len(), 1, "every attempt is the same message");
+        let body: serde_json::Value = serde_json::from_str(&got[2].1).unwrap();
+        assert_eq!(body["type"], "incident.opened");
+        assert_eq!(body["data"]["kind"], "disk_low");
+        assert_eq!(body["data"]["tenant"], "");
+        verify(SECRET, &got[2]);
     })
     .await;
 }

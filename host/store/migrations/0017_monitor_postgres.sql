@@ -23,3 +23,8 @@ CREATE TABLE incidents (
     updated_at   BIGINT NOT NULL,
     resolved_at  BIGINT
 );
+
+-- Escalations go out through the outbox too, and an incident of the platform as a whole belongs
+-- to no tenant: deliveries keep their tenant ('' for the platform) without a foreign key, and
+-- `secret` '' means the deployment's own escalation signing key rather than a tenant secret.
+ALTER TABLE outbound_webhooks DROP CONSTRAINT outbound_webhooks_tenant_id_fkey;

@@ -23,3 +23,29 @@ CREATE TABLE incidents (
     updated_at   BIGINT NOT NULL,
     resolved_at  BIGINT
 );
+
+-- Escalations go out through the outbox too, and an incident of the platform as a whole belongs
+-- to no tenant: deliveries keep their tenant ('' for the platform) without a foreign key, and
+-- `secret` '' means the deployment's own escalation signing key rather than a tenant secret.
+CREATE TABLE outbound_webhooks_new (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant_id    TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    run_id       BIGINT,
+    url          TEXT NOT NULL,
+    secret       TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    attempts     BIGINT NOT NULL,
+    next_at      BIGINT NOT NULL,
+    last_status  BIGINT,
+    last_error   TEXT,
+    created_at   BIGINT NOT NULL,
+    delivered_at BIGINT
+);
+INSERT INTO outbound_webhooks_new SELECT id, tenant_id, event_type, run_id, url, secret, payload, state, attempts, next_at,
+    last_status, last_error, created_at, delivered_at FROM outbound_webhooks;
+DROP TABLE outbound_webhooks;
+ALTER TABLE outbound_webhooks_new RENAME TO outbound_webhooks;
+CREATE INDEX outbound_webhooks_due ON outbound_webhooks (next_at) WHERE state = 'pending';
+CREATE INDEX outbound_webhooks_by_run ON outbound_webhooks (tenant_id, run_id);

@@ -46,7 +46,7 @@ pub use metering::{
 pub use monitor::{
     AUTOMATION_PAUSED, FailingAutomation, Incident, NewIncident, Opened, PLATFORM, QueueHealth, RUNS_REQUEUED, Totals,
 };
-pub use outbox::{Delivery, DeliveryOutcome, NewDelivery};
+pub use outbox::{Delivery, DeliveryOutcome, NewDelivery, OPERATOR_SIGNED};
 pub use queue::{
     AVAILABLE_AHEAD, BACKOFF_BASE, BACKOFF_MAX, ClaimedJob, Enqueued, Failed, FailedAttempt, Finished, JobRow,
     MAX_ATTEMPTS, MAX_CLAIM, NewJob, PRIORITY_STEP, backoff, fair_shares,

@@ -72,6 +72,10 @@ pub struct NewIncident<'a> {
     pub severity: &'a str,
     pub summary: &'a str,
     pub action: Option<&'a str>,
+    /// Where a new incident is escalated: an `incident.opened` event posted to this URL (signed
+    /// with the deployment's escalation key) by the outbox, written with the incident. `None`
+    /// for incidents the monitor fixed by itself.
+    pub escalate_to: Option<&'a str>,
 }
 
 /// What recording an open incident did.
@@ -263,8 +267,11 @@ impl Store {
     }
 
     /// Records an open incident, or updates the open one of the same tenant, kind and subject.
+    /// A new one is escalated (see [`NewIncident::escalate_to`]) in the same transaction: once,
+    /// however often it is noticed again.
     pub async fn open_incident(&self, new: &NewIncident<'_>) -> Result<Opened, StoreError> {
         let now = now_micros();
+        let mut tx = self.write_tx().await?;
         let (id, opened_at): (i64, i64) = sqlx::query_as(
             "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at) \
              VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7) \
@@ -279,13 +286,43 @@ impl Store {
         .bind(new.summary)
         .bind(new.action)
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(if opened_at == now {
+        let opened = if opened_at == now {
             Opened::New(id)
         } else {
             Opened::Updated(id)
-        })
+        };
+        if let (Opened::New(id), Some(url)) = (opened, new.escalate_to) {
+            let data = serde_json::json!({
+                "incident": id,
+                "tenant": new.tenant,
+                "kind": new.kind,
+                "subject": new.subject,
+                "severity": new.severity,
+                "summary": new.summary,
+                "action": new.action,
+            });
+            crate::outbox::add_delivery(
+                &mut tx,
+                new.tenant,
+                &crate::NewDelivery {
+                    event_type: "incident.opened",
+                    run_id: None,
+                    url,
+                    secret: crate::OPERATOR_SIGNED,
+                    data: &data,
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(opened)
+    }
+
+    /// The escalations of incidents (deliveries of `incident.*` events), newest first.
+    pub async fn escalations(&self, limit: i64) -> Result<Vec<crate::Delivery>, StoreError> {
+        crate::outbox::deliveries_like(self, "incident.%", limit).await
     }
 
     /// Records an incident the monitor dealt with at once (opened and resolved together).

@@ -9,6 +9,10 @@ use serde_json::Value;
 
 use crate::{Store, StoreError, TenantScope, now_micros};
 
+/// The `secret` of a delivery signed with the deployment's own escalation key (an incident's
+/// escalation) rather than a tenant secret.
+pub const OPERATOR_SIGNED: &str = "";
+
 /// A delivery to write.
 #[derive(Debug, Clone)]
 pub struct NewDelivery<'a> {
@@ -16,7 +20,7 @@ pub struct NewDelivery<'a> {
     pub event_type: &'a str,
     pub run_id: Option<i64>,
     pub url: &'a str,
-    /// The tenant secret holding the `whsec_…` signing key.
+    /// The tenant secret holding the `whsec_…` signing key, or [`OPERATOR_SIGNED`].
     pub secret: &'a str,
     /// The event's `data`.
     pub data: &'a Value,
@@ -192,4 +196,16 @@ impl TenantScope<'_> {
         .await?;
         Ok(rows.into_iter().map(delivery).collect())
     }
+}
+
+/// Deliveries whose event type is `LIKE pattern`, across tenants, newest first.
+pub(crate) async fn deliveries_like(store: &Store, pattern: &str, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM outbound_webhooks WHERE event_type LIKE $1 ORDER BY id DESC LIMIT $2"
+    ))
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows.into_iter().map(delivery).collect())
 }

@@ -701,6 +701,7 @@ impl Store {
                     severity: "warning",
                     summary: &summary,
                     action: Some(&action),
+                    escalate_to: None,
                 },
             )
             .await?;

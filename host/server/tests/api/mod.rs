@@ -1630,6 +1630,7 @@ async fn incidents_fleet_health_and_metrics() {
             severity: "warning",
             summary: "something happened",
             action: Some("did something"),
+            escalate_to: None,
         };
         store
             .open_incident(&incident("acme", "automation_paused", "quick"))
