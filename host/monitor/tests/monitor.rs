@@ -248,3 +248,95 @@ fn the_disk_is_low_below_five_percent_or_half_a_gibibyte() {
     let (free, total) = mc_monitor::disk_space(&dir).unwrap();
     assert!(free <= total && total > 0);
 }
+
+/// A tenant's availability counts its scheduled ticks: a run that started on time and did not
+/// fail for a platform reason counts; a late start, a platform failure and a tick missed while no
+/// node ran do not; a tick the overlap policy skipped is left out.
+#[tokio::test]
+async fn availability_counts_runs_that_started_on_time_and_did_not_fail_for_the_platform() {
+    on_both(|store| async move {
+        setup(&store).await;
+        let now = mc_store::now_micros();
+        let s = |secs: i64| now - secs * 1_000_000;
+        store
+            .init_schedules(&[("acme".into(), "steady".into())], s(3600))
+            .await
+            .unwrap();
+        let fired = |input: &str| {
+            mc_store::TickOutcome::Fired(NewJob {
+                input: format!("{{\"case\":\"{input}\"}}"),
+                ..job("steady")
+            })
+        };
+        let ticks = vec![
+            (s(150), fired("late")),
+            (s(40), mc_store::TickOutcome::Missed("no node ran".into())),
+            (s(30), mc_store::TickOutcome::Skipped("a run was still going".into())),
+            (s(5), fired("lost")),
+            (s(2), fired("ok")),
+        ];
+        store
+            .advance_schedules(vec![mc_store::Advance {
+                tenant: "acme".into(),
+                automation: "steady".into(),
+                from: s(3600),
+                to: s(2),
+                ticks,
+            }])
+            .await
+            .unwrap();
+        let claimed = store.claim("n", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        for j in claimed {
+            if j.input.contains("lost") {
+                let attempt = FailedAttempt {
+                    kind: "host",
+                    error: "host error: no free instance slot",
+                    retryable: false,
+                    logs: None,
+                    fuel: 0,
+                };
+                store.fail("n", j.id, &attempt).await.unwrap().unwrap();
+            } else {
+                let done = mc_store::Finished {
+                    id: j.id,
+                    output: "{}".into(),
+                    logs: None,
+                    fuel: 0,
+                };
+                store.complete_many("n", &[done]).await.unwrap();
+            }
+        }
+        // The ticks may straddle a month's end: count both months then.
+        let months: std::collections::BTreeSet<String> = [s(150), now]
+            .into_iter()
+            .map(|t| mc_store::month_and_day(t).0)
+            .collect();
+        let mut sum = (0, 0, 0, 0, 0);
+        for m in &months {
+            let sla = store.tenant("acme").sla(m).await.unwrap();
+            sum.0 += sla.scheduled;
+            sum.1 += sla.available;
+            sum.2 += sla.late;
+            sum.3 += sla.platform_failures;
+            sum.4 += sla.missed;
+        }
+        assert_eq!(
+            sum,
+            (4, 1, 1, 1, 1),
+            "scheduled, available, late, platform failures, missed"
+        );
+        if months.len() == 1 {
+            let sla = store.tenant("acme").sla(months.first().unwrap()).await.unwrap();
+            assert_eq!(sla.availability, Some(25.0));
+        }
+        let other = store
+            .tenant("other")
+            .sla(&mc_store::month_and_day(now).0)
+            .await
+            .unwrap();
+        assert_eq!((other.scheduled, other.availability), (0, None));
+        assert!(store.tenant("acme").sla("2026-13").await.is_err());
+    })
+    .await;
+}

@@ -44,7 +44,8 @@ pub use metering::{
     valid_month,
 };
 pub use monitor::{
-    AUTOMATION_PAUSED, FailingAutomation, Incident, NewIncident, Opened, PLATFORM, QueueHealth, RUNS_REQUEUED, Totals,
+    AUTOMATION_PAUSED, FailingAutomation, Incident, NewIncident, Opened, PLATFORM, PLATFORM_FAILURES, QueueHealth,
+    RUNS_REQUEUED, SLA_START_GRACE, Sla, Totals, month_bounds,
 };
 pub use outbox::{Delivery, DeliveryOutcome, NewDelivery, OPERATOR_SIGNED};
 pub use queue::{

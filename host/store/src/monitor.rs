@@ -511,3 +511,90 @@ impl Store {
         })
     }
 }
+
+/// How late a scheduled run may start and still count as on time for the SLA: a minute covers
+/// a busy queue's normal wait, not an outage.
+pub const SLA_START_GRACE: Duration = Duration::from_secs(60);
+/// Kinds of run failures that are the platform's fault, not the plugin's: a node lost under the
+/// run, or the host unable to run it.
+pub const PLATFORM_FAILURES: [&str; 2] = ["lease_expired", "host"];
+
+/// A tenant's availability for a month: of its scheduled ticks, those that became a run that
+/// started on time and did not fail for a platform reason. Ticks skipped by the automation's own
+/// overlap policy, and runs not yet due to have started, are left out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sla {
+    pub month: String,
+    /// Ticks counted: fired (and due to have started) plus missed.
+    pub scheduled: i64,
+    /// Of those, runs that started on time and did not fail for a platform reason.
+    pub available: i64,
+    /// Ticks missed while no node was running.
+    pub missed: i64,
+    /// Runs that started more than [`SLA_START_GRACE`] after their tick (or not at all).
+    pub late: i64,
+    /// Runs that failed for a platform reason.
+    pub platform_failures: i64,
+    /// `available / scheduled` in percent; `None` while nothing was scheduled.
+    pub availability: Option<f64>,
+}
+
+/// The first microsecond of `month` (`YYYY-MM`) and of the month after, in UTC.
+pub fn month_bounds(month: &str) -> Result<(i64, i64), String> {
+    crate::valid_month(month)?;
+    let start: jiff::civil::Date = format!("{month}-01").parse().map_err(|e| format!("{e}"))?;
+    let next = start
+        .checked_add(jiff::Span::new().months(1))
+        .map_err(|e| format!("{e}"))?;
+    let micros = |d: jiff::civil::Date| {
+        jiff::tz::TimeZone::UTC
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .map(|t| t.as_microsecond())
+            .map_err(|e| format!("{e}"))
+    };
+    Ok((micros(start)?, micros(next)?))
+}
+
+impl TenantScope<'_> {
+    /// The tenant's availability for `month` (see [`Sla`]).
+    pub async fn sla(&self, month: &str) -> Result<Sla, StoreError> {
+        let (from, to) = month_bounds(month).map_err(StoreError::Invalid)?;
+        let now = now_micros();
+        let grace = SLA_START_GRACE.as_micros() as i64;
+        let platform = PLATFORM_FAILURES
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Our own constants and integers are written into the text; the tenant and month bind.
+        let (missed, fired, on_time, late, failed): (i64, i64, i64, i64, i64) = sqlx::query_as(&format!(
+            "SELECT \
+               CAST(COALESCE(SUM(CASE WHEN e.outcome = 'missed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN e.outcome = 'fired' AND (j.started_at IS NOT NULL OR e.tick + {grace} < {now}) \
+                 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN e.outcome = 'fired' AND j.started_at IS NOT NULL AND j.started_at - e.tick <= {grace} \
+                 AND NOT (j.state = 'dead' AND j.error_kind IN ({platform})) THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN e.outcome = 'fired' AND ((j.started_at IS NULL AND e.tick + {grace} < {now}) \
+                 OR j.started_at - e.tick > {grace}) THEN 1 ELSE 0 END), 0) AS BIGINT), \
+               CAST(COALESCE(SUM(CASE WHEN e.outcome = 'fired' AND j.state = 'dead' AND j.error_kind IN ({platform}) \
+                 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM tick_events e LEFT JOIN jobs j ON j.tenant_id = e.tenant_id AND j.id = e.job_id \
+             WHERE e.tenant_id = $1 AND e.tick >= $2 AND e.tick < $3"
+        ))
+        .bind(self.id())
+        .bind(from)
+        .bind(to)
+        .fetch_one(self.store().pool())
+        .await?;
+        let scheduled = fired + missed;
+        Ok(Sla {
+            month: month.to_string(),
+            scheduled,
+            available: on_time,
+            missed,
+            late,
+            platform_failures: failed,
+            availability: (scheduled > 0).then(|| on_time as f64 * 100.0 / scheduled as f64),
+        })
+    }
+}

@@ -23,7 +23,7 @@ fn this_month() -> String {
     mc_store::month_and_day(mc_store::now_micros()).0
 }
 
-fn month_or_now(month: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn month_or_now(month: Option<String>) -> Result<String, ApiError> {
     let month = month.unwrap_or_else(this_month);
     mc_store::valid_month(&month).map_err(ApiError::BadRequest)?;
     Ok(month)

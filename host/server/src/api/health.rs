@@ -1,5 +1,6 @@
-//! What the monitor records, as the API shows it: a tenant's incidents, the operator's fleet
-//! health (the latest snapshot, open incidents, nodes), and Prometheus metrics for operators.
+//! What the monitor records, as the API shows it: a tenant's incidents and its availability
+//! against the SLA, the operator's fleet health (the latest snapshot, open incidents, nodes), and
+//! Prometheus metrics for operators.
 
 use std::fmt::Write as _;
 
@@ -12,13 +13,62 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::api::billing::{MonthQuery, month_or_now};
 use crate::api::{time, time_opt};
 use crate::auth::Auth;
-use crate::error::ApiPath;
+use crate::error::{ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 /// Most incidents one answer lists.
 const INCIDENT_LIMIT: i64 = 200;
+/// The availability the platform promises each tenant, in percent of its scheduled runs.
+pub const SLA_TARGET_PERCENT: f64 = 99.5;
+
+/// A tenant's availability for a month against the SLA.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaDto {
+    pub month: String,
+    /// The promise, in percent.
+    pub target: f64,
+    /// Scheduled runs counted: fired (and due to have started) plus missed while no node ran.
+    /// Ticks an automation's own overlap policy skipped are not counted.
+    pub scheduled: i64,
+    /// Of those, runs that started within a minute of their time and did not fail for a
+    /// platform reason (a lost node, the host unable to run them).
+    pub available: i64,
+    pub missed: i64,
+    pub late: i64,
+    pub platform_failures: i64,
+    /// `available / scheduled` in percent; `null` while nothing was scheduled this month.
+    pub availability: Option<f64>,
+    /// Whether the availability meets the target; `null` while nothing was scheduled.
+    pub met: Option<bool>,
+}
+
+/// The tenant's availability for a month (default: this month) against the 99.5% SLA.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/sla", tag = "health",
+    params(("tenant" = String, Path), MonthQuery), responses((status = 200, body = SlaDto)))]
+pub async fn sla(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MonthQuery>,
+) -> Result<Json<SlaDto>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    let month = month_or_now(q.month)?;
+    let s = scope.sla(&month).await?;
+    Ok(Json(SlaDto {
+        month: s.month,
+        target: SLA_TARGET_PERCENT,
+        scheduled: s.scheduled,
+        available: s.available,
+        missed: s.missed,
+        late: s.late,
+        platform_failures: s.platform_failures,
+        met: s.availability.map(|a| a >= SLA_TARGET_PERCENT),
+        availability: s.availability,
+    }))
+}
 
 /// Something the monitor noticed, what it did, and whether it is over.
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,9 +117,10 @@ pub struct FleetHealth {
     /// When the latest health snapshot was taken, and by which node (the monitor's leader).
     pub snapshot_at: Option<String>,
     pub snapshot_node: Option<String>,
-    /// The snapshot: queues per tenant, nodes, providers, disk, database latency.
-    #[schema(value_type = Object)]
-    pub snapshot: Value,
+    /// The snapshot: queues per tenant, nodes, providers, disk, database latency; `null` before
+    /// the monitor's first cycle.
+    #[schema(value_type = Option<Object>)]
+    pub snapshot: Option<Value>,
     pub open_incidents: Vec<IncidentDto>,
     /// The latest incidents, open or resolved.
     pub recent_incidents: Vec<IncidentDto>,
@@ -102,8 +153,8 @@ pub async fn fleet(State(state): State<AppState>, Auth(who): Auth) -> Result<Jso
     let open = state.store.open_incidents().await?;
     let recent = state.store.incidents(INCIDENT_LIMIT).await?;
     let (at, node, snapshot) = match latest {
-        Some((at, node, data)) => (Some(time(at)), Some(node), data),
-        None => (None, None, Value::Null),
+        Some((at, node, data)) => (Some(time(at)), Some(node), Some(data)),
+        None => (None, None, None),
     };
     Ok(Json(FleetHealth {
         snapshot_at: at,

@@ -151,5 +151,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/prices", get(billing::prices).post(billing::publish_prices))
         .route("/api/v1/providers", get(billing::providers))
         .route("/api/v1/tenants/{tenant}/incidents", get(health::incidents))
+        .route("/api/v1/tenants/{tenant}/sla", get(health::sla))
         .route("/api/v1/health", get(health::fleet))
 }

@@ -82,6 +82,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         billing::publish_prices,
         billing::providers,
         health::incidents,
+        health::sla,
         health::fleet,
     ),
     components(schemas(ErrorBody, ErrorDetail))

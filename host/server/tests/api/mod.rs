@@ -1662,6 +1662,33 @@ async fn incidents_fleet_health_and_metrics() {
             .call(Some(&keys.globex_admin), "GET", "/api/v1/tenants/acme/incidents", None)
             .await;
         assert_eq!(r.status, 404);
+        // Nothing was scheduled for acme (its automation is manual): no figure rather than 100%.
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/sla", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.body["target"].as_f64(), r.body["scheduled"].as_i64()),
+            (Some(99.5), Some(0))
+        );
+        assert!(
+            r.body["availability"].is_null() && r.body["met"].is_null(),
+            "{}",
+            r.body
+        );
+        let r = server
+            .call(
+                Some(&keys.acme_viewer),
+                "GET",
+                "/api/v1/tenants/acme/sla?month=2026-13",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(
+            r.body["error"]["message"],
+            "`2026-13` is not a month: write it as YYYY-MM, like 2026-11"
+        );
 
         for path in ["/api/v1/health", "/metrics"] {
             let r = server.call(Some(&keys.acme_admin), "GET", path, None).await;

@@ -46,13 +46,31 @@ export function incidentsTable(incidents, caption) {
       h('td', null, timeEl(i.opened_at)))))));
 }
 
+function slaCard(sla) {
+  if (sla.e) return [errorBox(sla.e.message)];
+  const s = sla.v;
+  if (s.availability === null) {
+    return [emptyState('Nothing scheduled yet this month.', 'Uptime counts your scheduled runs: those that started on time and did not fail because of the platform.')];
+  }
+  const pct = `${s.availability.toFixed(s.availability >= 99.95 || s.availability === 0 ? 1 : 2)}%`;
+  return [
+    h('p', { class: 'big' }, pct),
+    h('p', null, s.met ? badge(`Meets the ${s.target}% promise`, 'ok', '✓') : badge(`Below the ${s.target}% promise`, 'bad', '✕')),
+    h('p', { class: 'muted' }, `${num(s.available)} of ${num(s.scheduled)} scheduled runs started on time and ran.`,
+      s.missed ? ` ${num(s.missed)} missed while the platform was down.` : '',
+      s.late ? ` ${num(s.late)} started late.` : '',
+      s.platform_failures ? ` ${num(s.platform_failures)} failed because of the platform.` : ''),
+  ];
+}
+
 export async function healthPage(ctx) {
   const { signal, tenant } = ctx;
-  const [ready, alive, providers, incidents] = await Promise.all([
+  const [ready, alive, providers, incidents, sla] = await Promise.all([
     probe('/readyz', signal),
     probe('/healthz', signal),
     api('providers', { signal }).then((v) => ({ v }), (e) => ({ e })),
     api(tpath(tenant, '/incidents'), { signal }).then((v) => ({ v }), (e) => ({ e })),
+    api(tpath(tenant, '/sla'), { signal }).then((v) => ({ v }), (e) => ({ e })),
   ]);
   replace(ctx.main,
     h('div', { class: 'page-head' }, h('h1', null, 'Health'), h('p', { class: 'muted' }, 'Is the platform running your team right now?')),
@@ -61,8 +79,7 @@ export async function healthPage(ctx) {
         h('p', null, ready.ok ? badge('Ready: accepting and running work', 'ok', '✓') : badge(`Not ready: ${ready.text || ready.status}`, 'bad', '✕')),
         h('p', null, alive.ok ? badge('Server process alive', 'ok', '✓') : badge('Server process not answering', 'bad', '✕')),
         h('p', { class: 'muted' }, 'Checked just now.')),
-      card('Uptime this month (SLA 99.5%)',
-        emptyState('Not measured yet.', 'Uptime against the 99.5% service level will show here once the platform records health snapshots. No figure is shown rather than a guessed one.')),
+      card(`Uptime this month (SLA ${sla.v ? sla.v.target : 99.5}%)`, ...slaCard(sla)),
       h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'Recent incidents'),
         incidents.e ? errorBox(incidents.e.message)
           : incidents.v.length ? incidentsTable(incidents.v.slice(0, 20), 'Recent incidents: what happened, what was done, and whether it is over')
