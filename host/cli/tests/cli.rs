@@ -862,7 +862,7 @@ fn templates_install_a_team_in_one_step() {
     ]);
     assert_eq!(
         stderr(&o),
-        "error: parameter `timezone` must match the pattern `[A-Za-z_]+(/[A-Za-z0-9_+-]+)*` (Your time zone (IANA, like Europe/Berlin)), and `Mars Base` does not\n"
+        "error: parameter `timezone` must match the pattern `[A-Za-z_]+(/[A-Za-z0-9_+\\-]+)*` (Your time zone (IANA, like Europe/Berlin)), and `Mars Base` does not\n"
     );
     let o = missionctl(&["get", "agents", "--tenant", "shop", "--data-dir", d, "--json"]);
     assert_eq!(stdout(&o).trim(), "[]", "nothing half-installed");

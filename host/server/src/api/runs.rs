@@ -26,7 +26,10 @@ pub struct Run {
     pub agent: String,
     /// What started it: `cron`, `interval`, `at`, `webhook`, `after`, `manual`.
     pub trigger: String,
-    /// `scheduled`, `available`, `running`, `succeeded`, `dead`, `cancelled`.
+    /// `scheduled` (waits for its time or its retry), `available` (waits for a worker),
+    /// `running`, `succeeded`, `failed` (an attempt failed; retried), `dead` (failed for good;
+    /// retry by hand), `cancelled`, `awaiting_approval` (its output, or its plugin's request,
+    /// waits for a person) or `rejected` (a person rejected its output).
     pub state: String,
     pub attempt: u32,
     pub max_attempts: u32,
@@ -112,7 +115,7 @@ pub struct RunLogs {
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
     /// Only runs in this state.
-    #[param(pattern = "^(scheduled|available|running|succeeded|dead|cancelled|failed)$")]
+    #[param(pattern = "^(scheduled|available|running|succeeded|dead|cancelled|failed|awaiting_approval|rejected)$")]
     pub state: Option<String>,
     /// Only runs of this automation.
     pub automation: Option<String>,
