@@ -6,8 +6,10 @@
 //! job succeeded exactly once (one row per enqueued job, the killed node's jobs run a second time
 //! by the survivor and nothing else run twice, queue counters back at zero).
 //!
-//! The row with `serve`'s default lease (30 s), measured in the same run, is the baseline: the
-//! lease is what a dead node's jobs wait for.
+//! Three leases in the same run: 3 s (the figure "all complete within 10 s"), `serve`'s default
+//! 8 s (the monitor's figure "a dead node's runs are requeued ≤ 10 s after it stops
+//! heartbeating": the kill → first restart column), and the former default 30 s as the baseline:
+//! the lease is what a dead node's jobs wait for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -25,8 +27,23 @@ const WORKERS: usize = JOBS / 2;
 /// The short lease the figure is measured with: a dead node's jobs wait at most this long (plus
 /// one recovery pass, every third of a lease) before the survivor takes them.
 const LEASE_SECS: u64 = 3;
-/// `missionctl serve`'s default lease, for the baseline row.
-const DEFAULT_LEASE_SECS: u64 = 30;
+/// `missionctl serve`'s default lease.
+const DEFAULT_LEASE_SECS: u64 = 8;
+/// The former default, the baseline row.
+const OLD_DEFAULT_LEASE_SECS: u64 = 30;
+/// The monitor's figure: a dead node's runs requeued (restarted) within this of the kill.
+const REQUEUE_GOAL: Duration = Duration::from_secs(10);
+
+/// What a row is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The short lease, for "all complete within 10 s".
+    Fast,
+    /// serve's default, for "requeued within 10 s".
+    Default,
+    /// The former default: the baseline.
+    Baseline,
+}
 /// How long each job runs (the hostile plugin's `sleep` mode): long enough that all 100 are still
 /// running when the kill comes, short enough that a rerun fits the 10 s budget with the lease.
 const JOB_MS: u64 = 3_000;
@@ -85,7 +102,7 @@ impl Drop for Node {
 
 type Row = (i64, String, i64, Option<String>, Option<i64>, Option<i64>);
 
-async fn measure(pool: &sqlx::AnyPool, db: &TestDb, lease_secs: u64, baseline: bool) {
+async fn measure(pool: &sqlx::AnyPool, db: &TestDb, lease_secs: u64, purpose: Purpose) {
     let jobs: Vec<NewJob> = (0..JOBS)
         .map(|_| NewJob {
             tenant: "acme".into(),
@@ -187,17 +204,21 @@ async fn measure(pool: &sqlx::AnyPool, db: &TestDb, lease_secs: u64, baseline: b
     } else {
         format!("NO: {}", problems.join("; "))
     };
-    let lease = if baseline {
-        format!("{lease_secs} s (serve's default: baseline)")
-    } else {
-        format!("{lease_secs} s")
+    let lease = match purpose {
+        Purpose::Fast => format!("{lease_secs} s"),
+        Purpose::Default => format!("{lease_secs} s (serve's default)"),
+        Purpose::Baseline => format!("{lease_secs} s (the former default: baseline)"),
     };
-    let goal = if baseline {
-        "—".to_string()
-    } else if all_done <= GOAL.as_secs_f64() && problems.is_empty() {
-        format!("met ({all_done:.1} ≤ {} s)", GOAL.as_secs())
-    } else {
-        format!("NOT met ({all_done:.1} s)")
+    let goal = match purpose {
+        Purpose::Baseline => "—".to_string(),
+        Purpose::Fast if all_done <= GOAL.as_secs_f64() && problems.is_empty() => {
+            format!("all done: met ({all_done:.1} ≤ {} s)", GOAL.as_secs())
+        }
+        Purpose::Fast => format!("all done: NOT met ({all_done:.1} s)"),
+        Purpose::Default if first_restart <= REQUEUE_GOAL.as_secs_f64() && problems.is_empty() => {
+            format!("requeued: met ({first_restart:.1} ≤ {} s)", REQUEUE_GOAL.as_secs())
+        }
+        Purpose::Default => format!("requeued: NOT met ({first_restart:.1} s)"),
     };
     println!(
         "| {lease} | 2 × {WORKERS} | {:.1} s | {} / {survivor_held} | {} | {first_restart:.1} | {all_done:.1} | {once} | {goal} |",
@@ -221,11 +242,15 @@ fn main() {
     );
     println!();
     println!(
-        "| lease | nodes × workers | job length | running at kill (killed / survivor) | recovered by survivor | kill → first recovered job starts s | kill → all succeeded s | each succeeded exactly once | goal ≤ 10 s |"
+        "| lease | nodes × workers | job length | running at kill (killed / survivor) | recovered by survivor | kill → first recovered job starts s | kill → all succeeded s | each succeeded exactly once | goal |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     rt.block_on(async {
-        for (lease, baseline) in [(LEASE_SECS, false), (DEFAULT_LEASE_SECS, true)] {
+        for (lease, purpose) in [
+            (LEASE_SECS, Purpose::Fast),
+            (DEFAULT_LEASE_SECS, Purpose::Default),
+            (OLD_DEFAULT_LEASE_SECS, Purpose::Baseline),
+        ] {
             let db = TestDb::postgres().await;
             db.store
                 .apply(
@@ -242,7 +267,7 @@ fn main() {
                 .connect(&db.url)
                 .await
                 .unwrap();
-            measure(&pool, &db, lease, baseline).await;
+            measure(&pool, &db, lease, purpose).await;
             pool.close().await;
             db.finish().await;
         }

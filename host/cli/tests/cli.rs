@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use mc_testkit::target_dir;
+use serde_json::json;
 
 fn plugin_dir() -> PathBuf {
     target_dir().join("wasm32-wasip2/plugin")
@@ -462,9 +463,19 @@ fn run_now_enqueues_and_serve_runs_it() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("--escalation-secret"), "{}", stderr(&o));
 
-    // A node runs it, and stops cleanly on SIGTERM.
+    // A node runs it, logging JSON lines that carry the run, and stops cleanly on SIGTERM.
     let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
-        .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--data-dir",
+            d,
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            "mc_engine=info",
+            "--log-format",
+            "json",
+        ])
         .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
         .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
         .stderr(std::process::Stdio::piped())
@@ -489,8 +500,23 @@ fn run_now_enqueues_and_serve_runs_it() {
     let pid = serve.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let out = serve.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("stopped"));
+    let finished: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "run succeeded")
+        .collect();
+    assert_eq!(finished.len(), 1, "{err}");
+    let span = &finished[0]["span"];
+    assert_eq!(
+        (&span["tenant"], &span["automation"], &span["run"], &span["attempt"]),
+        (&json!("acme"), &json!("weekly-post"), &json!(1), &json!(1)),
+        "{err}"
+    );
+    assert_eq!(finished[0]["level"], "INFO");
 }
 
 /// Two nodes on one PostgreSQL database share the queue; killing one (SIGKILL, mid-run) loses no

@@ -30,6 +30,7 @@ pub use delegate::{CHILD_PRIORITY_BOOST, MAX_DEPTH, MAX_FANOUT};
 pub use kv::StoreKv;
 pub use registry::StoreRegistries;
 pub use scheduler::{CATCH_UP_GRACE, MAX_TICKS_PER_PASS, PREPARE_AHEAD};
+pub use worker::RECOVER_EVERY;
 
 /// Attempts a scheduled job gets (the first run and two retries) unless configured otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -69,7 +70,7 @@ impl EngineConfig {
             node_id: node_id.into(),
             plugin_dir: plugin_dir.into(),
             workers: 8,
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(8),
             poll: Duration::from_millis(200),
             schedule_every: Duration::from_millis(250),
             prepare_ahead: PREPARE_AHEAD,

@@ -9,8 +9,13 @@ use mc_egress::AllowList;
 use mc_runtime::{CancelToken, Grants, Limits, RunContext, RunFailure, RunRequest, Services};
 use mc_store::{AgentRow, ClaimedJob, Finished};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::{Engine, EngineError, lock};
+
+/// How often a node looks for jobs whose lease lapsed (their node died): a dead node's jobs wait
+/// for their lease plus at most this. The look is one indexed read while nothing lapsed.
+pub const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most results one commit records.
 const RECORD_BATCH: usize = 400;
@@ -104,8 +109,35 @@ impl Engine {
     }
 
     /// Runs one claimed job as `agent` (looked up when `None`) and returns how it ended, without
-    /// recording it.
+    /// recording it. Everything logged meanwhile carries the run's tenant, automation, agent, id
+    /// and attempt (a `run` span), and the end of the run is logged at `info`.
     async fn execute(self: &Arc<Self>, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
+        let span = tracing::info_span!(
+            "run",
+            tenant = %job.tenant,
+            automation = job.automation.as_deref().unwrap_or(""),
+            agent = %job.agent,
+            run = job.id,
+            attempt = job.attempt,
+        );
+        async move {
+            let started = std::time::Instant::now();
+            let ended = self.run_job(job, agent).await;
+            let ms = started.elapsed().as_millis() as u64;
+            match &ended {
+                Ok(Execution::Succeeded { fuel, .. }) => tracing::info!(ms, fuel, "run succeeded"),
+                Ok(Execution::Failed { kind, error, .. }) => {
+                    tracing::info!(ms, kind = %kind, error = %error, "run failed")
+                }
+                Err(e) => tracing::warn!(ms, error = %e, "run could not be executed"),
+            }
+            ended
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_job(self: &Arc<Self>, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
         let plugin = match self.plugin(&job.plugin) {
             Ok(p) => p,
             Err(e) => return Ok(Execution::refused("load", e)),
@@ -490,15 +522,23 @@ impl Engine {
     }
 
     /// Heartbeats this node's running jobs every third of a lease, stops those it no longer holds
-    /// (cancelled, or recovered after a stall), and recovers jobs whose leases expired anywhere,
-    /// until `stop`.
+    /// (cancelled, or recovered after a stall), and every [`RECOVER_EVERY`] recovers jobs whose
+    /// leases expired anywhere, until `stop`.
     pub(crate) async fn lease_loop(self: Arc<Self>, stop: CancelToken) {
-        let every = self.config.lease / 3;
+        let beat_every = self.config.lease / 3;
+        let mut last_beat = std::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(beat_every.min(RECOVER_EVERY)) => {}
                 _ = stop.cancelled() => return,
             }
+            if let Err(e) = self.store.recover_expired(mc_store::now_micros()).await {
+                tracing::warn!(error = %e, "lease recovery failed");
+            }
+            if last_beat.elapsed() < beat_every {
+                continue;
+            }
+            last_beat = std::time::Instant::now();
             let ids: Vec<i64> = lock(&self.running).keys().copied().collect();
             match self
                 .store
@@ -514,9 +554,6 @@ impl Engine {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-            }
-            if let Err(e) = self.store.recover_expired(mc_store::now_micros()).await {
-                tracing::warn!(error = %e, "lease recovery failed");
             }
             // Budget held by AI calls of a node that died mid-call goes back to its tenant.
             match self.store.release_expired_reservations(mc_store::now_micros()).await {

@@ -127,6 +127,13 @@ async fn an_automation_failing_run_after_run_is_paused_once_and_resumed_by_a_per
             ))
         );
         assert_eq!(acme.paused_reason("flaky").await.unwrap(), None);
+        let sent = store.escalations(10).await.unwrap();
+        let kinds: Vec<&str> = sent.iter().map(|d| d.event_type.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["incident.resolved", "incident.opened"],
+            "its resolution is posted where it was escalated"
+        );
         let later = monitor.cycle().await.unwrap();
         assert!(later.paused.is_empty(), "old failures do not pause it again");
     })
@@ -208,6 +215,10 @@ async fn lost_nodes_and_provider_outages_are_recorded_and_resolved() {
         *breaker.lock().unwrap() = "closed".into();
         let cycle = monitor.cycle().await.unwrap();
         assert_eq!(cycle.resolved, [down.id]);
+        let sent = store.escalations(10).await.unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0].event_type, "incident.resolved");
+        assert!(sent[0].payload.contains("the condition ended"), "{}", sent[0].payload);
 
         let (_, node, snapshot) = store.latest_snapshot().await.unwrap().unwrap();
         assert_eq!(node, "n1");

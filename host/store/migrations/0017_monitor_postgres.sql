@@ -21,7 +21,9 @@ CREATE TABLE incidents (
     action       TEXT,
     opened_at    BIGINT NOT NULL,
     updated_at   BIGINT NOT NULL,
-    resolved_at  BIGINT
+    resolved_at  BIGINT,
+    -- Where the incident was escalated (its resolution is posted there too).
+    escalated_to TEXT
 );
 
 -- Escalations go out through the outbox too, and an incident of the platform as a whole belongs

@@ -273,8 +273,8 @@ impl Store {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
         let (id, opened_at): (i64, i64) = sqlx::query_as(
-            "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7) \
+            "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at, \
+             escalated_to) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7, $8) \
              ON CONFLICT (tenant_id, kind, subject) WHERE state = 'open' DO UPDATE SET summary = excluded.summary, \
              severity = excluded.severity, action = COALESCE(excluded.action, incidents.action), updated_at = excluded.updated_at \
              RETURNING id, opened_at",
@@ -286,6 +286,7 @@ impl Store {
         .bind(new.summary)
         .bind(new.action)
         .bind(now)
+        .bind(new.escalate_to)
         .fetch_one(&mut *tx)
         .await?;
         let opened = if opened_at == now {
@@ -339,7 +340,10 @@ impl Store {
         subject: &str,
         action: &str,
     ) -> Result<Option<i64>, StoreError> {
-        resolve_in(self.pool(), tenant, kind, subject, action).await
+        let mut tx = self.write_tx().await?;
+        let id = resolve_in(&mut tx, tenant, kind, subject, action).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Open incidents of every tenant and of the platform, newest first.
@@ -447,32 +451,54 @@ where
     Ok(id)
 }
 
-/// [`Store::resolve_incident`] on any executor (a switch-on resolves its pause in its own
-/// transaction).
-pub(crate) async fn resolve_in<'e, E>(
-    executor: E,
+/// [`Store::resolve_incident`] inside `tx` (a switch-on resolves its pause in its own
+/// transaction). An escalated incident's resolution is posted where it was escalated, in the
+/// same transaction.
+pub(crate) async fn resolve_in(
+    tx: &mut crate::Tx,
     tenant: &str,
     kind: &str,
     subject: &str,
     action: &str,
-) -> Result<Option<i64>, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
+) -> Result<Option<i64>, StoreError> {
     let now = now_micros();
-    let row: Option<(i64,)> = sqlx::query_as(
+    let row: Option<(i64, Option<String>, Option<String>)> = sqlx::query_as(
         "UPDATE incidents SET state = 'resolved', resolved_at = $4, updated_at = $4, \
          action = CASE WHEN action IS NULL THEN $5 ELSE action || '; ' || $5 END \
-         WHERE tenant_id = $1 AND kind = $2 AND subject = $3 AND state = 'open' RETURNING id",
+         WHERE tenant_id = $1 AND kind = $2 AND subject = $3 AND state = 'open' RETURNING id, escalated_to, action",
     )
     .bind(tenant)
     .bind(kind)
     .bind(subject)
     .bind(now)
     .bind(action)
-    .fetch_optional(executor)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(id,)| id))
+    let Some((id, escalated_to, action)) = row else {
+        return Ok(None);
+    };
+    if let Some(url) = escalated_to {
+        let data = serde_json::json!({
+            "incident": id,
+            "tenant": tenant,
+            "kind": kind,
+            "subject": subject,
+            "action": action,
+        });
+        crate::outbox::add_delivery(
+            tx,
+            tenant,
+            &crate::NewDelivery {
+                event_type: "incident.resolved",
+                run_id: None,
+                url: &url,
+                secret: crate::OPERATOR_SIGNED,
+                data: &data,
+            },
+        )
+        .await?;
+    }
+    Ok(Some(id))
 }
 
 /// Totals the metrics endpoint exposes, read in one pass per scrape.

@@ -635,6 +635,16 @@ impl Store {
     /// attempt that failed for a platform reason, and records what it did as a resolved incident
     /// per node in the same transaction. Returns how many were recovered.
     pub async fn recover_expired(&self, now: i64) -> Result<u64, StoreError> {
+        // Called every second on every node: a read first, so nothing takes the write lock while
+        // every lease is alive.
+        let lapsed: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1 LIMIT 1")
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+        if lapsed.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.write_tx().await?;
         // id, tenant, attempt, max attempts, priority, parked, the node that held it.
         type Expired = (i64, String, i64, i64, i64, i64, Option<String>);

@@ -363,7 +363,7 @@ impl TenantScope<'_> {
         if enabled {
             // A person switching a paused automation back on ends the monitor's incident.
             crate::monitor::resolve_in(
-                &mut *tx,
+                &mut tx,
                 self.id(),
                 crate::monitor::AUTOMATION_PAUSED,
                 name,
