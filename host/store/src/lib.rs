@@ -44,8 +44,8 @@ pub use metering::{
     valid_month,
 };
 pub use monitor::{
-    AUTOMATION_PAUSED, FailingAutomation, Incident, NewIncident, Opened, PLATFORM, PLATFORM_FAILURES, QueueHealth,
-    RUNS_REQUEUED, SLA_START_GRACE, Sla, Totals, month_bounds,
+    AUTOMATION_PAUSED, FailingAutomation, Histogram, Incident, NewIncident, Opened, PLATFORM, PLATFORM_FAILURES,
+    QueueHealth, RUN_FUEL_BOUNDS, RUN_SECONDS_BOUNDS, RUNS_REQUEUED, SLA_START_GRACE, Sla, Totals, month_bounds,
 };
 pub use outbox::{Delivery, DeliveryOutcome, NewDelivery, OPERATOR_SIGNED};
 pub use queue::{

@@ -502,7 +502,7 @@ pub(crate) async fn resolve_in(
 }
 
 /// Totals the metrics endpoint exposes, read in one pass per scrape.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     /// Runs by state, across tenants.
     pub runs_by_state: Vec<(String, i64)>,
@@ -510,6 +510,64 @@ pub struct Totals {
     pub ai_by_tenant: Vec<(String, i64, i64, i64, i64)>,
     /// Per tenant: fuel consumed and its cost in micro-dollars, since the start.
     pub fuel_by_tenant: Vec<(String, i64, i64)>,
+    /// How long finished runs took (seconds), from claim to end of their last attempt.
+    pub run_seconds: Histogram,
+    /// Fuel per finished run attempt (the ledger's fuel rows).
+    pub run_fuel: Histogram,
+}
+
+/// A histogram as Prometheus exposes it: cumulative counts at each upper bound, then the total
+/// count and sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub bounds: Vec<f64>,
+    /// Observations at or below each bound, in the order of `bounds`.
+    pub cumulative: Vec<i64>,
+    pub count: i64,
+    pub sum: f64,
+}
+
+/// Upper bounds of the run duration histogram, in seconds: from a trivial plugin to the longest
+/// deadline.
+pub const RUN_SECONDS_BOUNDS: [f64; 9] = [0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0];
+/// Upper bounds of the fuel histogram: from a no-op run to the largest budget.
+pub const RUN_FUEL_BOUNDS: [f64; 6] = [1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+
+/// Counts `value` (an integer expression of the rows `rest` selects) into `bounds`, each bound
+/// multiplied by `scale` to the value's unit.
+async fn histogram(
+    store: &Store,
+    value: &str,
+    rest: &str,
+    bounds: &[f64],
+    scale: f64,
+) -> Result<Histogram, StoreError> {
+    use sqlx::Row as _;
+    let mut columns: Vec<String> = bounds
+        .iter()
+        .map(|b| {
+            format!(
+                "CAST(COALESCE(SUM(CASE WHEN {value} <= {} THEN 1 ELSE 0 END), 0) AS BIGINT)",
+                (b * scale) as i64
+            )
+        })
+        .collect();
+    columns.push("COUNT(*)".into());
+    columns.push(format!("CAST(COALESCE(SUM({value}), 0) AS BIGINT)"));
+    let row = sqlx::query(&format!("SELECT {} {rest}", columns.join(", ")))
+        .fetch_one(store.pool())
+        .await?;
+    let n = bounds.len();
+    let mut cumulative = Vec::with_capacity(n);
+    for i in 0..n {
+        cumulative.push(row.try_get::<i64, _>(i)?);
+    }
+    Ok(Histogram {
+        bounds: bounds.to_vec(),
+        cumulative,
+        count: row.try_get::<i64, _>(n)?,
+        sum: row.try_get::<i64, _>(n + 1)? as f64 / scale,
+    })
 }
 
 impl Store {
@@ -530,10 +588,21 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
+        let run_seconds = histogram(
+            self,
+            "(finished_at - started_at)",
+            "FROM jobs WHERE state IN ('succeeded', 'dead') AND started_at IS NOT NULL AND finished_at IS NOT NULL",
+            &RUN_SECONDS_BOUNDS,
+            1e6,
+        )
+        .await?;
+        let run_fuel = histogram(self, "fuel", "FROM ledger WHERE kind = 'fuel'", &RUN_FUEL_BOUNDS, 1.0).await?;
         Ok(Totals {
             runs_by_state,
             ai_by_tenant,
             fuel_by_tenant,
+            run_seconds,
+            run_fuel,
         })
     }
 }

@@ -239,6 +239,12 @@ pub async fn metrics(State(state): State<AppState>, Auth(who): Auth) -> Result<R
     for (t, fuel, _) in &totals.fuel_by_tenant {
         m.sample("mc_fuel_total", &[("tenant", t)], *fuel as f64);
     }
+    m.histogram(
+        "mc_run_duration_seconds",
+        "How long finished runs took, from claim to end.",
+        &totals.run_seconds,
+    );
+    m.histogram("mc_run_fuel", "Fuel per finished run attempt.", &totals.run_fuel);
     m.family(
         "mc_provider_breaker_open",
         "gauge",
@@ -274,6 +280,17 @@ struct Metrics {
 impl Metrics {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, h: &mc_store::Histogram) {
+        self.family(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for (bound, n) in h.bounds.iter().zip(&h.cumulative) {
+            self.sample(&bucket, &[("le", &bound.to_string())], *n as f64);
+        }
+        self.sample(&bucket, &[("le", "+Inf")], h.count as f64);
+        self.sample(&format!("{name}_sum"), &[], h.sum);
+        self.sample(&format!("{name}_count"), &[], h.count as f64);
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {

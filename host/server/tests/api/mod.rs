@@ -1727,6 +1727,22 @@ print(json.dumps(out))
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
         let samples: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // And Prometheus' own linter accepts it.
+        let mut child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian's prometheus package; make test installs it)");
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let lint = child.wait_with_output().unwrap();
+        assert!(
+            lint.status.success() && lint.stdout.is_empty() && lint.stderr.is_empty(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
         // Both runs of `world` ended dead; globex's second one waits.
         assert_eq!(samples[r#"mc_runs{"state": "dead"}"#], 2.0, "{samples}");
         assert_eq!(samples[r#"mc_runs{"state": "available"}"#], 1.0, "{samples}");
@@ -1736,6 +1752,16 @@ print(json.dumps(out))
             "{samples}"
         );
         assert_eq!(samples["mc_nodes{}"], 1.0, "{samples}");
+        // The two dead runs of `world` failed as soon as they were claimed: both within 5 s.
+        assert_eq!(samples[r#"mc_run_duration_seconds_count{}"#], 2.0, "{samples}");
+        assert_eq!(
+            samples[r#"mc_run_duration_seconds_bucket{"le": "5"}"#], 2.0,
+            "{samples}"
+        );
+        assert_eq!(
+            samples[r#"mc_run_fuel_bucket{"le": "+Inf"}"#], 0.0,
+            "no fuel was billed: {samples}"
+        );
     })
     .await;
 }
