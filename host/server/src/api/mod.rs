@@ -132,6 +132,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/runs/{run}/logs", get(runs::logs))
         .route("/api/v1/tenants/{tenant}/runs/{run}/output", get(runs::output))
         .route("/api/v1/tenants/{tenant}/runs/{run}/tree", get(runs::tree))
+        .route("/api/v1/tenants/{tenant}/runs/{run}/charges", get(runs::charges))
         .route("/api/v1/tenants/{tenant}/approvals", get(approvals::inbox))
         .route("/api/v1/tenants/{tenant}/runs/{run}/approve", post(approvals::approve))
         .route("/api/v1/tenants/{tenant}/runs/{run}/reject", post(approvals::reject))

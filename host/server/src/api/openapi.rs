@@ -64,6 +64,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         runs::logs,
         runs::output,
         runs::tree,
+        runs::charges,
         approvals::inbox,
         approvals::approve,
         approvals::reject,

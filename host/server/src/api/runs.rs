@@ -164,6 +164,66 @@ pub async fn list(
     }))
 }
 
+/// One billed item of a run, as the ledger holds it: an AI call, or an attempt's fuel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunCharge {
+    pub at: String,
+    /// `ai` (one call) or `fuel` (one attempt's computation).
+    pub kind: String,
+    pub attempt: u32,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// The provider reported no usage; the tokens are the host's estimate.
+    pub usage_estimated: bool,
+    pub fuel: u64,
+    /// The price book version that priced it.
+    pub price_version: i64,
+    /// Micro-dollars, and the same in dollars.
+    pub cost_micros: u64,
+    pub cost_usd: String,
+}
+
+/// What a run was billed: each AI call (model, tokens, cost) and each attempt's fuel, oldest first.
+/// An AI answer a retried or resumed run got back from its journal is not billed again, so it is
+/// not listed again.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/runs/{run}/charges", tag = "runs",
+    params(("tenant" = String, Path), ("run" = i64, Path)), responses((status = 200, body = Vec<RunCharge>)))]
+pub async fn charges(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath((tenant, id)): ApiPath<(String, i64)>,
+) -> Result<Json<Vec<RunCharge>>, ApiError> {
+    let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
+    if scope.run(id).await?.is_none() {
+        return Err(no_run(id));
+    }
+    let rows = scope.ledger_of_run(&id.to_string()).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| RunCharge {
+                at: time(r.at),
+                kind: r.kind,
+                attempt: r.attempt,
+                provider: r.provider,
+                model: r.model,
+                input_tokens: r.input_tokens,
+                output_tokens: r.output_tokens,
+                cache_read_tokens: r.cache_read_tokens,
+                cache_write_tokens: r.cache_write_tokens,
+                usage_estimated: r.usage_estimated,
+                fuel: r.fuel,
+                price_version: r.price_version,
+                cost_micros: r.cost,
+                cost_usd: mc_config::format_decimal(r.cost),
+            })
+            .collect(),
+    ))
+}
+
 fn no_run(id: i64) -> ApiError {
     ApiError::NotFound(format!("no run {id}"))
 }

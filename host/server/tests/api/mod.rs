@@ -814,6 +814,37 @@ async fn usage_budgets_plans_and_prices_through_the_api() {
         bill(&store, "writer", "claude-haiku-4-5", 5_000_000).await;
         let month = mc_store::month_and_day(mc_store::now_micros()).0;
 
+        // The run's own charges, call by call (acme's run 1; its failed attempt burnt no fuel).
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/runs/1/charges", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let calls: Vec<(&str, &str, &str, u64)> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["kind"].as_str().unwrap(),
+                    c["model"].as_str().unwrap(),
+                    c["cost_usd"].as_str().unwrap(),
+                    c["input_tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("ai", "gpt-4o-mini", "1.234567", 1_000),
+                ("ai", "claude-haiku-4-5", "5.00", 1_000)
+            ]
+        );
+        let r = server
+            .call(Some(&keys.globex_admin), "GET", "/api/v1/tenants/acme/runs/1/charges", None)
+            .await;
+        assert_eq!(r.status, 404);
+
         let r = server
             .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/usage?by=model", None)
             .await;

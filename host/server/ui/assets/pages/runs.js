@@ -146,21 +146,23 @@ export async function runPage(ctx) {
   const treeIds = new Set();
 
   async function load() {
-    const [run, logs, tree, decision] = await Promise.all([
+    const [run, logs, tree, decision, charges] = await Promise.all([
       api(tpath(tenant, `/runs/${id}`), { signal }),
       api(tpath(tenant, `/runs/${id}/logs`), { signal }).catch(() => ({ lines: [] })),
       api(tpath(tenant, `/runs/${id}/tree`), { signal }).catch(() => null),
       api(tpath(tenant, `/runs/${id}/decision`), { signal }).catch(() => null),
+      api(tpath(tenant, `/runs/${id}/charges`), { signal }).catch(() => null),
     ]);
     lastState = run.state;
     treeIds.clear();
     if (tree) (function walk(n) { treeIds.add(n.id); n.children.forEach(walk); }(tree));
-    draw(run, logs, tree, decision);
+    draw(run, logs, tree, decision, charges);
     return run;
   }
 
   const msg = h('div', { class: 'form-error', role: 'alert' });
-  function draw(run, logs, tree, decision) {
+  function draw(run, logs, tree, decision, charges) {
+    const calls = (charges || []).filter((c) => c.kind === 'ai');
     const self = tree ? findNode(tree, id) : null;
     const actions = [];
     if (ctx.canWrite && ['scheduled', 'available', 'running', 'failed'].includes(run.state)) {
@@ -208,7 +210,14 @@ export async function runPage(ctx) {
             ? h('ul', { class: 'tree tree-root run-tree' }, treeNode(tree, link, id))
             : emptyState('No delegation.', 'This run did not hand work to other agents.')),
         h('section', { class: 'card card-wide' }, h('h2', { class: 'card-title' }, 'AI calls'),
-          emptyState('Not available yet.', 'The API does not list a run’s individual AI calls (model, tokens, cost) yet; the run’s total cost is shown above.'))));
+          calls.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'ai-calls' },
+            h('caption', { class: 'sr-only' }, 'The AI calls this run made, with tokens and cost'),
+            h('thead', null, h('tr', null, ...['When', 'Attempt', 'Model', 'Input tokens', 'Output tokens', 'Cached tokens', 'Cost'].map((c) => h('th', { scope: 'col' }, c)))),
+            h('tbody', null, calls.map((c) => h('tr', null,
+              h('td', null, timeEl(c.at)), h('td', null, String(c.attempt)), h('td', null, `${c.model || '—'} (${c.provider || '—'})`),
+              h('td', null, num(c.input_tokens), c.usage_estimated ? ' (estimated)' : ''), h('td', null, num(c.output_tokens)),
+              h('td', null, num(c.cache_read_tokens + c.cache_write_tokens)), h('td', null, usd(c.cost_usd)))))))
+            : emptyState('No AI calls.', FINAL_STATES.has(run.state) ? 'This run did not ask a model anything.' : 'Calls appear here as the run makes them.'))));
   }
 
   async function act(button, what, done) {
