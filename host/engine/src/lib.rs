@@ -90,6 +90,7 @@ pub struct Engine {
     ai: Arc<dyn AiGateway>,
     kv: Arc<dyn KvStore>,
     registries: Arc<StoreRegistries>,
+    approvals: Arc<StoreApprovals>,
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     /// Cancel handles of the jobs running on this node, by job id.
     running: Mutex<HashMap<i64, CancelToken>>,
@@ -127,6 +128,7 @@ impl Engine {
     pub fn new(store: Store, runtime: Runtime, config: EngineConfig, ai: Arc<dyn AiGateway>) -> Engine {
         let kv = Arc::new(StoreKv::new(store.clone()));
         let registries = Arc::new(StoreRegistries::new(store.clone()));
+        let approvals = Arc::new(StoreApprovals::new(store.clone()));
         Engine {
             store,
             runtime,
@@ -134,6 +136,7 @@ impl Engine {
             ai,
             kv,
             registries,
+            approvals,
             plugins: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             schedules: Mutex::new(None),

@@ -174,7 +174,7 @@ impl Engine {
                 kv: self.kv.clone(),
                 delegator: Some(Arc::new(crate::delegate::EngineHandle(self.clone()))),
                 registries: Some(self.registries.clone()),
-                approvals: Some(Arc::new(crate::StoreApprovals::new(self.store.clone()))),
+                approvals: Some(self.approvals.clone()),
             },
             cancel: Some(cancel),
         };

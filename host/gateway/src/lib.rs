@@ -22,7 +22,6 @@ use mc_ai::{
     count_tokens,
 };
 use mc_store::{LedgerEntry, ReplyRecord, ReserveRequest, Sealer, Store, StoreError};
-use sha2::{Digest, Sha256};
 
 /// Tokens a chat format adds per message (role, separators), counted in the input estimate so
 /// that a reservation is not short.
@@ -466,11 +465,7 @@ fn combine(mut failures: Vec<(String, AiError)>) -> AiError {
 
 /// What identifies a request in the run's journal: everything the model is asked.
 fn request_hash(request: &ChatRequest) -> String {
-    let text = serde_json::to_string(request).unwrap_or_default();
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mc_store::sha256_hex(serde_json::to_string(request).unwrap_or_default().as_bytes())
 }
 
 fn unavailable_store(e: StoreError) -> AiError {

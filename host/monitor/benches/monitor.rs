@@ -11,14 +11,13 @@
 //!
 //! Both on SQLite and on PostgreSQL, a fresh database each.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mc_monitor::{CYCLE, Monitor, MonitorConfig};
 use mc_store::{NewJob, Store};
-use mc_testkit::TestDb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use mc_testkit::{TestDb, WebhookSink};
 
 const TENANTS: usize = 100;
 const AUTOMATIONS_PER_TENANT: usize = 10;
@@ -122,50 +121,6 @@ async fn seed(store: &Store) {
     store.enqueue(&waiting).await.unwrap();
 }
 
-/// A receiver on 127.0.0.1 that records when each POST arrived.
-async fn receiver() -> (String, Arc<Mutex<Vec<Instant>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Instant>>> = Arc::default();
-    let log = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break;
-                        }
-                    }
-                }
-                log.lock().unwrap().push(Instant::now());
-                let _ = sock
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-            });
-        }
-    });
-    (origin, got)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -180,7 +135,8 @@ async fn row(name: &str, db: TestDb, pg: bool) -> (String, String) {
     seed(&store).await;
     let breaker_open = Arc::new(AtomicBool::new(false));
     let state = breaker_open.clone();
-    let (origin, got) = receiver().await;
+    let sink = WebhookSink::start([]).await;
+    let origin = sink.origin().to_string();
     let mut config = MonitorConfig::new("bench");
     config.data_dir = Some(std::env::temp_dir());
     config.escalate_to = Some(format!("{origin}/incidents"));
@@ -244,14 +200,14 @@ async fn row(name: &str, db: TestDb, pg: bool) -> (String, String) {
     let mut delays = Vec::new();
     for _ in 0..ESCALATIONS {
         breaker_open.store(true, Ordering::SeqCst);
-        let before = got.lock().unwrap().len();
+        let before = sink.count();
         let opened_at = Instant::now();
         let cycle = monitor.cycle().await.unwrap();
         assert_eq!(cycle.opened.len(), 1, "the outage opened one incident");
         let deadline = Instant::now() + Duration::from_secs(30);
         let arrived = loop {
-            if let Some(t) = got.lock().unwrap().get(before) {
-                break *t;
+            if let Some(r) = sink.received().get(before) {
+                break r.at;
             }
             assert!(Instant::now() < deadline, "the escalation did not arrive");
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -168,8 +168,8 @@ impl Monitor {
     /// lease ([`Monitor::run`] does).
     pub async fn cycle(&self) -> Result<Cycle, StoreError> {
         let now = mc_store::now_micros();
-        let since = match self.store.latest_snapshot().await? {
-            Some((at, _, _)) => at,
+        let since = match self.store.latest_snapshot_at().await? {
+            Some(at) => at,
             None => now - FIRST_LOOK_BACK.as_micros() as i64,
         };
         let mut out = Cycle {

@@ -3,64 +3,14 @@
 //! id, delivered once; a receiver on a loopback address the deployment did not allow is refused;
 //! escalations of incidents signed with the deployment's own key.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mc_outbox::{Outbox, OutboxConfig};
 use mc_store::{Principal, Sealer, Store};
-use mc_testkit::on_both;
+use mc_testkit::{Received, WebhookSink, on_both};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// What the receiver got: the request's headers (lower-case names) and body.
-type Received = Arc<Mutex<Vec<(Vec<(String, String)>, String)>>>;
-
-/// A receiver on 127.0.0.1 answering each request with the next status of `statuses` (then 200).
-async fn receiver(statuses: Vec<u16>) -> (String, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let got: Received = Arc::default();
-    let log = got.clone();
-    tokio::spawn(async move {
-        let mut statuses = statuses.into_iter();
-        loop {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let (head, body) = loop {
-                let n = sock.read(&mut chunk).await.unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break (head.to_string(), body.to_string());
-                    }
-                }
-            };
-            let headers = head
-                .lines()
-                .skip(1)
-                .filter_map(|l| l.split_once(':'))
-                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-                .collect();
-            log.lock().unwrap().push((headers, body));
-            let status = statuses.next().unwrap_or(200);
-            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            sock.write_all(reply.as_bytes()).await.unwrap();
-        }
-    });
-    (origin, got)
-}
 
 fn sealer() -> Sealer {
     Sealer::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
@@ -111,7 +61,8 @@ async fn awaiting(store: &Store, url: &str) -> i64 {
 #[tokio::test]
 async fn an_approved_output_is_posted_signed_and_retried_until_delivered_once() {
     on_both(|store| async move {
-        let (origin, got) = receiver(vec![503]).await;
+        let sink = WebhookSink::start([503]).await;
+        let origin = sink.origin().to_string();
         let run = awaiting(&store, &format!("{origin}/hooks/approved?src=mc")).await;
         let scope = store.tenant("acme");
         let outbox = Outbox::new(
@@ -149,22 +100,14 @@ async fn an_approved_output_is_posted_signed_and_retried_until_delivered_once() 
             (d.state.as_str(), d.attempts, d.last_status),
             ("delivered", 2, Some(200))
         );
-        let got = got.lock().unwrap().clone();
+        let got = sink.received();
         assert_eq!(got.len(), 2);
-        let header = |i: usize, name: &str| {
-            got[i]
-                .0
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap()
-        };
         assert_eq!(
-            header(0, "webhook-id"),
-            header(1, "webhook-id"),
+            got[0].header("webhook-id").unwrap(),
+            got[1].header("webhook-id").unwrap(),
             "a retry is the same message"
         );
-        let body: serde_json::Value = serde_json::from_str(&got[1].1).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&got[1].body).unwrap();
         assert_eq!(body["type"], "approval.approved");
         assert_eq!(body["data"]["output"], json!({ "title": "Final" }));
         assert_eq!(body["data"]["run"], run);
@@ -175,7 +118,7 @@ async fn an_approved_output_is_posted_signed_and_retried_until_delivered_once() 
 }
 
 /// Checks a received delivery's signature with the official `standardwebhooks` package.
-fn verify(secret: &str, (headers, body): &(Vec<(String, String)>, String)) {
+fn verify(secret: &str, Received { headers, body, .. }: &Received) {
     let check = std::process::Command::new("python3")
         .args([
             "-c",
@@ -201,7 +144,8 @@ fn verify(secret: &str, (headers, body): &(Vec<(String, String)>, String)) {
 #[tokio::test]
 async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_receiver_is_down() {
     on_both(|store| async move {
-        let (origin, got) = receiver(vec![503, 502]).await;
+        let sink = WebhookSink::start([503, 502]).await;
+        let origin = sink.origin().to_string();
         let url = format!("{origin}/incidents");
         let incident = mc_store::NewIncident {
             tenant: mc_store::PLATFORM,
@@ -233,7 +177,7 @@ async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_r
             d.last_error.as_deref(),
             Some("this node has no escalation signing key (--escalation-secret); it is retried")
         );
-        assert!(got.lock().unwrap().is_empty());
+        assert_eq!(sink.count(), 0);
         let outbox = Outbox::new(
             store.clone(),
             OutboxConfig {
@@ -252,14 +196,11 @@ async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_r
         let sent = store.escalations(10).await.unwrap();
         assert_eq!(sent.len(), 1, "one incident, one escalation");
         assert_eq!((sent[0].state.as_str(), sent[0].last_status), ("delivered", Some(200)));
-        let got = got.lock().unwrap().clone();
+        let got = sink.received();
         assert_eq!(got.len(), 3, "two failed posts, then the delivery");
-        let ids: std::collections::BTreeSet<String> = got
-            .iter()
-            .map(|(h, _)| h.iter().find(|(k, _)| k == "webhook-id").unwrap().1.clone())
-            .collect();
+        let ids: std::collections::BTreeSet<&str> = got.iter().map(|r| r.header("webhook-id").unwrap()).collect();
         assert_eq!(ids.len(), 1, "every attempt is the same message");
-        let body: serde_json::Value = serde_json::from_str(&got[2].1).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&got[2].body).unwrap();
         assert_eq!(body["type"], "incident.opened");
         assert_eq!(body["data"]["kind"], "disk_low");
         assert_eq!(body["data"]["tenant"], "");
@@ -271,7 +212,8 @@ async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_r
 #[tokio::test]
 async fn a_receiver_on_a_loopback_address_not_allowed_as_a_test_host_is_refused() {
     on_both(|store| async move {
-        let (origin, got) = receiver(vec![]).await;
+        let sink = WebhookSink::start([]).await;
+        let origin = sink.origin().to_string();
         let run = awaiting(&store, &format!("{origin}/hook")).await;
         store
             .tenant("acme")
@@ -297,7 +239,7 @@ async fn a_receiver_on_a_loopback_address_not_allowed_as_a_test_host_is_refused(
                 .as_str()
             )
         );
-        assert!(got.lock().unwrap().is_empty(), "nothing reached the receiver");
+        assert_eq!(sink.count(), 0, "nothing reached the receiver");
     })
     .await;
 }

@@ -197,10 +197,13 @@ pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
 }
 
 pub(crate) fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(key.as_bytes())
+}
+
+/// Hex SHA-256 of `bytes`: how keys and session tokens are stored, and how the AI gateway names
+/// a request in a run's journal.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Splits `mc_<id>_<secret>` into its id, or `None` if it is not shaped like a key.

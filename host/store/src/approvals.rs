@@ -186,16 +186,14 @@ impl TenantScope<'_> {
         .fetch_optional(self.store().pool())
         .await?;
         Ok(row.map(|(decision, text, decided_by, decided_at, body)| {
-            let approved = decision == "approved";
-            Decision {
-                run_id: id,
-                original_output: (approved && text.as_deref() != Some(body.as_str())).then_some(Value::String(body)),
-                reason: if approved { None } else { text },
+            answered(
+                id,
                 decision,
-                decided_by: decided_by.unwrap_or_default(),
-                decided_at: decided_at.unwrap_or(0),
-                delivered_row: None,
-            }
+                text.unwrap_or_default(),
+                body,
+                decided_by.unwrap_or_default(),
+                decided_at.unwrap_or(0),
+            )
         }))
     }
 
@@ -262,32 +260,19 @@ impl TenantScope<'_> {
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        let (priority,): (i64,) = sqlx::query_as(
-            "UPDATE jobs SET state = 'available', run_at = $3, max_attempts = max_attempts + 1, claimed_by = NULL, \
-             lease_until = NULL WHERE tenant_id = $1 AND id = $2 RETURNING priority",
+        // The rank key as `retry_in` writes it: priority in steps, minus the time it is due.
+        sqlx::query(
+            "UPDATE jobs SET state = 'available', run_at = $3, rank_key = priority * $4 - $3, \
+             max_attempts = max_attempts + 1, claimed_by = NULL, lease_until = NULL WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.id())
         .bind(id)
         .bind(now)
-        .fetch_one(&mut **tx)
+        .bind(crate::queue::PRIORITY_STEP.as_micros() as i64)
+        .execute(&mut **tx)
         .await?;
-        sqlx::query("UPDATE jobs SET rank_key = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(self.id())
-            .bind(id)
-            .bind(crate::queue::rank_key(priority as i32, now))
-            .execute(&mut **tx)
-            .await?;
         crate::queue::bump_available(tx, self.id(), 1).await?;
-        let approved = decision == "approved";
-        Ok(Decision {
-            run_id: id,
-            decision: decision.into(),
-            decided_by: who.key_id.clone(),
-            decided_at: now,
-            original_output: (approved && text != body).then_some(Value::String(body)),
-            reason: (!approved).then_some(text),
-            delivered_row: None,
-        })
+        Ok(answered(id, decision.into(), text, body, who.key_id.clone(), now))
     }
 
     async fn decide(&self, who: &Principal, id: i64, verdict: Verdict<'_>) -> Result<Decision, ApprovalError> {
@@ -451,6 +436,28 @@ impl TenantScope<'_> {
         .await?;
         tx.commit().await?;
         Ok(decision)
+    }
+}
+
+/// The decision on one of a run's own requests: an approval keeps the asked text on record when
+/// the reviewer changed it; a rejection carries its reason.
+fn answered(
+    run_id: i64,
+    decision: String,
+    text: String,
+    body: String,
+    decided_by: String,
+    decided_at: i64,
+) -> Decision {
+    let approved = decision == "approved";
+    Decision {
+        run_id,
+        original_output: (approved && text != body).then_some(Value::String(body)),
+        reason: (!approved).then_some(text),
+        decision,
+        decided_by,
+        decided_at,
+        delivered_row: None,
     }
 }
 

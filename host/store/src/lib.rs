@@ -34,7 +34,7 @@ use sqlx::{AnyPool, Connection, Executor};
 
 pub use access::{
     AccessError, AuditFilter, AuditRow, KEY_PREFIX, KeyRefusal, KeyRow, MAX_AUDIT_PAGE, MAX_LABEL_LEN, Need, NewKey,
-    Principal, Role, same,
+    Principal, Role, same, sha256_hex,
 };
 pub use approvals::{ApprovalError, AskState, Decision, PendingApproval};
 pub use chat::{ChatMessage, ChatThread};

@@ -186,33 +186,22 @@ impl Store {
             sqlx::query_as("SELECT tenant_id, available, running FROM queue_tenants ORDER BY tenant_id")
                 .fetch_all(self.pool())
                 .await?;
-        let oldest: Vec<(String, i64)> =
-            sqlx::query_as("SELECT tenant_id, MIN(run_at) FROM jobs WHERE state = 'available' GROUP BY tenant_id")
-                .fetch_all(self.pool())
-                .await?;
+        let oldest: std::collections::HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+            "SELECT tenant_id, MIN(run_at) FROM jobs WHERE state = 'available' GROUP BY tenant_id",
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .collect();
         Ok(counts
             .into_iter()
-            .map(|(tenant, available, running)| {
-                let since = oldest.iter().find(|(t, _)| *t == tenant).map(|(_, at)| *at);
-                QueueHealth {
-                    oldest_wait_ms: since.map_or(0, |at| ((now - at) / 1000).max(0)),
-                    tenant,
-                    available,
-                    running,
-                }
+            .map(|(tenant, available, running)| QueueHealth {
+                oldest_wait_ms: oldest.get(&tenant).map_or(0, |at| ((now - at) / 1000).max(0)),
+                tenant,
+                available,
+                running,
             })
             .collect())
-    }
-
-    /// Running jobs whose lease has lapsed, counted by the node that held them.
-    pub async fn lapsed_by_node(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT COALESCE(claimed_by, ''), COUNT(*) FROM jobs WHERE state = 'running' AND lease_until < $1 \
-             GROUP BY claimed_by ORDER BY 1",
-        )
-        .bind(now_micros())
-        .fetch_all(self.pool())
-        .await?)
     }
 
     /// Switched-on automations with a run that failed for good since `since`, whose latest
@@ -392,6 +381,14 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
         Ok(row.map(|(at, node, data)| (at, node, serde_json::from_str(&data).unwrap_or_default())))
+    }
+
+    /// When the latest snapshot was taken, without reading what it holds.
+    pub async fn latest_snapshot_at(&self) -> Result<Option<i64>, StoreError> {
+        let (at,): (Option<i64>,) = sqlx::query_as("SELECT MAX(at) FROM health_snapshots")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(at)
     }
 
     /// How many snapshots are kept.

@@ -169,7 +169,7 @@ fn check_new(job: &NewJob) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn rank_key(priority: i32, run_at: i64) -> i64 {
+fn rank_key(priority: i32, run_at: i64) -> i64 {
     i64::from(priority) * PRIORITY_STEP.as_micros() as i64 - run_at
 }
 

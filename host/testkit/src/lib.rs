@@ -1,10 +1,12 @@
 //! Test support shared by the crates whose tests need a database: a fresh SQLite file, or a fresh
 //! PostgreSQL database on the local server (127.0.0.1:5432, user postgres, trust auth) created for
 //! the test and dropped after it; and a private PostgreSQL server ([`PgCluster`]) for tests that
-//! restart the database. [`fake_ai`] has fake AI providers that speak the real wire formats.
+//! restart the database. [`fake_ai`] has fake AI providers that speak the real wire formats;
+//! [`WebhookSink`] receives outbound webhooks.
 
 mod cluster;
 pub mod fake_ai;
+mod sink;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use mc_store::Store;
 use sqlx::Connection;
 
 pub use cluster::PgCluster;
+pub use sink::{Received, WebhookSink};
 
 /// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/`): where the plugins are
 /// built (`wasm32-wasip2/plugin/`) and the tests share their compiled-component cache.
