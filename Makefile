@@ -24,11 +24,12 @@ run: plugins
 
 # From PyPI: croniter is the reference the schedule crate's differential test compares against,
 # standardwebhooks the official webhook client, schemathesis the API fuzzer of the attack suite,
-# prometheus-client the parser that checks /metrics; the tests that use them fail without them.
+# prometheus-client the parser that checks /metrics, aiosmtpd the mail server that receives
+# escalation emails; the tests that use them fail without them.
 # From Debian: promtool (package prometheus), which lints /metrics.
 test: plugins
 	@command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
-	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0 schemathesis==4.32.5 prometheus-client==0.21.1
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore croniter==7.0.0 standardwebhooks==1.1.0 schemathesis==4.32.5 prometheus-client==0.21.1 aiosmtpd==1.4.6 opentelemetry-proto==1.45.2
 	$(CARGO) test --workspace
 	$(MAKE) browser-test
 

@@ -33,7 +33,30 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Export traces (a span per run, per AI call, per request) by OpenTelemetry's OTLP/HTTP
+    /// (JSON) to this collector, e.g. `http://127.0.0.1:4318`; off when unset.
+    #[arg(long = "otlp-endpoint", global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// Headers sent with each export, `name=value,name=value` (a collector's API key).
+    #[arg(
+        long = "otlp-headers",
+        global = true,
+        env = "OTEL_EXPORTER_OTLP_HEADERS",
+        hide_env_values = true
+    )]
+    otlp_headers: Option<String>,
+    /// The `service.name` the traces carry.
+    #[arg(
+        long = "otlp-service-name",
+        global = true,
+        env = "OTEL_SERVICE_NAME",
+        default_value = "missionctl"
+    )]
+    otlp_service_name: String,
 }
+
+/// What traces are exported at: the run and request spans, not every debug detail.
+const OTLP_LEVEL: &str = "info";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum LogFormat {
@@ -69,20 +92,59 @@ enum Command {
     Template(template::TemplateArgs),
     /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
     /// stopped with Ctrl-C or SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
+}
+
+/// The OTLP exporter's settings from the command line, if export is on.
+fn otlp_config(cli: &Cli) -> Result<Option<mc_telemetry::OtlpConfig>, String> {
+    let Some(endpoint) = &cli.otlp_endpoint else {
+        return Ok(None);
+    };
+    let mut config = mc_telemetry::OtlpConfig::new(endpoint.clone(), cli.otlp_service_name.clone());
+    for pair in cli
+        .otlp_headers
+        .iter()
+        .flat_map(|h| h.split(','))
+        .filter(|p| !p.trim().is_empty())
+    {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--otlp-headers: `{pair}` is not name=value"))?;
+        config.headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    config.validate().map_err(|e| format!("--otlp-endpoint: {e}"))?;
+    Ok(Some(config))
 }
 
 fn main() -> std::process::ExitCode {
+    use tracing_subscriber::prelude::*;
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    let logs = match cli.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
     }
+    .with_filter(filter);
+    // Each layer has its own filter: the log's level (warn by default) must not hide the run
+    // spans from the trace export.
+    let (otlp, exporter) = match otlp_config(&cli).and_then(|c| c.map(mc_telemetry::layer).transpose()) {
+        Ok(Some((layer, exporter))) => (
+            Some(layer.with_filter(tracing_subscriber::EnvFilter::new(OTLP_LEVEL))),
+            Some(exporter),
+        ),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE.into();
+        }
+    };
+    tracing_subscriber::registry().with(logs).with(otlp).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -90,6 +152,12 @@ fn main() -> std::process::ExitCode {
             return exit::HOST.into();
         }
     };
+    let (stop_export, export_stopped) = tokio::sync::oneshot::channel::<()>();
+    let exporting = exporter.map(|e| {
+        runtime.spawn(e.run(async move {
+            let _ = export_stopped.await;
+        }))
+    });
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
@@ -99,7 +167,7 @@ fn main() -> std::process::ExitCode {
             Command::RunNow(args) => manage::run_now(args).await,
             Command::Key(args) => manage::key(args).await,
             Command::WebhookSecret(args) => manage::webhook_secret(args).await,
-            Command::Serve(args) => serve::serve(args).await,
+            Command::Serve(args) => serve::serve(*args).await,
             Command::Usage(args) => billing::usage(args).await,
             Command::Report(args) => billing::report(args).await,
             Command::Prices(args) => billing::prices(args).await,
@@ -107,5 +175,10 @@ fn main() -> std::process::ExitCode {
             Command::Plan(args) => billing::plan(args).await,
         }
     });
+    // Spans of the last moments (a run that ended at shutdown) still reach the collector.
+    let _ = stop_export.send(());
+    if let Some(exporting) = exporting {
+        let _ = runtime.block_on(exporting);
+    }
     code.into()
 }

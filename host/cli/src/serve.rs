@@ -88,6 +88,27 @@ pub struct ServeArgs {
         requires = "escalation_url"
     )]
     escalation_secret: Option<String>,
+    /// An operator's address that also receives incidents the monitor cannot fix by itself, by
+    /// email through --smtp-url.
+    #[arg(
+        long = "escalation-email",
+        env = "MISSIONCTL_ESCALATION_EMAIL",
+        requires = "smtp_url"
+    )]
+    escalation_email: Option<String>,
+    /// The mail relay for incident emails (the operator's and tenants' contacts):
+    /// `smtps://user:password@host[:465]` (TLS), `smtp://user:password@host[:587]` (STARTTLS
+    /// required), or `smtp://host:port?tls=none` for a relay on this machine.
+    #[arg(
+        long = "smtp-url",
+        env = "MISSIONCTL_SMTP_URL",
+        hide_env_values = true,
+        requires = "smtp_from"
+    )]
+    smtp_url: Option<String>,
+    /// The sender address of incident emails.
+    #[arg(long = "smtp-from", env = "MISSIONCTL_SMTP_FROM", requires = "smtp_url")]
+    smtp_from: Option<String>,
     #[command(flatten)]
     ai: AiArgs,
 }
@@ -380,6 +401,22 @@ pub async fn serve(args: ServeArgs) -> u8 {
         eprintln!("error: --escalation-secret: {e}");
         return exit::USAGE;
     }
+    if let Some(address) = &args.escalation_email
+        && let Err(e) = mc_config::valid_email(address)
+    {
+        eprintln!("error: --escalation-email: {e}");
+        return exit::USAGE;
+    }
+    let smtp = match (&args.smtp_url, &args.smtp_from) {
+        (Some(url), Some(from)) => match mc_outbox::smtp::SmtpConfig::parse(url, from) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: --smtp-url: {e}");
+                return exit::USAGE;
+            }
+        },
+        _ => None,
+    };
     let plugin_dir = match crate::run::plugin_dirs(args.plugin_dir.as_deref())
         .into_iter()
         .find(|d| d.is_dir())
@@ -516,6 +553,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
             sealer: config.sealer.clone(),
             escalation_secret: args.escalation_secret.clone(),
             test_hosts: config.test_hosts.clone(),
+            smtp,
             ..mc_outbox::OutboxConfig::default()
         },
     );
@@ -531,11 +569,18 @@ pub async fn serve(args: ServeArgs) -> u8 {
     // the cluster's monitor lease.
     let mut monitor_config = mc_monitor::MonitorConfig::new(node_id.clone());
     monitor_config.data_dir = Some(args.store.data_dir().to_path_buf());
-    monitor_config.escalate_to = args.escalation_url.clone();
+    monitor_config.escalate_to = args
+        .escalation_url
+        .iter()
+        .map(|u| mc_store::Destination::operator_webhook(u))
+        .chain(args.escalation_email.iter().map(|e| mc_store::Destination::email(e)))
+        .collect();
     let breakers = gateway.clone();
     monitor_config.providers = Some(Arc::new(move || {
         breakers.breakers().into_iter().map(|b| (b.provider, b.state)).collect()
     }));
+    let prices = gateway.clone();
+    monitor_config.model_provider = Some(Arc::new(move |model: &str| prices.provider_of(model)));
     let monitor = mc_monitor::Monitor::new(store.clone(), monitor_config);
     let (stop_monitor, monitor_stopped) = tokio::sync::oneshot::channel::<()>();
     let monitor = tokio::spawn(monitor.run(async move {

@@ -24,6 +24,11 @@
 //!     delegates_to: [analytics]     # optional: agents it may delegate to beside its reports
 //!     registries: { clients: write } # optional: registries of this file its plugin may `read` or
 //!                                   #   `write` (query, insert, update) through the registry import
+//! contact:                          # optional: who hears of incidents that concern this tenant
+//!   email: ops@acme.example         #   an address the deployment's mail relay sends to
+//!   webhook: { url: https://hooks.acme.example/incidents, secret: incident-key }
+//!                                   #   posted per Standard Webhooks, signed with the tenant
+//!                                   #   secret `incident-key` (a `whsec_…` value)
 //! budget:                           # optional: the tenant's AI spending limits, in USD
 //!   monthly: 200                    #   per calendar month (UTC)
 //!   per_run: 2.50                   #   per root run (a run and everything it delegates)
@@ -98,9 +103,39 @@ pub struct TenantConfig {
     pub automations: Vec<AutomationSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<TenantBudget>,
+    /// Who hears of incidents that concern the tenant (an automation paused, its queue backed up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactSpec>,
     /// Typed tables the tenant owns (see [`registry`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<RegistrySpec>,
+}
+
+/// A tenant's own contact for incidents: an email address, a webhook, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// Checks an email address is plain enough for an SMTP command and a mail header: one `@`
+/// with something on both sides, no spaces, angle brackets, quotes or line breaks.
+pub fn valid_email(address: &str) -> Result<(), String> {
+    let ok = address.len() <= 254
+        && address.matches('@').count() == 1
+        && !address.starts_with('@')
+        && !address.ends_with('@')
+        && !address
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"' | '\\'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{address}` is not an email address (expected name@domain)"))
+    }
 }
 
 /// A tenant's AI spending limits.
@@ -462,6 +497,18 @@ pub fn validate(config: TenantConfig, known: &Known, positions: &Positions) -> R
         }
     };
     valid_name(&config.tenant).map_err(|m| err("tenant", m))?;
+    if let Some(c) = &config.contact {
+        if c.email.is_none() && c.webhook.is_none() {
+            return Err(err("contact", "name an email, a webhook, or both".into()));
+        }
+        if let Some(e) = &c.email {
+            valid_email(e).map_err(|m| err("contact.email", m))?;
+        }
+        if let Some(hook) = &c.webhook {
+            webhook_origin(&hook.url).map_err(|m| err("contact.webhook.url", m))?;
+            valid_name(&hook.secret).map_err(|m| err("contact.webhook.secret", m))?;
+        }
+    }
     if let Some(b) = &config.budget {
         for (field, amount) in [("budget.monthly", b.monthly), ("budget.per_run", b.per_run)] {
             if amount == Some(Usd(0)) {

@@ -11,6 +11,27 @@
 //! address itself, so a name that resolves to a public address at check time cannot be swapped
 //! for a private one at connect time (DNS rebinding).
 
+/// The TLS client settings of every outbound connection the host makes itself (a plugin's
+/// requests, escalation email): rustls with the ring provider and the webpki roots, built once.
+pub fn tls_client_config() -> std::sync::Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            std::sync::Arc::new(config)
+        })
+        .clone()
+}
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

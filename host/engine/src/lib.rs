@@ -12,6 +12,7 @@
 mod approval;
 mod delegate;
 mod kv;
+mod plugins;
 mod registry;
 mod scheduler;
 mod worker;
@@ -22,12 +23,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mc_ai::AiGateway;
-use mc_runtime::{CancelToken, KvStore, Plugin, Runtime};
+use mc_runtime::{CancelToken, KvStore, Runtime};
 use mc_store::Store;
 
 pub use approval::StoreApprovals;
 pub use delegate::{CHILD_PRIORITY_BOOST, MAX_DEPTH, MAX_FANOUT};
 pub use kv::StoreKv;
+pub use plugins::{QUARANTINE_REFRESH, RECHECK_EVERY};
 pub use registry::StoreRegistries;
 pub use scheduler::{CATCH_UP_GRACE, MAX_TICKS_PER_PASS, PREPARE_AHEAD};
 pub use worker::RECOVER_EVERY;
@@ -40,7 +42,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 pub struct EngineConfig {
     /// This node's id: recorded on the jobs it claims.
     pub node_id: String,
-    /// Where plugins are found by name (`<name>.wasm`, dashes as underscores).
+    /// Where plugins are found by name (`<name>.wasm`, dashes as underscores). A file replaced
+    /// here is a new version: runs use it from the next second on.
     pub plugin_dir: PathBuf,
     /// Jobs run at once on this node.
     pub workers: usize,
@@ -91,7 +94,7 @@ pub struct Engine {
     kv: Arc<dyn KvStore>,
     registries: Arc<StoreRegistries>,
     approvals: Arc<StoreApprovals>,
-    plugins: Mutex<HashMap<String, Arc<Plugin>>>,
+    plugins: plugins::Plugins,
     /// Cancel handles of the jobs running on this node, by job id.
     running: Mutex<HashMap<i64, CancelToken>>,
     /// The scheduler's list of schedules between passes.
@@ -130,6 +133,7 @@ impl Engine {
         let registries = Arc::new(StoreRegistries::new(store.clone()));
         let approvals = Arc::new(StoreApprovals::new(store.clone()));
         Engine {
+            plugins: plugins::Plugins::new(config.plugin_dir.clone()),
             store,
             runtime,
             config,
@@ -137,7 +141,6 @@ impl Engine {
             kv,
             registries,
             approvals,
-            plugins: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             schedules: Mutex::new(None),
             wake: tokio::sync::Notify::new(),

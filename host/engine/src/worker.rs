@@ -71,6 +71,8 @@ enum Execution {
         retryable: bool,
         logs: Option<String>,
         fuel: u64,
+        /// The version of the plugin that ran (or was refused), when it was loaded.
+        plugin_hash: Option<String>,
     },
 }
 
@@ -83,6 +85,7 @@ impl Execution {
             retryable: false,
             logs: None,
             fuel: 0,
+            plugin_hash: None,
         }
     }
 }
@@ -99,13 +102,7 @@ fn bucket(tenant: &str) -> String {
 
 impl Engine {
     fn plugin(&self, name: &str) -> Result<Arc<mc_runtime::Plugin>, String> {
-        if let Some(p) = lock(&self.plugins).get(name) {
-            return Ok(p.clone());
-        }
-        let path = self.config.plugin_dir.join(format!("{}.wasm", name.replace('-', "_")));
-        let plugin = self.runtime.load_file(&path).map_err(|e| e.to_string())?;
-        lock(&self.plugins).insert(name.to_string(), plugin.clone());
-        Ok(plugin)
+        self.plugins.get(&self.runtime, name)
     }
 
     /// Runs one claimed job as `agent` (looked up when `None`) and returns how it ended, without
@@ -142,6 +139,27 @@ impl Engine {
             Ok(p) => p,
             Err(e) => return Ok(Execution::refused("load", e)),
         };
+        if let Some(reason) = self
+            .plugins
+            .quarantined(&self.store, &job.plugin, plugin.hash())
+            .await?
+        {
+            let error = format!(
+                "plugin `{}` version {} is quarantined: {reason}. Its runs fail at once until a new version is \
+                 installed or an operator lifts the quarantine (`missionctl plugin release {}`); retry this run then",
+                job.plugin,
+                &plugin.hash()[..12.min(plugin.hash().len())],
+                job.plugin
+            );
+            return Ok(Execution::Failed {
+                kind: mc_store::QUARANTINED.into(),
+                error,
+                retryable: false,
+                logs: None,
+                fuel: 0,
+                plugin_hash: Some(plugin.hash().to_string()),
+            });
+        }
         let agent = match agent {
             Some(a) => Some(a),
             None => self.store.tenant(&job.tenant).agent(&job.agent).await?,
@@ -193,6 +211,7 @@ impl Engine {
                         retryable: f.retryable(),
                         logs,
                         fuel,
+                        plugin_hash: Some(plugin.hash().to_string()),
                     },
                 }
             }
@@ -279,6 +298,7 @@ impl Engine {
             retryable,
             logs,
             fuel,
+            plugin_hash,
         } = failure
         else {
             return Ok(());
@@ -298,6 +318,7 @@ impl Engine {
             retryable,
             logs: logs.as_deref(),
             fuel,
+            plugin_hash: plugin_hash.as_deref(),
         };
         let failed = retrying(self.config.lease, "recording a failure", || {
             self.store.fail(node, id, &attempt)

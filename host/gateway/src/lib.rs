@@ -208,6 +208,11 @@ impl Gateway {
         self.reload_prices().await.map_err(|e| AiError::Other(e.to_string()))
     }
 
+    /// The provider that serves `model`, by the price book this node holds.
+    pub fn provider_of(&self, model: &str) -> Option<String> {
+        lock(&self.book).book.model(model).map(|p| p.provider.clone())
+    }
+
     /// Every provider's circuit breaker, for the status page.
     pub fn breakers(&self) -> Vec<BreakerStatus> {
         self.routes.values().map(|r| r.resilient.breaker()).collect()
@@ -268,6 +273,8 @@ impl Gateway {
     }
 
     /// Answers `request` for `ctx`, streaming text to `deltas` when given, metered and budgeted.
+    /// Traced as an `ai_call` span (inside the run's span when a run calls).
+    #[tracing::instrument(name = "ai_call", skip_all, fields(tenant = %ctx.tenant, agent = %ctx.agent, model = %request.model))]
     pub async fn chat_stream(
         &self,
         ctx: &CallContext,

@@ -139,7 +139,7 @@ async fn row(name: &str, db: TestDb, pg: bool) -> (String, String) {
     let origin = sink.origin().to_string();
     let mut config = MonitorConfig::new("bench");
     config.data_dir = Some(std::env::temp_dir());
-    config.escalate_to = Some(format!("{origin}/incidents"));
+    config.escalate_to = vec![mc_store::Destination::operator_webhook(&format!("{origin}/incidents"))];
     config.providers = Some(Arc::new(move || {
         let s = if state.load(Ordering::SeqCst) { "open" } else { "closed" };
         vec![

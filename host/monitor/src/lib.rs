@@ -7,14 +7,21 @@
 //!   a health snapshot (dropped after [`SNAPSHOT_KEEP`]);
 //! - acts by itself, recording each action as an incident: it switches off an automation whose
 //!   latest [`FAILURE_STREAK`] runs failed for good (a person switches it back on, which resolves
-//!   the incident) and forgets a node not seen for [`NODE_DEAD_AFTER`] (the engine's lease recovery
-//!   requeues its runs and records that, in the same transaction);
+//!   the incident); quarantines a plugin version whose latest [`TRAP_STREAK`] runs trapped (its
+//!   runs then fail at once, kept to be retried, until a new version works or an operator lifts
+//!   it); records each agent that runs on its fallback model while its provider's breaker is open
+//!   (the gateway switches per call); holds back the lowest priorities while the oldest waiting
+//!   run is older than [`SHED_AFTER`], one level more each cycle it stays so, and lets them go in
+//!   their old order once the queue has caught up; and forgets a node not seen for
+//!   [`NODE_DEAD_AFTER`] (the engine's lease recovery requeues its runs and records that, in the
+//!   same transaction);
 //! - opens an incident for what it cannot fix (a provider's breaker open, a tenant's queue
 //!   backed up, the disk nearly full, the database slow) and resolves it when the condition ends.
 //!   An incident is opened once: noticing the same thing again updates it. A new incident that
-//!   needs a person (these, and a paused automation) is escalated to the operator's webhook
-//!   ([`MonitorConfig::escalate_to`]) through the outbox, written in the incident's transaction,
-//!   so it is sent once and survives a crash.
+//!   needs a person (these, a paused automation, a quarantined plugin) is escalated to the
+//!   operator ([`MonitorConfig::escalate_to`]: a webhook, an email address) and, when it concerns
+//!   a tenant, to the tenant's own contact, through the outbox, written in the incident's
+//!   transaction, so it is sent once and survives a crash.
 //!
 //! The crate knows the store and nothing of HTTP: the server shows what it records, and the AI
 //! providers' state reaches it through [`ProviderStates`].
@@ -25,7 +32,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mc_store::{AUTOMATION_PAUSED, NewIncident, Opened, PLATFORM, Store, StoreError};
+use mc_store::{
+    AUTOMATION_PAUSED, Destination, NewIncident, Opened, PLATFORM, PLUGIN_QUARANTINED, Store, StoreError,
+    plugin_version,
+};
 use serde::Serialize;
 use serde_json::json;
 
@@ -42,6 +52,16 @@ pub const NODE_DEAD_AFTER: Duration = Duration::from_secs(20);
 /// Runs in a row that failed for good before the monitor switches their automation off: a
 /// failure that repeats this often is not transient, and each run costs the tenant.
 pub const FAILURE_STREAK: u32 = 5;
+/// Runs of one plugin version in a row that trapped before it is quarantined: a trap is a bug in
+/// the plugin (a panic, an out-of-bounds access), not bad luck, and three tenants' runs trapping
+/// the same way is not their input's fault.
+pub const TRAP_STREAK: u32 = 3;
+/// The oldest waiting run's age above which load is shed. Well under [`QUEUE_WAIT_ALERT`]: shedding
+/// low priorities is meant to keep the backlog incident from happening.
+pub const SHED_AFTER: Duration = Duration::from_secs(120);
+/// How long held-back runs are kept back at a time; each cycle that still sheds extends it, so if
+/// the monitor stops they come back by themselves within this.
+pub const SHED_HOLD: Duration = Duration::from_secs(30);
 /// How far back the first cycle looks for failures when there is no earlier snapshot.
 const FIRST_LOOK_BACK: Duration = Duration::from_secs(3600);
 /// How long health snapshots are kept: two days of history at one per cycle (about 35,000 rows).
@@ -57,6 +77,8 @@ pub const DISK_MIN_FREE_BYTES: u64 = 512 << 20;
 
 /// The AI providers' breaker states, `(provider, "closed" | "open" | "half-open")`.
 pub type ProviderStates = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+/// The provider serving a model, by the price book.
+pub type ModelProvider = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// What the monitor watches and how.
 #[derive(Clone)]
@@ -69,10 +91,15 @@ pub struct MonitorConfig {
     pub lease_ttl: Duration,
     pub node_dead_after: Duration,
     pub failure_streak: u32,
+    pub trap_streak: u32,
+    pub shed_after: Duration,
+    pub shed_hold: Duration,
     pub providers: Option<ProviderStates>,
-    /// Where incidents the monitor cannot fix by itself are escalated (the operator's webhook);
-    /// the outbox posts them, signed with the deployment's escalation key.
-    pub escalate_to: Option<String>,
+    pub model_provider: Option<ModelProvider>,
+    /// Where incidents the monitor cannot fix by itself are escalated besides the tenant's own
+    /// contact: the operator's webhook (signed with the deployment's escalation key) and email
+    /// address. Empty: only tenants' contacts are told, and the dashboard shows every incident.
+    pub escalate_to: Vec<Destination>,
 }
 
 impl std::fmt::Debug for MonitorConfig {
@@ -94,8 +121,12 @@ impl MonitorConfig {
             lease_ttl: LEASE_TTL,
             node_dead_after: NODE_DEAD_AFTER,
             failure_streak: FAILURE_STREAK,
+            trap_streak: TRAP_STREAK,
+            shed_after: SHED_AFTER,
+            shed_hold: SHED_HOLD,
             providers: None,
-            escalate_to: None,
+            model_provider: None,
+            escalate_to: Vec::new(),
         }
     }
 }
@@ -113,6 +144,12 @@ pub struct Cycle {
     pub paused: Vec<(String, String)>,
     /// Nodes it found dead and forgot.
     pub lost_nodes: Vec<String>,
+    /// Plugin versions it quarantined (`name@hash`).
+    pub quarantined: Vec<String>,
+    /// Agents on their fallback model, `(tenant, agent, fallback)`.
+    pub on_fallback: Vec<(String, String, String)>,
+    /// How many runs load shedding holds back, `None` when it is not shedding.
+    pub shedding: Option<u64>,
 }
 
 /// Free and total bytes of the volume holding `dir`.
@@ -178,7 +215,11 @@ impl Monitor {
             resolved: Vec::new(),
             paused: Vec::new(),
             lost_nodes: Vec::new(),
+            quarantined: Vec::new(),
+            on_fallback: Vec::new(),
+            shedding: None,
         };
+        let escalate = Some(self.config.escalate_to.as_slice());
 
         let read = Instant::now();
         let queues = self.store.queue_health().await?;
@@ -206,7 +247,7 @@ impl Monitor {
                     DB_SLOW.as_millis()
                 ),
                 action: None,
-                escalate_to: self.config.escalate_to.as_deref(),
+                escalate,
             },
         )
         .await?;
@@ -228,7 +269,7 @@ impl Monitor {
                         QUEUE_WAIT_ALERT.as_secs()
                     ),
                     action: None,
-                    escalate_to: self.config.escalate_to.as_deref(),
+                    escalate,
                 },
             )
             .await?;
@@ -252,7 +293,7 @@ impl Monitor {
                         summary: &summary,
                         action: Some("forgot the node; its runs go back to the queue as their leases lapse"),
                         // Dealt with: recorded, not escalated.
-                        escalate_to: None,
+                        escalate: None,
                     })
                     .await?;
                 out.resolved.push(incident);
@@ -278,11 +319,14 @@ impl Monitor {
                     severity: "critical",
                     summary: &format!("AI provider `{name}` is failing: its circuit breaker is open"),
                     action: Some("calls go to each agent's fallback model while the breaker is open"),
-                    escalate_to: self.config.escalate_to.as_deref(),
+                    escalate,
                 },
             )
             .await?;
         }
+        self.fallbacks(&mut out, &open, &providers).await?;
+        self.quarantine(&mut out, &open, since).await?;
+        self.shed(&mut out, &open).await?;
 
         let disk = match &self.config.data_dir {
             Some(dir) => match disk_space(dir) {
@@ -303,7 +347,7 @@ impl Monitor {
                                 total >> 20
                             ),
                             action: None,
-                            escalate_to: self.config.escalate_to.as_deref(),
+                            escalate,
                         },
                     )
                     .await?;
@@ -339,7 +383,7 @@ impl Monitor {
                         severity: "warning",
                         summary: &summary,
                         action: Some("switched the automation off; switch it on again once it is fixed"),
-                        escalate_to: self.config.escalate_to.as_deref(),
+                        escalate,
                     })
                     .await?;
                 if let Opened::New(id) = opened {
@@ -359,12 +403,204 @@ impl Monitor {
             "providers": providers.iter().map(|(n, s)| json!({ "name": n, "state": s })).collect::<Vec<_>>(),
             "disk": disk,
             "failing": failing,
+            "quarantined": out.quarantined,
+            "on_fallback": out.on_fallback.len(),
+            "shed_held": out.shedding,
             "open_incidents": open.len(),
         });
         self.store
             .save_snapshot(&self.config.node_id, &out.snapshot, SNAPSHOT_KEEP)
             .await?;
         Ok(out)
+    }
+
+    /// Records each agent whose model's provider is down and that has a fallback on a provider
+    /// that is not: the gateway sends its calls to the fallback while the breaker is open.
+    async fn fallbacks(
+        &self,
+        out: &mut Cycle,
+        open: &HashSet<(String, String, String)>,
+        providers: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let Some(provider_of) = &self.config.model_provider else {
+            return Ok(());
+        };
+        let down: HashSet<&str> = providers
+            .iter()
+            .filter(|(_, s)| s == "open")
+            .map(|(p, _)| p.as_str())
+            .collect();
+        let any_open = open.iter().any(|(_, kind, _)| kind == MODEL_FALLBACK);
+        if down.is_empty() && !any_open {
+            return Ok(());
+        }
+        for a in self.store.agents_with_fallbacks().await? {
+            let provider = provider_of(&a.model);
+            let is_down = provider.as_deref().is_some_and(|p| down.contains(p));
+            let fallback = a
+                .fallbacks
+                .iter()
+                .find(|m| provider_of(m).as_deref().is_some_and(|p| !down.contains(p)));
+            let holds = is_down && fallback.is_some();
+            let fallback = fallback.cloned().unwrap_or_default();
+            self.condition(
+                out,
+                open,
+                holds,
+                &NewIncident {
+                    tenant: &a.tenant,
+                    kind: MODEL_FALLBACK,
+                    subject: &a.agent,
+                    severity: "warning",
+                    summary: &format!(
+                        "agent `{}` runs on its fallback model `{fallback}` while `{}` (its model `{}`) is down",
+                        a.agent,
+                        provider.as_deref().unwrap_or_default(),
+                        a.model
+                    ),
+                    action: Some("switched the agent's AI calls to its fallback model until its provider recovers"),
+                    escalate: None,
+                },
+            )
+            .await?;
+            if holds {
+                out.on_fallback.push((a.tenant.clone(), a.agent.clone(), fallback));
+            }
+        }
+        Ok(())
+    }
+
+    /// Quarantines plugin versions whose latest runs all trapped, and closes the incident of one
+    /// whose plugin has since run successfully (a new version; the broken one stays refused).
+    async fn quarantine(
+        &self,
+        out: &mut Cycle,
+        open: &HashSet<(String, String, String)>,
+        since: i64,
+    ) -> Result<(), StoreError> {
+        for t in self.store.trapping_plugins(since, self.config.trap_streak).await? {
+            let version = plugin_version(&t.plugin, &t.hash);
+            let reason = format!(
+                "its last {} runs trapped{}",
+                t.streak,
+                t.last_error
+                    .as_deref()
+                    .map(|e| format!(" (latest: {})", first_line(e)))
+                    .unwrap_or_default()
+            );
+            if self.store.quarantine_plugin(&t.plugin, &t.hash, &reason).await? {
+                let summary = format!(
+                    "plugin `{}` version {} was quarantined: {reason}; tenants whose runs trapped: {}",
+                    t.plugin,
+                    &t.hash[..t.hash.len().min(12)],
+                    t.tenants.join(", ")
+                );
+                let action = format!(
+                    "quarantined the version: its runs fail at once and wait as dead runs to be retried, until a new \
+                     version is installed or an operator lifts it (`missionctl plugin release {}`)",
+                    t.plugin
+                );
+                let opened = self
+                    .store
+                    .open_incident(&NewIncident {
+                        tenant: PLATFORM,
+                        kind: PLUGIN_QUARANTINED,
+                        subject: &version,
+                        severity: "critical",
+                        summary: &summary,
+                        action: Some(&action),
+                        escalate: Some(self.config.escalate_to.as_slice()),
+                    })
+                    .await?;
+                tracing::warn!(plugin = %t.plugin, version = %version, "plugin version quarantined");
+                if let Opened::New(id) = opened {
+                    out.opened.push(id);
+                }
+                out.quarantined.push(version);
+            }
+        }
+        for q in self.store.quarantined().await? {
+            let version = plugin_version(&q.plugin, &q.hash);
+            if open.contains(&(PLATFORM.to_string(), PLUGIN_QUARANTINED.to_string(), version.clone()))
+                && self.store.plugin_succeeded_since(&q.plugin, q.since).await?
+                && let Some(id) = self
+                    .store
+                    .resolve_incident(
+                        PLATFORM,
+                        PLUGIN_QUARANTINED,
+                        &version,
+                        "a newer version of the plugin runs successfully; the quarantined version stays refused",
+                    )
+                    .await?
+            {
+                out.resolved.push(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sheds load: while the oldest waiting run is older than `shed_after`, holds back the
+    /// lowest priority still waiting (one level more each cycle it stays so, never the highest
+    /// waiting), and once the oldest is back under half of it, lets every held run go.
+    async fn shed(&self, out: &mut Cycle, open: &HashSet<(String, String, String)>) -> Result<(), StoreError> {
+        let (levels, oldest_ms) = self.store.waiting_priorities().await?;
+        let oldest = Duration::from_millis(oldest_ms.max(0) as u64);
+        let shedding = open.contains(&(PLATFORM.to_string(), LOAD_SHED.to_string(), "queue".to_string()));
+        if oldest > self.config.shed_after && levels.len() > 1 {
+            // The lowest level still waiting goes; held levels no longer wait, so each cycle that
+            // is still over the bound reaches one level higher.
+            let (level, _) = levels[0];
+            let until = mc_store::now_micros() + self.config.shed_hold.as_micros() as i64;
+            let shed = self.store.shed(level, until).await?;
+            let summary = format!(
+                "the oldest waiting run had waited {} s (bound {} s): {} runs of priority {level} or lower are held back",
+                oldest.as_secs(),
+                self.config.shed_after.as_secs(),
+                shed.holding
+            );
+            let action = format!(
+                "holding back runs of priority {level} and lower until the queue catches up; they keep their place"
+            );
+            let opened = self
+                .store
+                .open_incident(&NewIncident {
+                    tenant: PLATFORM,
+                    kind: LOAD_SHED,
+                    subject: "queue",
+                    severity: "warning",
+                    summary: &summary,
+                    action: Some(&action),
+                    escalate: Some(self.config.escalate_to.as_slice()),
+                })
+                .await?;
+            if let Opened::New(id) = opened {
+                tracing::warn!(priority = level, held = shed.holding, "shedding load");
+                out.opened.push(id);
+            }
+            out.shedding = Some(shed.holding);
+        } else if shedding {
+            if oldest * 2 < self.config.shed_after {
+                let freed = self.store.end_shedding().await?;
+                if let Some(id) = self
+                    .store
+                    .resolve_incident(
+                        PLATFORM,
+                        LOAD_SHED,
+                        "queue",
+                        &format!("the queue caught up; let {freed} held-back runs go in their old order"),
+                    )
+                    .await?
+                {
+                    out.resolved.push(id);
+                }
+            } else {
+                // Between the bounds: keep holding what is held, hold nothing more.
+                let until = mc_store::now_micros() + self.config.shed_hold.as_micros() as i64;
+                let shed = self.store.shed(i32::MIN, until).await?;
+                out.shedding = Some(shed.holding);
+            }
+        }
+        Ok(())
     }
 
     /// Opens `incident` while `holds`, resolves it once it no longer does.
@@ -403,6 +639,11 @@ impl Monitor {
         Ok(())
     }
 }
+
+/// The kind of the incident of an agent on its fallback model.
+pub const MODEL_FALLBACK: &str = "model_fallback";
+/// The kind of the incident of load being shed.
+pub const LOAD_SHED: &str = "load_shed";
 
 /// The first line of an error, for a one-line reason.
 fn first_line(text: &str) -> &str {

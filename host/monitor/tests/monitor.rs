@@ -50,6 +50,7 @@ async fn fail_runs(store: &Store, automation: &str, n: usize) {
             retryable: false,
             logs: None,
             fuel: 0,
+            plugin_hash: None,
         };
         store.fail("worker", j.id, &attempt).await.unwrap().unwrap();
     }
@@ -60,7 +61,7 @@ const ESCALATE_TO: &str = "https://ops.example.com/hooks/incidents";
 
 fn config(node: &str) -> MonitorConfig {
     let mut c = MonitorConfig::new(node);
-    c.escalate_to = Some(ESCALATE_TO.into());
+    c.escalate_to = vec![mc_store::Destination::operator_webhook(ESCALATE_TO)];
     c
 }
 
@@ -306,6 +307,7 @@ async fn availability_counts_runs_that_started_on_time_and_did_not_fail_for_the_
                     retryable: false,
                     logs: None,
                     fuel: 0,
+                    plugin_hash: None,
                 };
                 store.fail("n", j.id, &attempt).await.unwrap().unwrap();
             } else {
@@ -348,6 +350,249 @@ async fn availability_counts_runs_that_started_on_time_and_did_not_fail_for_the_
             .unwrap();
         assert_eq!((other.scheduled, other.availability), (0, None));
         assert!(store.tenant("acme").sla("2026-13").await.is_err());
+    })
+    .await;
+}
+
+const VERSION_2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+/// Runs `n` jobs of `steady` (plugin `noop`) that trap in plugin version `hash`.
+async fn trap_runs(store: &Store, hash: &str, n: usize) {
+    store.enqueue(&vec![job("steady"); n]).await.unwrap();
+    for j in store.claim("worker", n, Duration::from_secs(60)).await.unwrap() {
+        let attempt = FailedAttempt {
+            kind: "trap",
+            error: "trap: wasm `unreachable` instruction executed\nbacktrace…",
+            retryable: false,
+            logs: None,
+            fuel: 10,
+            plugin_hash: Some(hash),
+        };
+        store.fail("worker", j.id, &attempt).await.unwrap().unwrap();
+    }
+}
+
+/// A plugin version whose last three runs trapped is quarantined once, with an escalated
+/// incident naming what trapped; two traps are not enough. Runs refused by the quarantine do not
+/// pause the automation. A newer version that runs successfully closes the incident (the broken
+/// version stays refused) and an operator lifts the quarantine.
+#[tokio::test]
+async fn a_plugin_version_that_traps_run_after_run_is_quarantined_until_lifted() {
+    on_both(|store| async move {
+        setup(&store).await;
+        let monitor = Monitor::new(store.clone(), config("n1"));
+        trap_runs(&store, VERSION_2, 2).await;
+        assert!(
+            monitor.cycle().await.unwrap().quarantined.is_empty(),
+            "two traps in a row are not enough"
+        );
+        trap_runs(&store, VERSION_2, 1).await;
+        let cycle = monitor.cycle().await.unwrap();
+        assert_eq!(cycle.quarantined, ["noop@222222222222"]);
+        let q = store.quarantined().await.unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(
+            (q[0].plugin.as_str(), q[0].hash.as_str(), q[0].reason.as_str()),
+            (
+                "noop",
+                VERSION_2,
+                "its last 3 runs trapped (latest: trap: wasm `unreachable` instruction executed)"
+            )
+        );
+        let incident = store.open_incidents().await.unwrap().remove(0);
+        assert_eq!(
+            (
+                incident.kind.as_str(),
+                incident.subject.as_str(),
+                incident.severity.as_str()
+            ),
+            ("plugin_quarantined", "noop@222222222222", "critical")
+        );
+        assert_eq!(
+            incident.summary,
+            "plugin `noop` version 222222222222 was quarantined: its last 3 runs trapped (latest: trap: wasm \
+             `unreachable` instruction executed); tenants whose runs trapped: acme"
+        );
+        let sent = store.escalations(10).await.unwrap();
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].payload.contains("plugin_quarantined"), "{}", sent[0].payload);
+        assert!(monitor.cycle().await.unwrap().quarantined.is_empty(), "once");
+
+        // Runs the engine refuses for the quarantine are not failures of the automation.
+        store.enqueue(&vec![job("steady"); 6]).await.unwrap();
+        for j in store.claim("worker", 6, Duration::from_secs(60)).await.unwrap() {
+            let refused = FailedAttempt {
+                kind: mc_store::QUARANTINED,
+                error: "plugin `noop` version 222222222222 is quarantined",
+                retryable: false,
+                logs: None,
+                fuel: 0,
+                plugin_hash: Some(VERSION_2),
+            };
+            store.fail("worker", j.id, &refused).await.unwrap().unwrap();
+        }
+        assert!(monitor.cycle().await.unwrap().paused.is_empty());
+
+        // A new version works: the incident ends, the broken version stays quarantined.
+        store.enqueue(&[job("steady")]).await.unwrap();
+        let j = store
+            .claim("worker", 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
+        let done = mc_store::Finished {
+            id: j.id,
+            output: "{}".into(),
+            logs: None,
+            fuel: 1,
+        };
+        store.complete_many("worker", &[done]).await.unwrap();
+        let cycle = monitor.cycle().await.unwrap();
+        assert_eq!(cycle.resolved, [incident.id]);
+        assert_eq!(store.quarantined().await.unwrap().len(), 1);
+        assert_eq!(store.escalations(10).await.unwrap()[0].event_type, "incident.resolved");
+        assert_eq!(store.release_plugin("noop", "operator").await.unwrap(), [VERSION_2]);
+        assert!(store.quarantined().await.unwrap().is_empty());
+    })
+    .await;
+}
+
+/// While the oldest waiting run is older than the bound, the lowest priority is held back, one
+/// level more each cycle, never the highest waiting; the incident says so and is updated (and
+/// the update escalated) as it widens. Once the queue catches up every held run goes back in
+/// its old order; nothing is lost and the counters agree.
+#[tokio::test]
+async fn load_is_shed_lowest_priorities_first_and_let_go_in_order() {
+    on_both(|store| async move {
+        setup(&store).await;
+        let long_ago = mc_store::now_micros() - 600_000_000;
+        let at = |priority: i32, n: usize| {
+            vec![
+                NewJob {
+                    priority,
+                    run_at: Some(long_ago),
+                    ..job("steady")
+                };
+                n
+            ]
+        };
+        for (priority, n) in [(-10, 3), (0, 2), (10, 1)] {
+            store.enqueue(&at(priority, n)).await.unwrap();
+        }
+        store.stage_due(mc_store::now_micros()).await.unwrap();
+        let mut cfg = config("n1");
+        cfg.shed_after = Duration::from_secs(60);
+        let monitor = Monitor::new(store.clone(), cfg);
+
+        assert_eq!(monitor.cycle().await.unwrap().shedding, Some(3));
+        let shed = store.open_incidents().await.unwrap().remove(0);
+        assert_eq!((shed.kind.as_str(), shed.subject.as_str()), ("load_shed", "queue"));
+        assert_eq!(
+            shed.action.as_deref(),
+            Some("holding back runs of priority -10 and lower until the queue catches up; they keep their place")
+        );
+        assert_eq!(store.queue_counts("acme").await.unwrap(), (3, 0));
+        assert_eq!(monitor.cycle().await.unwrap().shedding, Some(5), "one level more");
+        // The queue is also old enough for a backlog incident of its own; only the shedding's count here.
+        let shedding_news = || async {
+            store
+                .escalations(20)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|d| d.payload.contains("load_shed"))
+                .map(|d| d.event_type)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shedding_news().await,
+            ["incident.updated", "incident.opened"],
+            "the widening is news; the same state noticed again is not"
+        );
+        assert_eq!(
+            monitor.cycle().await.unwrap().shedding,
+            Some(5),
+            "never the highest level"
+        );
+        assert_eq!(shedding_news().await.len(), 2);
+        assert_eq!(store.queue_counts("acme").await.unwrap(), (1, 0));
+
+        let top = store.claim("worker", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(top.iter().map(|j| j.priority).collect::<Vec<_>>(), [10]);
+        let done = mc_store::Finished {
+            id: top[0].id,
+            output: "{}".into(),
+            logs: None,
+            fuel: 1,
+        };
+        store.complete_many("worker", &[done]).await.unwrap();
+        let cycle = monitor.cycle().await.unwrap();
+        assert!(cycle.resolved.contains(&shed.id), "{cycle:?}");
+        assert_eq!(cycle.shedding, None);
+        assert_eq!(store.shed_count().await.unwrap(), 0);
+        store.stage_due(mc_store::now_micros()).await.unwrap();
+        assert_eq!(store.queue_counts("acme").await.unwrap(), (5, 0));
+        let rest = store.claim("worker", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            rest.iter().map(|j| j.priority).collect::<Vec<_>>(),
+            [0, 0, -10, -10, -10]
+        );
+        let resolved = &store.incidents(10).await.unwrap()[0];
+        assert!(
+            resolved
+                .action
+                .as_deref()
+                .unwrap()
+                .ends_with("let 5 held-back runs go in their old order"),
+            "{resolved:?}"
+        );
+    })
+    .await;
+}
+
+/// While a provider's breaker is open, each agent whose model it serves and that has a
+/// fallback on a working provider is recorded as running on its fallback (the tenant's
+/// incident, not escalated: it was dealt with); the breaker closing ends it.
+#[tokio::test]
+async fn agents_on_their_fallback_model_are_recorded_while_their_provider_is_down() {
+    on_both(|store| async move {
+        let known = mc_config::Known::default();
+        let team = "tenant: acme\nagents:\n  - { name: writer, role: Writes, plugin: noop, model: claude-sonnet-4-5, fallbacks: [gpt-4o-mini] }\n  - { name: solo, role: Alone, plugin: noop, model: claude-sonnet-4-5 }\n";
+        store.apply(&mc_config::parse(team, &known).unwrap()).await.unwrap();
+        let breaker = Arc::new(Mutex::new("open".to_string()));
+        let state = breaker.clone();
+        let mut cfg = config("n1");
+        cfg.providers = Some(Arc::new(move || {
+            vec![
+                ("anthropic".to_string(), state.lock().unwrap().clone()),
+                ("openai".to_string(), "closed".to_string()),
+            ]
+        }));
+        cfg.model_provider = Some(Arc::new(|m: &str| {
+            Some(if m.starts_with("claude") { "anthropic" } else { "openai" }.to_string())
+        }));
+        let monitor = Monitor::new(store.clone(), cfg);
+        let cycle = monitor.cycle().await.unwrap();
+        assert_eq!(
+            cycle.on_fallback,
+            [("acme".to_string(), "writer".to_string(), "gpt-4o-mini".to_string())]
+        );
+        let incidents = store.tenant("acme").incidents(10).await.unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert_eq!(incidents[0].kind, "model_fallback");
+        assert_eq!(
+            incidents[0].summary,
+            "agent `writer` runs on its fallback model `gpt-4o-mini` while `anthropic` (its model `claude-sonnet-4-5`) is down"
+        );
+        let sent: Vec<String> = store.escalations(10).await.unwrap().into_iter().map(|d| d.payload).collect();
+        assert!(
+            sent.iter().all(|p| !p.contains("model_fallback")),
+            "dealt with, not escalated: {sent:?}"
+        );
+        *breaker.lock().unwrap() = "closed".into();
+        let cycle = monitor.cycle().await.unwrap();
+        assert!(cycle.resolved.contains(&incidents[0].id), "{cycle:?}");
+        assert!(cycle.on_fallback.is_empty());
     })
     .await;
 }

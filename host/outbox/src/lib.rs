@@ -6,6 +6,11 @@
 //! and records the outcome: delivered on 2xx, else retried with exponential backoff and jitter
 //! until [`MAX_ATTEMPTS`], then failed with the last reason. The webhook id is the delivery's
 //! own, the same on every attempt, so a receiver drops a repeat.
+//!
+//! A delivery addressed `mailto:…` (an incident escalated by email) goes through the
+//! deployment's mail relay instead ([`smtp`]), with the same retries.
+
+pub mod smtp;
 
 use std::time::Duration;
 
@@ -45,6 +50,8 @@ pub struct OutboxConfig {
     pub timeout: Duration,
     /// Wait after the first failed attempt; doubled after each further one.
     pub backoff: Duration,
+    /// The mail relay for `mailto:` deliveries; without one they wait (retried) and say why.
+    pub smtp: Option<smtp::SmtpConfig>,
 }
 
 impl Default for OutboxConfig {
@@ -57,6 +64,7 @@ impl Default for OutboxConfig {
             poll: Duration::from_millis(500),
             timeout: Duration::from_secs(10),
             backoff: Duration::from_secs(5),
+            smtp: None,
         }
     }
 }
@@ -71,6 +79,57 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     Ok(format!("v1,{}", B64.encode(mac.finalize().into_bytes())))
+}
+
+/// The status recorded for an email the relay accepted (SMTP's "OK").
+pub const SMTP_OK: u16 = 250;
+
+/// The subject and text of the email announcing an event (an incident's opening, update or
+/// resolution), from its webhook payload.
+pub fn email_text(event_type: &str, payload: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let data = &v["data"];
+    let field = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+    let what = match event_type {
+        "incident.opened" => "opened",
+        "incident.updated" => "updated",
+        "incident.resolved" => "resolved",
+        other => other,
+    };
+    let tenant = field("tenant");
+    let scope = if tenant.is_empty() {
+        "platform".to_string()
+    } else {
+        format!("tenant {tenant}")
+    };
+    let headline = data["summary"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{} {}", field("kind"), field("subject")));
+    let subject = format!(
+        "[Mission Control] incident #{} {what} ({scope}): {headline}",
+        data["incident"]
+    );
+    let mut body = format!(
+        "Incident #{} {what}.\n\nWhere: {scope}\nKind: {}\nConcerns: {}\n",
+        data["incident"],
+        field("kind"),
+        field("subject")
+    );
+    if let Some(s) = data["severity"].as_str() {
+        body.push_str(&format!("Severity: {s}\n"));
+    }
+    if let Some(s) = data["summary"].as_str() {
+        body.push_str(&format!("\n{s}\n"));
+    }
+    if let Some(a) = data["action"].as_str() {
+        body.push_str(&format!("\nWhat was done: {a}\n"));
+    }
+    body.push_str(&format!(
+        "\nSent {} by Mission Control's monitor.\n",
+        v["timestamp"].as_str().unwrap_or_default()
+    ));
+    (subject, body)
 }
 
 /// The webhook id of a delivery: stable across its attempts.
@@ -168,6 +227,32 @@ impl Outbox {
         base.mul_f64(jitter)
     }
 
+    /// Sends `d` as an email to `address` through the relay.
+    async fn email(&self, d: &Delivery, address: &str) -> Result<u16, Failure> {
+        let Some(relay) = &self.config.smtp else {
+            return Err(transient(
+                "this node has no mail relay (--smtp-url); the email is retried once one is configured".into(),
+            ));
+        };
+        let (subject, body) = email_text(&d.event_type, &d.payload);
+        let id = format!("{}@mission-control", message_id(d));
+        let mail = smtp::Mail {
+            to: address,
+            subject: &subject,
+            body: &body,
+            message_id: &id,
+            headers: &[("X-Mission-Control-Event", &d.event_type)],
+        };
+        match smtp::send(relay, &mail).await {
+            Ok(()) => Ok(SMTP_OK),
+            Err(e) => Err(Failure {
+                status: None,
+                error: format!("email to {address}: {e}"),
+                retry: e.transient,
+            }),
+        }
+    }
+
     /// The `whsec_…` key that signs `d`: the deployment's escalation key, or the tenant secret
     /// the delivery names.
     async fn signing_key(&self, d: &Delivery) -> Result<String, Failure> {
@@ -196,6 +281,9 @@ impl Outbox {
     }
 
     async fn attempt(&self, d: &Delivery) -> Result<u16, Failure> {
+        if let Some(address) = d.url.strip_prefix("mailto:") {
+            return self.email(d, address).await;
+        }
         let url = reqwest::Url::parse(&d.url).map_err(|e| fatal(format!("`{}` is not a URL: {e}", d.url)))?;
         let origin = mc_config::webhook_origin(&d.url).map_err(fatal)?;
         let allowed = AllowList::parse(&[origin.as_str()]).map_err(|e| fatal(e.to_string()))?;

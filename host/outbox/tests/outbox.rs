@@ -147,6 +147,7 @@ async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_r
         let sink = WebhookSink::start([503, 502]).await;
         let origin = sink.origin().to_string();
         let url = format!("{origin}/incidents");
+        let ops = [mc_store::Destination::operator_webhook(&url)];
         let incident = mc_store::NewIncident {
             tenant: mc_store::PLATFORM,
             kind: "disk_low",
@@ -154,7 +155,7 @@ async fn an_escalation_is_signed_with_the_deployment_key_and_retried_while_the_r
             severity: "critical",
             summary: "the data directory has 100 MiB free of 10000 MiB",
             action: None,
-            escalate_to: Some(&url),
+            escalate: Some(&ops),
         };
         let opened = store.open_incident(&incident).await.unwrap();
         assert_eq!(
@@ -243,3 +244,137 @@ async fn a_receiver_on_a_loopback_address_not_allowed_as_a_test_host_is_refused(
     })
     .await;
 }
+
+/// An incident about a tenant reaches the operator (webhook and email) and the tenant's own
+/// contact from its configuration (webhook signed with its secret, and email), once each; the
+/// mail server (aiosmtpd) refusing the first message with 451 only delays it. Email arrives
+/// as well-formed UTF-8 mail that Python's email package reads without a defect. The
+/// resolution goes to the same places.
+#[tokio::test]
+async fn an_incident_is_mailed_and_posted_to_the_operator_and_the_tenant_contact() {
+    on_both(|store| async move {
+        let hooks = WebhookSink::start([]).await;
+        let origin = hooks.origin().to_string();
+        let mail = mc_testkit::SmtpSink::start(1).await;
+        let config = format!(
+            "tenant: acme\ncontact:\n  email: ops@acme.example\n  webhook: {{ url: \"{origin}/acme\", secret: hook-key }}\nagents:\n  - {{ name: writer, role: Writer, plugin: noop }}\n"
+        );
+        store
+            .apply(&mc_config::parse(&config, &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        store
+            .tenant("acme")
+            .put_secret(&Principal::local(), &sealer(), "hook-key", SECRET)
+            .await
+            .unwrap();
+        let ops = [
+            mc_store::Destination::operator_webhook(&format!("{origin}/ops")),
+            mc_store::Destination::email("oncall@platform.example"),
+        ];
+        let incident = mc_store::NewIncident {
+            tenant: "acme",
+            kind: "automation_paused",
+            subject: "weekly-post",
+            severity: "warning",
+            summary: "automation `weekly-post` was switched off: its last 5 runs failed — café closed",
+            action: Some("switched the automation off; switch it on again once it is fixed"),
+            escalate: Some(&ops),
+        };
+        store.open_incident(&incident).await.unwrap();
+        let outbox = Outbox::new(
+            store.clone(),
+            OutboxConfig {
+                sealer: Some(sealer()),
+                escalation_secret: Some(OPERATOR_KEY.into()),
+                test_hosts: vec![origin.clone()],
+                backoff: Duration::from_millis(10),
+                smtp: Some(mc_outbox::smtp::SmtpConfig::parse(&mail.url(), "alerts@mission-control.example").unwrap()),
+                ..OutboxConfig::default()
+            },
+        );
+        let drain = || async {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while store.escalations(20).await.unwrap().iter().any(|d| d.state == "pending") {
+                assert!(std::time::Instant::now() < deadline, "delivered in time");
+                outbox.send_due().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        drain().await;
+        let sent = store.escalations(20).await.unwrap();
+        assert_eq!(sent.len(), 4, "{sent:?}");
+        assert!(sent.iter().all(|d| d.state == "delivered"), "{sent:?}");
+        let mut urls: Vec<&str> = sent.iter().map(|d| d.url.as_str()).collect();
+        urls.sort();
+        let (acme_hook, ops_hook) = (format!("{origin}/acme"), format!("{origin}/ops"));
+        let mut want = vec![
+            acme_hook.as_str(),
+            ops_hook.as_str(),
+            "mailto:oncall@platform.example",
+            "mailto:ops@acme.example",
+        ];
+        want.sort();
+        assert_eq!(urls, want);
+        assert_eq!(mail.refused(), 1, "the first message was refused and retried");
+        let mails = mail.wait_for(2, Duration::from_secs(5)).await;
+        assert_eq!(mails.len(), 2, "one each, however often tried: {mails:?}");
+        let mut to: Vec<&str> = mails.iter().map(|m| m.to[0].as_str()).collect();
+        to.sort();
+        assert_eq!(to, ["oncall@platform.example", "ops@acme.example"]);
+        for m in &mails {
+            assert!(m.defects.is_empty(), "{m:?}");
+            assert_eq!(m.from, "alerts@mission-control.example");
+            assert_eq!(m.event, "incident.opened");
+            assert_eq!(m.content_type, "text/plain");
+            assert!(
+                m.subject.starts_with("[Mission Control] incident #")
+                    && m.subject.ends_with(
+                        " opened (tenant acme): automation `weekly-post` was switched off: its last 5 runs failed — café closed"
+                    ),
+                "{}",
+                m.subject
+            );
+            assert!(m.body.contains("Concerns: weekly-post\n"), "{}", m.body);
+            assert!(
+                m.body.contains("What was done: switched the automation off; switch it on again once it is fixed"),
+                "{}",
+                m.body
+            );
+        }
+        assert_ne!(mails[0].message_id, mails[1].message_id);
+        let posts = hooks.received();
+        assert_eq!(posts.len(), 2);
+        for p in &posts {
+            let tenant_signed = p.body.contains("\"tenant\":\"acme\"") && p.header("webhook-id").is_some();
+            assert!(tenant_signed);
+        }
+        // The tenant's post is signed with its own secret, the operator's with the deployment's.
+        let acme = sent.iter().find(|d| d.url == acme_hook).unwrap();
+        let ops_post = sent.iter().find(|d| d.url == ops_hook).unwrap();
+        assert_eq!((acme.secret.as_str(), ops_post.secret.as_str()), ("hook-key", ""));
+        let by_id = |d: &mc_store::Delivery| {
+            posts
+                .iter()
+                .find(|p| p.header("webhook-id") == Some(mc_outbox::message_id(d).as_str()))
+                .unwrap()
+                .clone()
+        };
+        verify(SECRET, &by_id(acme));
+        verify(OPERATOR_KEY, &by_id(ops_post));
+
+        store
+            .resolve_incident("acme", "automation_paused", "weekly-post", "switched on again")
+            .await
+            .unwrap()
+            .unwrap();
+        drain().await;
+        let mails = mail.wait_for(4, Duration::from_secs(5)).await;
+        assert_eq!(mails.len(), 4);
+        assert!(mails[2..].iter().all(|m| m.event == "incident.resolved" && m.subject.contains(" resolved ")));
+        assert_eq!(hooks.received().len(), 4);
+    })
+    .await;
+}
+
+const OPERATOR_KEY: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

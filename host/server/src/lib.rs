@@ -143,7 +143,23 @@ fn shared_layers(router: Router<AppState>, deadline: Duration) -> Router<AppStat
     router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(traced))
         .layer(axum::middleware::from_fn(move |req, next| timeout(deadline, req, next)))
+}
+
+/// Runs each request in a `request` span (method, path, and the status once answered), so a
+/// trace shows what the server did for it.
+async fn traced(req: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        status = tracing::field::Empty
+    );
+    let response = next.run(req).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
+    response
 }
 
 /// Turns axum's own bodiless answers (no route, wrong method, body over the limit) into the JSON

@@ -12,6 +12,7 @@
 mod access;
 mod approvals;
 mod chat;
+mod heal;
 mod metering;
 mod migrate;
 mod monitor;
@@ -38,14 +39,16 @@ pub use access::{
 };
 pub use approvals::{ApprovalError, AskState, Decision, PendingApproval};
 pub use chat::{ChatMessage, ChatThread};
+pub use heal::{AgentModels, PLUGIN_QUARANTINED, QUARANTINED, Quarantine, Shed, TrappingPlugin, plugin_version};
 pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
     MarginLine, Plan, PriceBookRow, ReplyRecord, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day,
     valid_month,
 };
 pub use monitor::{
-    AUTOMATION_PAUSED, FailingAutomation, Histogram, Incident, NewIncident, Opened, PLATFORM, PLATFORM_FAILURES,
-    QueueHealth, RUN_FUEL_BOUNDS, RUN_SECONDS_BOUNDS, RUNS_REQUEUED, SLA_START_GRACE, Sla, Totals, month_bounds,
+    AUTOMATION_PAUSED, Contact, ContactWebhook, Destination, FailingAutomation, Histogram, Incident, NewIncident,
+    Opened, PLATFORM, PLATFORM_FAILURES, QueueHealth, RUN_FUEL_BOUNDS, RUN_SECONDS_BOUNDS, RUNS_REQUEUED,
+    SLA_START_GRACE, Sla, Totals, month_bounds,
 };
 pub use outbox::{Delivery, DeliveryOutcome, NewDelivery, OPERATOR_SIGNED};
 pub use queue::{

@@ -146,6 +146,12 @@ const MIGRATIONS: &[Migration] = &[
             include_str!("../migrations/0017_monitor_common.sql")
         ),
     },
+    Migration {
+        version: 18,
+        name: "quarantine, load shedding, tenant contacts",
+        sqlite: include_str!("../migrations/0018_heal.sql"),
+        postgres: include_str!("../migrations/0018_heal.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

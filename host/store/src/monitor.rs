@@ -72,10 +72,87 @@ pub struct NewIncident<'a> {
     pub severity: &'a str,
     pub summary: &'a str,
     pub action: Option<&'a str>,
-    /// Where a new incident is escalated: an `incident.opened` event posted to this URL (signed
-    /// with the deployment's escalation key) by the outbox, written with the incident. `None`
-    /// for incidents the monitor fixed by itself.
-    pub escalate_to: Option<&'a str>,
+    /// Whether it needs a person, and which of the operator's destinations to tell: `None` for
+    /// incidents the monitor fixed by itself. A new incident that needs a person is posted to
+    /// each destination and to its tenant's own contact (`contact` in its configuration) as an
+    /// `incident.opened` event, by the outbox, written with the incident.
+    pub escalate: Option<&'a [Destination]>,
+}
+
+/// Where an incident is escalated: a webhook URL (`https://…`, signed per Standard Webhooks) or
+/// an address (`mailto:ops@example.com`, sent by email).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Destination {
+    pub url: String,
+    /// The tenant secret that signs a webhook, or [`crate::OPERATOR_SIGNED`] for the
+    /// deployment's escalation key (and for email).
+    pub secret: String,
+}
+
+impl Destination {
+    /// The operator's webhook, signed with the deployment's escalation key.
+    pub fn operator_webhook(url: &str) -> Destination {
+        Destination {
+            url: url.to_string(),
+            secret: crate::OPERATOR_SIGNED.to_string(),
+        }
+    }
+
+    /// An email address.
+    pub fn email(address: &str) -> Destination {
+        Destination {
+            url: format!("mailto:{address}"),
+            secret: crate::OPERATOR_SIGNED.to_string(),
+        }
+    }
+}
+
+/// The destinations an incident was escalated to, as kept in `incidents.escalated_to`: a JSON
+/// list (an older release kept the operator's webhook URL alone).
+fn escalated(kept: Option<&str>) -> Vec<Destination> {
+    match kept {
+        None | Some("") => Vec::new(),
+        Some(text) if text.starts_with('[') => serde_json::from_str(text).unwrap_or_default(),
+        Some(url) => vec![Destination::operator_webhook(url)],
+    }
+}
+
+/// The `data` of an `incident.opened` or `incident.updated` event.
+fn event_data(id: i64, new: &NewIncident<'_>, action: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "incident": id,
+        "tenant": new.tenant,
+        "kind": new.kind,
+        "subject": new.subject,
+        "severity": new.severity,
+        "summary": new.summary,
+        "action": action,
+    })
+}
+
+/// Writes an `incident.*` event for each destination inside `tx`.
+async fn escalate_in(
+    tx: &mut crate::Tx,
+    tenant: &str,
+    event_type: &str,
+    to: &[Destination],
+    data: &serde_json::Value,
+) -> Result<(), StoreError> {
+    for d in to {
+        crate::outbox::add_delivery(
+            tx,
+            tenant,
+            &crate::NewDelivery {
+                event_type,
+                run_id: None,
+                url: &d.url,
+                secret: &d.secret,
+                data,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// What recording an open incident did.
@@ -219,11 +296,13 @@ impl Store {
         for (tenant, automation) in candidates {
             let latest: Vec<(String, Option<String>)> = sqlx::query_as(
                 "SELECT state, error FROM jobs WHERE tenant_id = $1 AND automation = $2 \
-                 AND state IN ('succeeded', 'dead', 'awaiting_approval', 'rejected') ORDER BY id DESC LIMIT $3",
+                 AND state IN ('succeeded', 'dead', 'awaiting_approval', 'rejected') \
+                 AND COALESCE(error_kind, '') <> $4 ORDER BY id DESC LIMIT $3",
             )
             .bind(&tenant)
             .bind(&automation)
             .bind(i64::from(streak))
+            .bind(crate::QUARANTINED)
             .fetch_all(self.pool())
             .await?;
             let in_a_row = latest.iter().take_while(|(state, _)| state == "dead").count() as u32;
@@ -256,56 +335,74 @@ impl Store {
     }
 
     /// Records an open incident, or updates the open one of the same tenant, kind and subject.
-    /// A new one is escalated (see [`NewIncident::escalate_to`]) in the same transaction: once,
-    /// however often it is noticed again.
+    /// A new one that needs a person is escalated (see [`NewIncident::escalate`]) in the same
+    /// transaction: once, however often it is noticed again. An update that changes its severity
+    /// or what was done about it is posted where it was escalated as `incident.updated`; one that
+    /// only restates it (a queue a little older) is not sent.
     pub async fn open_incident(&self, new: &NewIncident<'_>) -> Result<Opened, StoreError> {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
-        let (id, opened_at): (i64, i64) = sqlx::query_as(
-            "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, updated_at, \
-             escalated_to) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7, $8) \
-             ON CONFLICT (tenant_id, kind, subject) WHERE state = 'open' DO UPDATE SET summary = excluded.summary, \
-             severity = excluded.severity, action = COALESCE(excluded.action, incidents.action), updated_at = excluded.updated_at \
-             RETURNING id, opened_at",
-        )
+        let existing: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT id, severity, action, escalated_to FROM incidents \
+             WHERE tenant_id = $1 AND kind = $2 AND subject = $3 AND state = 'open'{}",
+            self.for_update()
+        ))
         .bind(new.tenant)
         .bind(new.kind)
         .bind(new.subject)
-        .bind(new.severity)
-        .bind(new.summary)
-        .bind(new.action)
-        .bind(now)
-        .bind(new.escalate_to)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        let opened = if opened_at == now {
-            Opened::New(id)
-        } else {
-            Opened::Updated(id)
+        let opened = match existing {
+            Some((id, severity, action, escalated_to)) => {
+                let action_now = new.action.map(str::to_string).or(action.clone());
+                sqlx::query(
+                    "UPDATE incidents SET summary = $2, severity = $3, action = $4, updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(new.summary)
+                .bind(new.severity)
+                .bind(&action_now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let to = escalated(escalated_to.as_deref());
+                if !to.is_empty() && (severity != new.severity || action != action_now) {
+                    let data = event_data(id, new, action_now.as_deref());
+                    escalate_in(&mut tx, new.tenant, "incident.updated", &to, &data).await?;
+                }
+                Opened::Updated(id)
+            }
+            None => {
+                let to = match new.escalate {
+                    Some(ops) => {
+                        let mut to = ops.to_vec();
+                        if new.tenant != PLATFORM {
+                            to.extend(contact_in(&mut tx, new.tenant).await?);
+                        }
+                        to
+                    }
+                    None => Vec::new(),
+                };
+                let kept = (!to.is_empty()).then(|| serde_json::to_string(&to).unwrap_or_default());
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO incidents (tenant_id, kind, subject, severity, state, summary, action, opened_at, \
+                     updated_at, escalated_to) VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $7, $8) RETURNING id",
+                )
+                .bind(new.tenant)
+                .bind(new.kind)
+                .bind(new.subject)
+                .bind(new.severity)
+                .bind(new.summary)
+                .bind(new.action)
+                .bind(now)
+                .bind(kept)
+                .fetch_one(&mut *tx)
+                .await?;
+                let data = event_data(id, new, new.action);
+                escalate_in(&mut tx, new.tenant, "incident.opened", &to, &data).await?;
+                Opened::New(id)
+            }
         };
-        if let (Opened::New(id), Some(url)) = (opened, new.escalate_to) {
-            let data = serde_json::json!({
-                "incident": id,
-                "tenant": new.tenant,
-                "kind": new.kind,
-                "subject": new.subject,
-                "severity": new.severity,
-                "summary": new.summary,
-                "action": new.action,
-            });
-            crate::outbox::add_delivery(
-                &mut tx,
-                new.tenant,
-                &crate::NewDelivery {
-                    event_type: "incident.opened",
-                    run_id: None,
-                    url,
-                    secret: crate::OPERATOR_SIGNED,
-                    data: &data,
-                },
-            )
-            .await?;
-        }
         tx.commit().await?;
         Ok(opened)
     }
@@ -425,6 +522,56 @@ impl TenantScope<'_> {
     }
 }
 
+/// A tenant's own contact for incidents that concern it (kept as JSON in `tenants.contact`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Contact {
+    /// Where incident emails go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Where incident events are posted, and the tenant secret (`whsec_…`) that signs them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<ContactWebhook>,
+}
+
+/// A tenant's incident webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ContactWebhook {
+    pub url: String,
+    /// The name of the tenant secret holding the signing key.
+    pub secret: String,
+}
+
+impl Contact {
+    /// Where this contact is told about an incident.
+    pub fn destinations(&self) -> Vec<Destination> {
+        let mut to = Vec::new();
+        if let Some(w) = &self.webhook {
+            to.push(Destination {
+                url: w.url.clone(),
+                secret: w.secret.clone(),
+            });
+        }
+        if let Some(e) = &self.email {
+            to.push(Destination::email(e));
+        }
+        to
+    }
+}
+
+/// The destinations of `tenant`'s own contact, read inside `tx`.
+async fn contact_in(tx: &mut crate::Tx, tenant: &str) -> Result<Vec<Destination>, StoreError> {
+    let row: Option<(Option<String>,)> = sqlx::query_as("SELECT contact FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row.and_then(|(c,)| c) {
+        Some(text) => serde_json::from_str::<Contact>(&text)
+            .map_err(|e| StoreError::Corrupt(format!("tenant contact: {e}")))?
+            .destinations(),
+        None => Vec::new(),
+    })
+}
+
 /// [`Store::resolved_incident`] on any executor (lease recovery records what it did in its own
 /// transaction).
 pub(crate) async fn record_resolved<'e, E>(executor: E, new: &NewIncident<'_>) -> Result<i64, StoreError>
@@ -474,27 +621,15 @@ pub(crate) async fn resolve_in(
     let Some((id, escalated_to, action)) = row else {
         return Ok(None);
     };
-    if let Some(url) = escalated_to {
-        let data = serde_json::json!({
-            "incident": id,
-            "tenant": tenant,
-            "kind": kind,
-            "subject": subject,
-            "action": action,
-        });
-        crate::outbox::add_delivery(
-            tx,
-            tenant,
-            &crate::NewDelivery {
-                event_type: "incident.resolved",
-                run_id: None,
-                url: &url,
-                secret: crate::OPERATOR_SIGNED,
-                data: &data,
-            },
-        )
-        .await?;
-    }
+    let to = escalated(escalated_to.as_deref());
+    let data = serde_json::json!({
+        "incident": id,
+        "tenant": tenant,
+        "kind": kind,
+        "subject": subject,
+        "action": action,
+    });
+    escalate_in(tx, tenant, "incident.resolved", &to, &data).await?;
     Ok(Some(id))
 }
 

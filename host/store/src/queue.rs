@@ -89,6 +89,9 @@ pub struct FailedAttempt<'a> {
     pub logs: Option<&'a str>,
     /// Fuel it burnt, recorded in the ledger.
     pub fuel: u64,
+    /// The version (SHA-256, hex) of the plugin it ran, when it was loaded: the monitor tells a
+    /// version that traps run after run from the one before it.
+    pub plugin_hash: Option<&'a str>,
 }
 
 /// What `enqueue` did.
@@ -560,6 +563,7 @@ impl Store {
             retryable,
             logs,
             fuel,
+            plugin_hash,
         } = *attempt;
         let now = now_micros();
         let mut tx = self.write_tx().await?;
@@ -578,7 +582,7 @@ impl Store {
             let run_at = now + backoff(id, attempt as u32).as_micros() as i64;
             sqlx::query(
                 "UPDATE jobs SET state = 'scheduled', run_at = $2, rank_key = $3, error_kind = $4, error = $5, logs = $6, \
-                 lease_until = NULL, claimed_by = NULL WHERE id = $1",
+                 lease_until = NULL, claimed_by = NULL, plugin_hash = $7 WHERE id = $1",
             )
             .bind(id)
             .bind(run_at)
@@ -586,18 +590,21 @@ impl Store {
             .bind(kind)
             .bind(error)
             .bind(logs)
+            .bind(plugin_hash)
             .execute(&mut *tx)
             .await?;
             Failed::Retrying { run_at }
         } else {
             sqlx::query(
-                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, lease_until = NULL WHERE id = $1",
+                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, lease_until = NULL, \
+                 plugin_hash = $6 WHERE id = $1",
             )
                 .bind(id)
                 .bind(kind)
                 .bind(error)
                 .bind(now)
                 .bind(logs)
+                .bind(plugin_hash)
                 .execute(&mut *tx)
                 .await?;
             Failed::Dead
@@ -711,7 +718,7 @@ impl Store {
                     severity: "warning",
                     summary: &summary,
                     action: Some(&action),
-                    escalate_to: None,
+                    escalate: None,
                 },
             )
             .await?;

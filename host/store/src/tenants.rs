@@ -76,7 +76,7 @@ pub(crate) struct StoredGrants {
     #[serde(default)]
     secrets: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    fallbacks: Vec<String>,
+    pub(crate) fallbacks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) budget_monthly: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,7 +210,9 @@ fn automation_row(t: AutomationTuple) -> Result<AutomationRow, StoreError> {
 }
 
 /// Name, configuration version, plan and budgets of a tenant being applied.
-type ExistingTenant = (String, i64, String, Option<i64>, Option<i64>);
+type ExistingTenant = (String, i64, String, Option<i64>, Option<i64>, Option<String>);
+/// Name, configuration version, budgets and contact of a tenant being read back as a file.
+type ConfigTenant = (String, i64, Option<i64>, Option<i64>, Option<String>);
 type TenantTuple = (
     String,
     String,
@@ -406,7 +408,7 @@ impl Store {
         let mut changes = Vec::new();
 
         let existing: Option<ExistingTenant> = sqlx::query_as(&format!(
-            "SELECT name, config_version, plan, budget_monthly, budget_per_run FROM tenants WHERE id = $1{}",
+            "SELECT name, config_version, plan, budget_monthly, budget_per_run, contact FROM tenants WHERE id = $1{}",
             self.for_update()
         ))
         .bind(tenant)
@@ -421,6 +423,16 @@ impl Store {
             budget.monthly.map(|m| m.micros() as i64),
             budget.per_run.map(|m| m.micros() as i64),
         );
+        let contact = c.contact.as_ref().map(|c| {
+            let stored = crate::Contact {
+                email: c.email.clone(),
+                webhook: c.webhook.as_ref().map(|w| crate::ContactWebhook {
+                    url: w.url.clone(),
+                    secret: w.secret.clone(),
+                }),
+            };
+            serde_json::to_string(&stored).unwrap_or_default()
+        });
         if let Some(expected) = expected_version
             && expected != version
         {
@@ -436,7 +448,7 @@ impl Store {
             .unwrap_or_else(|| tenant.to_string());
         let change = match &existing {
             None => Some((ChangeKind::Created, vec![])),
-            Some((old, _, _, monthly, per_run)) => {
+            Some((old, _, _, monthly, per_run, old_contact)) => {
                 let mut fields = Vec::new();
                 if *old != name {
                     fields.push("name".to_string());
@@ -444,16 +456,19 @@ impl Store {
                 if (*monthly, *per_run) != budget {
                     fields.push("budget".to_string());
                 }
+                if *old_contact != contact {
+                    fields.push("contact".to_string());
+                }
                 (!fields.is_empty()).then_some((ChangeKind::Updated, fields))
             }
         };
         if let Some((kind, fields)) = change {
             // One upsert for both cases: `created_at` and `partner` are written only by the insert.
             sqlx::query(
-                "INSERT INTO tenants (id, name, partner, created_at, updated_at, budget_monthly, budget_per_run) \
-                 VALUES ($1, $2, $3, $4, $4, $5, $6) \
+                "INSERT INTO tenants (id, name, partner, created_at, updated_at, budget_monthly, budget_per_run, contact) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6, $7) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at, \
-                 budget_monthly = excluded.budget_monthly, budget_per_run = excluded.budget_per_run",
+                 budget_monthly = excluded.budget_monthly, budget_per_run = excluded.budget_per_run, contact = excluded.contact",
             )
             .bind(tenant)
             .bind(&name)
@@ -465,6 +480,7 @@ impl Store {
             .bind(now)
             .bind(budget.0)
             .bind(budget.1)
+            .bind(&contact)
             .execute(&mut *tx)
             .await?;
             changes.push(Change {
@@ -708,13 +724,27 @@ impl<'a> TenantScope<'a> {
     /// Its whole configuration as a file would state it, and the configuration's version (for
     /// [`Store::apply_as`]'s `expected_version`).
     pub async fn config(&self) -> Result<Option<(TenantConfig, i64)>, StoreError> {
-        let row: Option<(String, i64, Option<i64>, Option<i64>)> =
-            sqlx::query_as("SELECT name, config_version, budget_monthly, budget_per_run FROM tenants WHERE id = $1")
-                .bind(self.tenant)
-                .fetch_optional(self.store.pool())
-                .await?;
-        let Some((name, version, monthly, per_run)) = row else {
+        let row: Option<ConfigTenant> = sqlx::query_as(
+            "SELECT name, config_version, budget_monthly, budget_per_run, contact FROM tenants WHERE id = $1",
+        )
+        .bind(self.tenant)
+        .fetch_optional(self.store.pool())
+        .await?;
+        let Some((name, version, monthly, per_run, contact)) = row else {
             return Ok(None);
+        };
+        let contact = match contact {
+            Some(text) => {
+                let c: crate::Contact = serde_json::from_str(&text).map_err(|e| corrupt("tenant contact", e))?;
+                Some(mc_config::ContactSpec {
+                    email: c.email,
+                    webhook: c.webhook.map(|w| mc_config::WebhookTarget {
+                        url: w.url,
+                        secret: w.secret,
+                    }),
+                })
+            }
+            None => None,
         };
         let budget = (monthly.is_some() || per_run.is_some()).then(|| mc_config::TenantBudget {
             monthly: monthly.map(|m| mc_config::Usd(m as u64)),
@@ -767,6 +797,7 @@ impl<'a> TenantScope<'a> {
                 agents,
                 automations,
                 budget,
+                contact,
                 registries: self.registries().await?,
             },
             version,

@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 17);
+    assert_eq!(n, 18);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 17)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 18)"
     );
 }
 
@@ -362,6 +362,7 @@ async fn failures_retry_with_backoff_then_go_dead() {
                     retryable: true,
                     logs: None,
                     fuel: 0,
+                    plugin_hash: None,
                 },
             )
             .await
@@ -395,7 +396,8 @@ async fn failures_retry_with_backoff_then_go_dead() {
                         error: "boom again",
                         retryable: true,
                         logs: None,
-                        fuel: 0
+                        fuel: 0,
+                        plugin_hash: None
                     }
                 )
                 .await
@@ -417,7 +419,8 @@ async fn failures_retry_with_backoff_then_go_dead() {
                         error: "bad",
                         retryable: false,
                         logs: None,
-                        fuel: 0
+                        fuel: 0,
+                        plugin_hash: None
                     }
                 )
                 .await
@@ -583,6 +586,7 @@ async fn dead_jobs_can_be_retried_by_their_tenant() {
                     retryable: false,
                     logs: None,
                     fuel: 0,
+                    plugin_hash: None,
                 },
             )
             .await
@@ -679,6 +683,7 @@ async fn an_automation_limit_holds_its_runs_back_without_blocking_others() {
                     retryable: false,
                     logs: None,
                     fuel: 0,
+                    plugin_hash: None,
                 },
             )
             .await
@@ -866,6 +871,7 @@ async fn run_fuel_is_priced_and_the_ledger_refuses_changes() {
                     retryable: false,
                     logs: None,
                     fuel: 1_000_000_000,
+                    plugin_hash: None,
                 },
             )
             .await

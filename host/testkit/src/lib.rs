@@ -2,11 +2,12 @@
 //! PostgreSQL database on the local server (127.0.0.1:5432, user postgres, trust auth) created for
 //! the test and dropped after it; and a private PostgreSQL server ([`PgCluster`]) for tests that
 //! restart the database. [`fake_ai`] has fake AI providers that speak the real wire formats;
-//! [`WebhookSink`] receives outbound webhooks.
+//! [`WebhookSink`] receives outbound webhooks, [`SmtpSink`] escalation emails.
 
 mod cluster;
 pub mod fake_ai;
 mod sink;
+mod smtp;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use sqlx::Connection;
 
 pub use cluster::PgCluster;
 pub use sink::{Received, WebhookSink};
+pub use smtp::{Mail, SmtpSink};
 
 /// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/`): where the plugins are
 /// built (`wasm32-wasip2/plugin/`) and the tests share their compiled-component cache.

@@ -178,6 +178,7 @@ async fn world(store: &Store, server: &Server) -> Keys {
                     retryable: false,
                     logs: None,
                     fuel: 0,
+                    plugin_hash: None,
                 },
             )
             .await
@@ -1661,7 +1662,7 @@ async fn incidents_fleet_health_and_metrics() {
             severity: "warning",
             summary: "something happened",
             action: Some("did something"),
-            escalate_to: None,
+            escalate: None,
         };
         store
             .open_incident(&incident("acme", "automation_paused", "quick"))
