@@ -6,6 +6,7 @@ mod client;
 mod cron;
 mod exit;
 mod manage;
+mod plugin;
 mod run;
 mod serve;
 mod template;
@@ -88,6 +89,8 @@ enum Command {
     Prices(billing::PricesArgs),
     /// Change a tenant's plan (operators).
     Plan(billing::PlanArgs),
+    /// Plugin versions the monitor quarantined, and lifting a quarantine (operators).
+    Plugin(plugin::PluginArgs),
     /// The template gallery: list, show, and install a vertical's team into a tenant.
     Template(template::TemplateArgs),
     /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
@@ -173,6 +176,7 @@ fn main() -> std::process::ExitCode {
             Command::Prices(args) => billing::prices(args).await,
             Command::Template(args) => template::template(args).await,
             Command::Plan(args) => billing::plan(args).await,
+            Command::Plugin(args) => plugin::plugin(args).await,
         }
     });
     // Spans of the last moments (a run that ended at shutdown) still reach the collector.

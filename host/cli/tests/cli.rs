@@ -982,3 +982,232 @@ fn serve_demo_starts_a_working_team() {
     assert!(status.success(), "{log}{rest}");
     assert!(log.contains("demo tenant `demo` ready"), "{log}");
 }
+
+/// Chaos, as real processes: a node whose plugin starts trapping after a new version is
+/// deployed. The monitor quarantines that version after three trapped runs, and the node refuses
+/// its runs at once (kept as dead runs) instead of trapping again; the incident reaches the
+/// operator's webhook, which is down at first (503 twice: retried, delivered once), and the
+/// operator's email (aiosmtpd). A fixed version works and closes the incident; the operator lifts
+/// the quarantine and retries the dead runs: every run ends succeeded, and each attempt that ran
+/// has exactly one fuel row. The node exports its traces by OTLP meanwhile.
+#[test]
+fn a_plugin_that_starts_trapping_after_a_new_version_is_quarantined_and_escalated() {
+    use std::time::{Duration, Instant};
+    const KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let hook = tokio.block_on(mc_testkit::WebhookSink::start([503, 503]));
+    let collector = tokio.block_on(mc_testkit::WebhookSink::start([]));
+    let mail = tokio.block_on(mc_testkit::SmtpSink::start(0));
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let deploy = |from: &str| {
+        // A new file, renamed into place: what a deploy does, never a half-written plugin.
+        let next = plugins.join("next.tmp");
+        std::fs::copy(plugin_dir().join(from), &next).unwrap();
+        std::fs::rename(&next, plugins.join("worker.wasm")).unwrap();
+    };
+    deploy("noop.wasm");
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(
+        &file,
+        "tenant: acme\nagents:\n  - { name: bot, role: Works, plugin: worker }\nautomations:\n  - { name: job, agent: bot, trigger: { manual: true }, input: { mode: trap } }\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let with_plugins = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+            .args(args)
+            .env("MISSIONCTL_PLUGIN_DIR", &plugins)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    with_plugins(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d]);
+    let origin = hook.origin().to_string();
+    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args([
+            "serve",
+            "--data-dir",
+            d,
+            "--listen",
+            "127.0.0.1:0",
+            "--escalation-url",
+            &format!("{origin}/ops"),
+            "--escalation-secret",
+            KEY,
+            "--allow-test-host",
+            &origin,
+            "--escalation-email",
+            "oncall@platform.example",
+            "--smtp-url",
+            &mail.url(),
+            "--smtp-from",
+            "alerts@mission-control.example",
+            "--otlp-endpoint",
+            collector.origin(),
+        ])
+        .env("MISSIONCTL_PLUGIN_DIR", &plugins)
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = tokio
+        .block_on(mc_store::Store::open_sqlite(&data.join("missionctl.db")))
+        .unwrap();
+    let runs = || tokio.block_on(store.jobs("acme", 100)).unwrap();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: {:?}", runs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let run_now = || with_plugins(&["run-now", "job", "--tenant", "acme", "--data-dir", d]);
+    let finished = |n: usize| {
+        runs()
+            .iter()
+            .filter(|r| r.state == "succeeded" || r.state == "dead")
+            .count()
+            >= n
+    };
+
+    run_now();
+    wait("version 1 runs", &|| finished(1));
+    assert_eq!(runs()[0].state, "succeeded");
+    deploy("hostile.wasm");
+    // The node looks at the file at most once a second.
+    std::thread::sleep(mc_engine::RECHECK_EVERY + Duration::from_millis(200));
+    for _ in 0..3 {
+        run_now();
+    }
+    wait("version 2 traps three times", &|| finished(4));
+    assert!(
+        runs()[..3].iter().all(|r| r.error_kind.as_deref() == Some("trap")),
+        "{:?}",
+        runs()
+    );
+    wait("the monitor quarantines version 2", &|| {
+        !tokio.block_on(store.quarantined()).unwrap().is_empty()
+    });
+    std::thread::sleep(mc_engine::QUARANTINE_REFRESH + Duration::from_millis(200));
+    run_now();
+    wait("the refused run", &|| finished(5));
+    let refused = &runs()[0];
+    assert_eq!(refused.error_kind.as_deref(), Some("quarantined"), "{refused:?}");
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("plugin `worker` version ")
+            && refused
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("is quarantined: its last 3 runs trapped (latest: "),
+        "{refused:?}"
+    );
+    assert_eq!(
+        with_plugins(&["plugin", "quarantined", "--data-dir", d])
+            .matches("worker@")
+            .count(),
+        1
+    );
+
+    // Escalated: the webhook answered 503 twice, then took it; one email.
+    wait("the escalation is delivered", &|| hook.count() >= 3);
+    let posts = hook.received();
+    let ids: std::collections::BTreeSet<&str> = posts.iter().map(|r| r.header("webhook-id").unwrap()).collect();
+    assert_eq!(ids.len(), 1, "one message, retried");
+    let body: serde_json::Value = serde_json::from_str(&posts[2].body).unwrap();
+    assert_eq!(
+        (&body["type"], &body["data"]["kind"]),
+        (&json!("incident.opened"), &json!("plugin_quarantined"))
+    );
+    let mails = tokio.block_on(mail.wait_for(1, Duration::from_secs(30)));
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["oncall@platform.example"]);
+    assert!(
+        mails[0].subject.contains("plugin `worker` version"),
+        "{}",
+        mails[0].subject
+    );
+
+    // A fixed version: runs work again and the incident closes (posted and mailed once more).
+    deploy("noop.wasm");
+    std::thread::sleep(mc_engine::RECHECK_EVERY + Duration::from_millis(200));
+    run_now();
+    wait("version 3 runs", &|| finished(6));
+    assert_eq!(runs()[0].state, "succeeded");
+    wait("the incident is resolved", &|| {
+        tokio
+            .block_on(store.open_incidents())
+            .unwrap()
+            .iter()
+            .all(|i| i.kind != "plugin_quarantined")
+    });
+    wait("the resolution is posted", &|| {
+        hook.received().iter().any(|r| r.body.contains("incident.resolved"))
+    });
+    assert_eq!(tokio.block_on(mail.wait_for(2, Duration::from_secs(30))).len(), 2);
+    let out = with_plugins(&["plugin", "release", "worker", "--data-dir", d]);
+    assert_eq!(
+        out,
+        "worker: lifted the quarantine of 1 version(s); retry the runs it refused\n"
+    );
+    for r in runs().iter().filter(|r| r.state == "dead") {
+        assert!(tokio.block_on(store.retry_dead("acme", r.id)).unwrap());
+    }
+    wait("the retried runs", &|| runs().iter().all(|r| r.state == "succeeded"));
+    // Attempts: 6 runs, 4 of them retried once; the refused attempt burnt no fuel, every other
+    // attempt has its one fuel row: 9, none twice.
+    let fuel_rows: usize = runs()
+        .iter()
+        .map(|r| {
+            tokio
+                .block_on(store.tenant("acme").ledger_of_run(&r.id.to_string()))
+                .unwrap()
+                .iter()
+                .filter(|l| l.kind == "fuel")
+                .count()
+        })
+        .sum();
+    assert_eq!(fuel_rows, 9);
+
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The traces: run spans carrying the tenant, exported as OTLP JSON.
+    let exported: Vec<serde_json::Value> = collector
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let spans: Vec<&serde_json::Value> = exported
+        .iter()
+        .flat_map(|e| e["resourceSpans"].as_array().unwrap())
+        .flat_map(|r| r["scopeSpans"].as_array().unwrap())
+        .flat_map(|s| s["spans"].as_array().unwrap())
+        .collect();
+    let run_spans: Vec<_> = spans.iter().filter(|s| s["name"] == "run").collect();
+    assert!(run_spans.len() >= 10, "a span per attempt: {}", run_spans.len());
+    assert!(
+        run_spans[0]["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "tenant" && a["value"]["stringValue"] == "acme"),
+        "{}",
+        run_spans[0]
+    );
+    assert!(
+        collector
+            .received()
+            .iter()
+            .all(|r| r.header("content-type") == Some("application/json"))
+    );
+}

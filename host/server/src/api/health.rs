@@ -165,6 +165,63 @@ pub async fn fleet(State(state): State<AppState>, Auth(who): Auth) -> Result<Jso
     }))
 }
 
+/// A plugin version the monitor quarantined.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuarantineDto {
+    pub plugin: String,
+    /// SHA-256 of the version, hex.
+    pub hash: String,
+    pub reason: String,
+    pub since: String,
+}
+
+/// Plugin versions the monitor quarantined (operators only).
+#[utoipa::path(get, path = "/api/v1/quarantine", tag = "health", responses((status = 200, body = Vec<QuarantineDto>)))]
+pub async fn quarantined(State(state): State<AppState>, Auth(who): Auth) -> Result<Json<Vec<QuarantineDto>>, ApiError> {
+    operator_only(&who, "quarantined plugins")?;
+    Ok(Json(
+        state
+            .store
+            .quarantined()
+            .await?
+            .into_iter()
+            .map(|q| QuarantineDto {
+                since: time(q.since),
+                plugin: q.plugin,
+                hash: q.hash,
+                reason: q.reason,
+            })
+            .collect(),
+    ))
+}
+
+/// What lifting a quarantine did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Released {
+    pub plugin: String,
+    /// The versions no longer quarantined.
+    pub released: Vec<String>,
+}
+
+/// Lifts every quarantine of a plugin (operators only) and resolves its incidents.
+#[utoipa::path(delete, path = "/api/v1/quarantine/{plugin}", tag = "health",
+    params(("plugin" = String, Path)), responses((status = 200, body = Released), (status = 404)))]
+pub async fn release(
+    State(state): State<AppState>,
+    Auth(who): Auth,
+    ApiPath(plugin): ApiPath<String>,
+) -> Result<Json<Released>, ApiError> {
+    operator_only(&who, "quarantined plugins")?;
+    let who_name = format!("operator key {}", who.key_id);
+    let released = state.store.release_plugin(&plugin, &who_name).await?;
+    if released.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "plugin `{plugin}` has no quarantined version"
+        )));
+    }
+    Ok(Json(Released { plugin, released }))
+}
+
 fn operator_only(who: &mc_store::Principal, what: &str) -> Result<(), ApiError> {
     if who.role != Role::Operator {
         return Err(ApiError::Forbidden(format!("only operators see {what}")));

@@ -154,4 +154,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants/{tenant}/incidents", get(health::incidents))
         .route("/api/v1/tenants/{tenant}/sla", get(health::sla))
         .route("/api/v1/health", get(health::fleet))
+        .route("/api/v1/quarantine", get(health::quarantined))
+        .route("/api/v1/quarantine/{plugin}", axum::routing::delete(health::release))
 }

@@ -85,6 +85,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         health::incidents,
         health::sla,
         health::fleet,
+        health::quarantined,
+        health::release,
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
