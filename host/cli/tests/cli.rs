@@ -1211,3 +1211,120 @@ fn a_plugin_that_starts_trapping_after_a_new_version_is_quarantined_and_escalate
             .all(|r| r.header("content-type") == Some("application/json"))
     );
 }
+
+/// Unmounts the test's small file system however the test ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Chaos, as real processes: the data directory's disk nearly full (a 1 GiB tmpfs filled with
+/// `fallocate` to under 512 MiB free). The monitor opens a `disk_low` incident and escalates it;
+/// runs go on; once space is freed the incident resolves. Needs root to mount (CI runs as root).
+#[test]
+fn a_nearly_full_data_disk_is_an_incident_until_space_is_freed() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1g", "tmpfs"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a tmpfs needs root (CI runs as root)");
+    let _guard = Mounted(data.clone());
+    let d = data.to_str().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(&file, TENANT_FILE).unwrap();
+    assert_eq!(
+        code(&missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d])),
+        0
+    );
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let hook = tokio.block_on(mc_testkit::WebhookSink::start([]));
+    let origin = hook.origin().to_string();
+    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])
+        .args([
+            "--escalation-url",
+            &format!("{origin}/ops"),
+            "--allow-test-host",
+            &origin,
+        ])
+        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = tokio
+        .block_on(mc_store::Store::open_sqlite(&data.join("missionctl.db")))
+        .unwrap();
+    let disk_low = || {
+        tokio
+            .block_on(store.incidents(50))
+            .unwrap()
+            .into_iter()
+            .find(|i| i.kind == "disk_low")
+    };
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // A cycle with room to spare opens nothing.
+    wait("a first health snapshot", &|| {
+        tokio.block_on(store.snapshot_count()).unwrap() > 0
+    });
+    assert!(disk_low().is_none());
+    let filler = data.join("filler");
+    let filled = Command::new("fallocate")
+        .args(["-l", "800M"])
+        .arg(&filler)
+        .status()
+        .unwrap();
+    assert!(filled.success());
+    wait("the monitor notices", &|| disk_low().is_some_and(|i| i.state == "open"));
+    let incident = disk_low().unwrap();
+    assert_eq!(incident.severity, "critical");
+    assert!(
+        incident.summary.starts_with(&format!("the data directory {d} has ")),
+        "{}",
+        incident.summary
+    );
+    assert!(
+        incident.summary.ends_with(" MiB free of 1024 MiB"),
+        "{}",
+        incident.summary
+    );
+    wait("it is escalated", &|| {
+        hook.received().iter().any(|r| r.body.contains("disk_low"))
+    });
+    // Work goes on while there is room.
+    let o = missionctl(&["run-now", "weekly-post", "--tenant", "acme", "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    wait("the run", &|| {
+        tokio
+            .block_on(store.jobs("acme", 10))
+            .unwrap()
+            .first()
+            .is_some_and(|j| j.state == "succeeded")
+    });
+    std::fs::remove_file(&filler).unwrap();
+    wait("the incident resolves", &|| {
+        disk_low().is_some_and(|i| i.state == "resolved")
+    });
+    wait("the resolution is posted", &|| {
+        hook.received().iter().any(|r| r.body.contains("incident.resolved"))
+    });
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
