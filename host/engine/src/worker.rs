@@ -148,7 +148,7 @@ impl Engine {
                 "plugin `{}` version {} is quarantined: {reason}. Its runs fail at once until a new version is \
                  installed or an operator lifts the quarantine (`missionctl plugin release {}`); retry this run then",
                 job.plugin,
-                &plugin.hash()[..12.min(plugin.hash().len())],
+                mc_store::short_hash(plugin.hash()),
                 job.plugin
             );
             return Ok(Execution::Failed {

@@ -326,7 +326,8 @@ impl Monitor {
         }
         self.fallbacks(&mut out, &open, &providers).await?;
         self.quarantine(&mut out, &open, since).await?;
-        self.shed(&mut out, &open).await?;
+        let oldest_wait = queues.iter().map(|q| q.oldest_wait_ms).max().unwrap_or(0);
+        self.shed(&mut out, &open, oldest_wait).await?;
 
         let disk = match &self.config.data_dir {
             Some(dir) => match disk_space(dir) {
@@ -492,7 +493,7 @@ impl Monitor {
                 let summary = format!(
                     "plugin `{}` version {} was quarantined: {reason}; tenants whose runs trapped: {}",
                     t.plugin,
-                    &t.hash[..t.hash.len().min(12)],
+                    mc_store::short_hash(&t.hash),
                     t.tenants.join(", ")
                 );
                 let action = format!(
@@ -542,11 +543,22 @@ impl Monitor {
     /// Sheds load: while the oldest waiting run is older than `shed_after`, holds back the
     /// lowest priority still waiting (one level more each cycle it stays so, never the highest
     /// waiting), and once the oldest is back under half of it, lets every held run go.
-    async fn shed(&self, out: &mut Cycle, open: &HashSet<(String, String, String)>) -> Result<(), StoreError> {
-        let (levels, oldest_ms) = self.store.waiting_priorities().await?;
+    /// `oldest_ms` is the oldest wait of every tenant's queue, as the cycle measured it.
+    async fn shed(
+        &self,
+        out: &mut Cycle,
+        open: &HashSet<(String, String, String)>,
+        oldest_ms: i64,
+    ) -> Result<(), StoreError> {
         let oldest = Duration::from_millis(oldest_ms.max(0) as u64);
         let shedding = open.contains(&(PLATFORM.to_string(), LOAD_SHED.to_string(), "queue".to_string()));
-        if oldest > self.config.shed_after && levels.len() > 1 {
+        // The priority levels are read only when the queue is over the bound.
+        let levels = if oldest > self.config.shed_after {
+            self.store.waiting_priorities().await?
+        } else {
+            Vec::new()
+        };
+        if levels.len() > 1 {
             // The lowest level still waiting goes; held levels no longer wait, so each cycle that
             // is still over the bound reaches one level higher.
             let (level, _) = levels[0];

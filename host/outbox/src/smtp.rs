@@ -86,7 +86,9 @@ impl SmtpConfig {
             .trim_matches(|c| c == '[' || c == ']')
             .to_string();
         let decode = |s: &str| {
-            percent_decode(s)
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|d| d.into_owned())
                 .map_err(|_| "the user or password in the SMTP URL is not valid percent-encoded UTF-8".to_string())
         };
         let username = (!parsed.username().is_empty())
@@ -111,23 +113,6 @@ impl SmtpConfig {
 
 fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn percent_decode(s: &str) -> Result<String, ()> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).map_err(|_| ())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| ())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
 }
 
 pub use mc_config::valid_email as valid_address;

@@ -4,8 +4,6 @@
 //! the agents that run on their fallback model while a provider is down. Deciding when is
 //! `mc-monitor`'s business; this module only reads and writes.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::{PLATFORM, Store, StoreError, now_micros};
@@ -39,9 +37,14 @@ pub struct Quarantine {
     pub since: i64,
 }
 
-/// The incident subject of a plugin version: `name@` and the first 12 hex digits of its hash.
+/// How a plugin version is shown to people: the first 12 hex digits of its hash.
+pub fn short_hash(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// The incident subject of a plugin version: `name@` and its [`short_hash`].
 pub fn plugin_version(plugin: &str, hash: &str) -> String {
-    format!("{plugin}@{}", &hash[..hash.len().min(12)])
+    format!("{plugin}@{}", short_hash(hash))
 }
 
 /// An agent with a model and fallbacks, as the monitor's fallback check needs it.
@@ -178,21 +181,15 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// The priorities of waiting jobs, lowest first, with how many wait at each and how long the
-    /// oldest of all has waited (ms). Held-back jobs are not waiting.
-    pub async fn waiting_priorities(&self) -> Result<(Vec<(i32, i64)>, i64), StoreError> {
-        let now = now_micros();
-        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT priority, COUNT(*), MIN(run_at) FROM jobs WHERE state = 'available' GROUP BY priority ORDER BY priority",
+    /// The priorities of waiting jobs, lowest first, with how many wait at each. Held-back jobs
+    /// are not waiting.
+    pub async fn waiting_priorities(&self) -> Result<Vec<(i32, i64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT priority, COUNT(*) FROM jobs WHERE state = 'available' GROUP BY priority ORDER BY priority",
         )
         .fetch_all(self.pool())
         .await?;
-        let oldest = rows
-            .iter()
-            .map(|r| r.2)
-            .min()
-            .map_or(0, |at| ((now - at) / 1000).max(0));
-        Ok((rows.into_iter().map(|(p, n, _)| (p as i32, n)).collect(), oldest))
+        Ok(rows.into_iter().map(|(p, n)| (p as i32, n)).collect())
     }
 
     /// Holds back waiting jobs of priority `at_most` or lower until `until` (µs), and keeps those
@@ -209,13 +206,7 @@ impl Store {
         .bind(until)
         .fetch_all(&mut *tx)
         .await?;
-        let mut per_tenant: BTreeMap<&str, i64> = BTreeMap::new();
-        for (tenant,) in &held {
-            *per_tenant.entry(tenant).or_default() += 1;
-        }
-        for (tenant, n) in per_tenant {
-            crate::queue::bump_available(&mut tx, tenant, -n).await?;
-        }
+        crate::queue::bump_available_each(&mut tx, &held, -1).await?;
         sqlx::query("UPDATE jobs SET run_at = $1 WHERE shed_from IS NOT NULL AND state = 'scheduled' AND run_at < $1")
             .bind(until)
             .execute(&mut *tx)

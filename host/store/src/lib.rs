@@ -39,7 +39,9 @@ pub use access::{
 };
 pub use approvals::{ApprovalError, AskState, Decision, PendingApproval};
 pub use chat::{ChatMessage, ChatThread};
-pub use heal::{AgentModels, PLUGIN_QUARANTINED, QUARANTINED, Quarantine, Shed, TrappingPlugin, plugin_version};
+pub use heal::{
+    AgentModels, PLUGIN_QUARANTINED, QUARANTINED, Quarantine, Shed, TrappingPlugin, plugin_version, short_hash,
+};
 pub use metering::{
     ALERT_THRESHOLDS, AgentSpend, BudgetAlert, BudgetRefusal, BudgetScope, BudgetStatus, LedgerEntry, LedgerRow,
     MarginLine, Plan, PriceBookRow, ReplyRecord, Reservation, ReserveRequest, UsageBy, UsageLine, month_and_day,

@@ -302,13 +302,7 @@ impl Store {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        let mut per_tenant: BTreeMap<&str, i64> = Default::default();
-        for (tenant,) in &moved {
-            *per_tenant.entry(tenant.as_str()).or_default() += 1;
-        }
-        for (tenant, n) in per_tenant {
-            bump_available(&mut tx, tenant, n).await?;
-        }
+        bump_available_each(&mut tx, &moved, 1).await?;
         tx.commit().await?;
         Ok(moved.len() as u64)
     }
@@ -845,6 +839,23 @@ pub(crate) async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &
     .bind(n)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Moves each tenant's available count by `sign` per row of `rows` naming it (the tenants a
+/// statement's `RETURNING tenant_id` gave back): one write per tenant, not per job.
+pub(crate) async fn bump_available_each(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[(String,)],
+    sign: i64,
+) -> Result<(), StoreError> {
+    let mut per_tenant: BTreeMap<&str, i64> = BTreeMap::new();
+    for (tenant,) in rows {
+        *per_tenant.entry(tenant.as_str()).or_default() += sign;
+    }
+    for (tenant, n) in per_tenant {
+        bump_available(tx, tenant, n).await?;
+    }
     Ok(())
 }
 
