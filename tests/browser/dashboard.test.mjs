@@ -326,6 +326,102 @@ test('another tenant\'s run, an unknown run and an unknown page get friendly ref
   await page.context().close();
 });
 
+/** The API requests a page made (paths with their queries), recorded from now on. */
+function recordApiCalls(page) {
+  const calls = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/v1/')) calls.push(`${u.pathname}${u.search}`);
+  });
+  return calls;
+}
+
+test('the overview and the team come from one summary call each, not from listing runs', async () => {
+  const page = await newPage();
+  const calls = recordApiCalls(page);
+  await signInWithLink(page);
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  await page.locator('#ov-today').waitFor();
+  await settled(page);
+  const overview = calls.filter((c) => c.startsWith('/api/v1/tenants/demo/overview?since='));
+  assert.ok(overview.length >= 1, `the overview asks for its summary: ${calls.join(', ')}`);
+  assert.ok(!calls.some((c) => c.startsWith('/api/v1/tenants/demo/runs?')), `no run listing: ${calls.join(', ')}`);
+  // The numbers shown are the server's count since the browser's midnight.
+  const since = new URL(`http://x${overview[0]}`).searchParams.get('since');
+  const started = Number(await page.locator('#ov-today + .stats .stat').first().locator('.stat-value').textContent());
+  const counted = await server.api(server.operatorKey, 'GET', `tenants/demo/overview?since=${encodeURIComponent(since)}`);
+  assert.equal(counted.status, 200, JSON.stringify(counted.body));
+  assert.ok(started > 0 && started <= counted.body.runs.started, `shown ${started}, counted ${counted.body.runs.started}`);
+
+  calls.length = 0;
+  await nav(page, 'Team').click();
+  await page.getByRole('heading', { level: 1, name: 'Team' }).waitFor();
+  await page.locator('.agent-card').first().waitFor();
+  assert.deepEqual(calls.filter((c) => c.startsWith('/api/v1/tenants/demo/team')), ['/api/v1/tenants/demo/team'], 'one call for the whole team');
+  assert.ok(!calls.some((c) => /\/runs\?|\/usage\?/.test(c)), `no call per agent: ${calls.join(', ')}`);
+  const team = await server.api(server.operatorKey, 'GET', 'tenants/demo/team');
+  const director = team.body[0];
+  const card = page.locator('.agent-card').filter({ has: page.locator(`#agent-${director.name}`) });
+  await card.getByText('Cost this month').waitFor();
+  if (director.last_run) await card.locator(`a[href$="/runs/${director.last_run.id}"]`).first().waitFor();
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test('white-label: a partner\'s tenant shows its name, logo and colours; others keep Mission Control\'s', async () => {
+  const partner = `northwind-${Date.now().toString(36)}`;
+  const logo = `data:image/svg+xml;base64,${Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><rect width="28" height="28" fill="#7a1f5c"/></svg>').toString('base64')}`;
+  const bad = await server.api(server.operatorKey, 'PUT', `brands/${partner}`, { name: 'Northwind Digital', primary_color: '#ffee00' });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error.message, /^primary_color: #ffee00 is too light/);
+  const brand = await server.api(server.operatorKey, 'PUT', `brands/${partner}`, { name: 'Northwind Digital', logo, primary_color: '#7A1F5C', accent_color: '#0B6E4F' });
+  assert.equal(brand.status, 201, JSON.stringify(brand.body));
+  const tenant = `${partner}-client`;
+  const created = await server.api(server.operatorKey, 'POST', 'tenants', { id: tenant, name: 'Northwind Client', partner });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const key = await server.api(server.operatorKey, 'POST', 'keys', { role: 'admin', tenant });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+
+  const page = await newPage();
+  await signInWithForm(page, key.body.key);
+  await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  await page.locator('.brand-name', { hasText: 'Northwind Digital' }).waitFor();
+  await settled(page);
+  const look = await page.evaluate(() => ({
+    brand: getComputedStyle(document.documentElement).getPropertyValue('--brand').trim(),
+    accent: getComputedStyle(document.documentElement).getPropertyValue('--accent').trim(),
+    link: getComputedStyle(document.querySelector('#sign-out')).color,
+    current: getComputedStyle(document.querySelector('.nav-link[aria-current="page"]')).borderBottomColor,
+    logo: document.querySelector('.brand-logo').src,
+    title: document.title,
+  }));
+  assert.equal(look.brand, '#7a1f5c');
+  assert.equal(look.accent, '#0b6e4f');
+  assert.equal(look.link, 'rgb(122, 31, 92)', 'buttons and links in the partner\'s colour');
+  assert.equal(look.current, 'rgb(11, 110, 79)', 'the current page marked in its accent');
+  assert.ok(look.logo.startsWith('data:image/svg+xml;base64,'), look.logo);
+  assert.match(look.title, /Northwind Digital/);
+  const violations = await axe(page);
+  assert.deepEqual(violations, [], 'the branded page stays accessible');
+  await page.screenshot({ path: join(ARTIFACTS, 'white-label.png'), fullPage: true });
+  assert.deepEqual(page.problems, [], 'no CSP refusals or script errors');
+  await page.context().close();
+
+  // The demo tenant has no partner: Mission Control's own name and colours.
+  const plain = await newPage();
+  await signInWithLink(plain);
+  await plain.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+  const own = await plain.evaluate(() => ({
+    name: document.querySelector('.brand-name').textContent,
+    brand: getComputedStyle(document.documentElement).getPropertyValue('--brand').trim(),
+    link: getComputedStyle(document.querySelector('#sign-out')).color,
+    logo: new URL(document.querySelector('.brand-logo').src).pathname,
+  }));
+  assert.deepEqual(own, { name: 'Mission Control', brand: '#2f5d8a', link: 'rgb(47, 93, 138)', logo: '/app/assets/logo.svg' });
+  assert.deepEqual(plain.problems, []);
+  await plain.context().close();
+});
+
 /** Runs axe-core on the page; returns the serious and critical violations. */
 async function axe(page) {
   await page.evaluate(AXE_SOURCE);

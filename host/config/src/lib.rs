@@ -61,6 +61,7 @@
 //! position), then `validate` checks what types cannot (names, references, schedules), looking
 //! positions up in an index of every node's path built by a second, event-level parse.
 
+pub mod brand;
 mod money;
 mod positions;
 pub mod registry;
@@ -70,6 +71,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub use brand::{BrandError, BrandSpec};
 pub use money::{MICROS_PER_USD, Usd, format_decimal, format_usd, parse_usd};
 pub use positions::Positions;
 pub use registry::{FieldSpec, FieldType, RegistrySpec, RowError};

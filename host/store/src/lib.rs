@@ -11,7 +11,9 @@
 
 mod access;
 mod approvals;
+mod brands;
 mod chat;
+mod dashboard;
 mod heal;
 mod metering;
 mod migrate;
@@ -38,7 +40,9 @@ pub use access::{
     Principal, Role, same, sha256_hex,
 };
 pub use approvals::{ApprovalError, AskState, Decision, PendingApproval};
+pub use brands::{BrandRow, TenantBranding};
 pub use chat::{ChatMessage, ChatThread};
+pub use dashboard::{AgentActivity, RunCounts};
 pub use heal::{
     AgentModels, PLUGIN_QUARANTINED, QUARANTINED, Quarantine, Shed, TrappingPlugin, plugin_version, short_hash,
 };

@@ -152,6 +152,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0018_heal.sql"),
         postgres: include_str!("../migrations/0018_heal.sql"),
     },
+    Migration {
+        version: 19,
+        name: "dashboard summaries",
+        sqlite: include_str!("../migrations/0019_dashboard.sql"),
+        postgres: include_str!("../migrations/0019_dashboard.sql"),
+    },
+    Migration {
+        version: 20,
+        name: "white-label brands",
+        sqlite: include_str!("../migrations/0020_brands.sql"),
+        postgres: include_str!("../migrations/0020_brands.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -77,11 +77,11 @@ pub struct RunDetail {
     pub output: Option<serde_json::Value>,
 }
 
-const SUMMARY_COLUMNS: &str = "id, automation, agent, trigger_kind, state, attempt, max_attempts, priority, run_at, \
+pub(crate) const SUMMARY_COLUMNS: &str = "id, automation, agent, trigger_kind, state, attempt, max_attempts, priority, run_at, \
      created_at, started_at, finished_at, error_kind, error";
 
 /// A run summary from the first columns of a row selecting [`SUMMARY_COLUMNS`] first.
-fn summary(row: &AnyRow) -> Result<RunSummary, sqlx::Error> {
+pub(crate) fn summary(row: &AnyRow) -> Result<RunSummary, sqlx::Error> {
     Ok(RunSummary {
         id: row.try_get(0)?,
         automation: row.try_get(1)?,

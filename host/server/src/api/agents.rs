@@ -10,6 +10,7 @@ use mc_store::{AgentRow, Need};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::api::runs::Run;
 use crate::api::tenants::{edit_config, upsert_status};
 use crate::auth::Auth;
 use crate::error::{ApiJson, ApiPath};
@@ -95,7 +96,7 @@ pub struct AgentBody {
     pub registries: BTreeMap<String, mc_config::RegistryAccess>,
 }
 
-/// One agent in the team tree, with those reporting to it.
+/// One agent in the team tree, with what it is doing and those reporting to it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TeamMember {
     pub name: String,
@@ -104,31 +105,65 @@ pub struct TeamMember {
     pub plugin: String,
     /// Whom it may hand tasks to (its reports, then its granted delegates).
     pub delegates: Vec<String>,
+    /// From its latest run: `never_run`, `working` (running), `queued` (waiting for its time or
+    /// a worker), `awaiting_approval`, `failing` (its latest run failed for good) or `idle`.
+    #[schema(pattern = "^(never_run|working|queued|awaiting_approval|failing|idle)$")]
+    pub status: String,
+    /// Its newest run.
+    pub last_run: Option<Run>,
+    /// What its AI calls and fuel cost this month (UTC), in USD.
+    pub cost_this_month_usd: String,
     #[schema(no_recursion)]
     pub reports: Vec<TeamMember>,
 }
 
+/// An agent's status from its latest run's state (see [`TeamMember::status`]).
+fn status(last: Option<&mc_store::RunSummary>) -> &'static str {
+    match last.map(|r| r.state.as_str()) {
+        None => "never_run",
+        Some("running") => "working",
+        Some("scheduled" | "available") => "queued",
+        Some("awaiting_approval") => "awaiting_approval",
+        Some("dead") => "failing",
+        Some(_) => "idle",
+    }
+}
+
 /// The team as a tree: the agents nobody manages at the top (the director), each with those
-/// reporting to it, in name order.
-pub fn team_tree(agents: &[AgentRow]) -> Vec<TeamMember> {
-    fn under(agents: &[AgentRow], manager: Option<&str>) -> Vec<TeamMember> {
+/// reporting to it, in name order, each with its activity (agents missing from `activity` have
+/// none).
+pub fn team_tree(agents: &[AgentRow], activity: &[mc_store::AgentActivity]) -> Vec<TeamMember> {
+    fn under(
+        agents: &[AgentRow],
+        activity: &BTreeMap<&str, &mc_store::AgentActivity>,
+        manager: Option<&str>,
+    ) -> Vec<TeamMember> {
         agents
             .iter()
             .filter(|a| a.reports_to.as_deref() == manager)
-            .map(|a| TeamMember {
-                name: a.name.clone(),
-                role: a.role.clone(),
-                model: a.model.clone(),
-                plugin: a.plugin.clone(),
-                delegates: a.delegates(agents),
-                reports: under(agents, Some(&a.name)),
+            .map(|a| {
+                let act = activity.get(a.name.as_str());
+                let last = act.and_then(|x| x.last_run.as_ref());
+                TeamMember {
+                    name: a.name.clone(),
+                    role: a.role.clone(),
+                    model: a.model.clone(),
+                    plugin: a.plugin.clone(),
+                    delegates: a.delegates(agents),
+                    status: status(last).into(),
+                    last_run: last.cloned().map(Run::from),
+                    cost_this_month_usd: mc_config::format_decimal(act.map_or(0, |x| x.month_cost)),
+                    reports: under(agents, activity, Some(&a.name)),
+                }
             })
             .collect()
     }
-    under(agents, None)
+    let activity: BTreeMap<&str, &mc_store::AgentActivity> = activity.iter().map(|a| (a.agent.as_str(), a)).collect();
+    under(agents, &activity, None)
 }
 
-/// The tenant's team as a tree.
+/// The tenant's team as a tree, each agent with its status, latest run and cost this month
+/// (one aggregate statement for the whole team, whatever its size).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/team", tag = "agents",
     params(("tenant" = String, Path)), responses((status = 200, body = Vec<TeamMember>)))]
 pub async fn team(
@@ -137,7 +172,9 @@ pub async fn team(
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<Vec<TeamMember>>, ApiError> {
     let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
-    Ok(Json(team_tree(&scope.agents().await?)))
+    let month = mc_store::month_and_day(mc_store::now_micros()).0;
+    let (agents, activity) = tokio::try_join!(scope.agents(), scope.team_activity(&month))?;
+    Ok(Json(team_tree(&agents, &activity)))
 }
 
 /// The tenant's agents.

@@ -102,7 +102,7 @@ pub struct Automation {
     pub approval: Option<mc_config::ApprovalSpec>,
 }
 
-fn automation(a: AutomationRow, mark: Option<i64>, now: jiff::Timestamp) -> Automation {
+pub(crate) fn automation(a: AutomationRow, mark: Option<i64>, now: jiff::Timestamp) -> Automation {
     let next_run = if a.enabled {
         a.trigger.next_fire(mark, now).map(|t| t.to_string())
     } else {

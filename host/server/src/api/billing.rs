@@ -19,7 +19,7 @@ use crate::{ApiError, AppState};
 use mc_config::format_decimal as usd;
 
 /// The current month, `YYYY-MM` (UTC).
-fn this_month() -> String {
+pub(crate) fn this_month() -> String {
     mc_store::month_and_day(mc_store::now_micros()).0
 }
 
@@ -219,16 +219,22 @@ pub async fn budget(
 ) -> Result<Json<BudgetDto>, ApiError> {
     let scope = state.store.authorize(&who, &tenant, Need::Read).await?;
     let month = month_or_now(q.month)?;
+    Ok(Json(budget_of(&scope, &month).await?))
+}
+
+/// The budget status of the tenant of `scope` for `month` (checked `YYYY-MM`), as the API shows it.
+pub(crate) async fn budget_of(scope: &mc_store::TenantScope<'_>, month: &str) -> Result<BudgetDto, ApiError> {
+    let tenant = scope.id();
     let plan = scope
         .get()
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{tenant}`")))?
         .plan;
     let s = scope
-        .budget_status(&month)
+        .budget_status(month)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{tenant}`")))?;
-    Ok(Json(BudgetDto {
+    Ok(BudgetDto {
         month: s.month,
         plan,
         monthly_budget_usd: s.monthly.map(usd),
@@ -258,7 +264,7 @@ pub async fn budget(
                 at: time(a.at),
             })
             .collect(),
-    }))
+    })
 }
 
 /// A plan to move a tenant to.

@@ -8,10 +8,12 @@ pub mod approvals;
 pub mod audit;
 pub mod automations;
 pub mod billing;
+pub mod brands;
 pub mod chat;
 pub mod health;
 pub mod keys;
 pub mod openapi;
+pub mod overview;
 pub mod registries;
 pub mod runs;
 pub mod secrets;
@@ -72,6 +74,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tenants", get(tenants::list).post(tenants::create))
         .route("/api/v1/tenants/{tenant}", get(tenants::get))
         .route("/api/v1/tenants/{tenant}/config", get(tenants::config))
+        .route("/api/v1/tenants/{tenant}/branding", get(brands::branding))
+        .route("/api/v1/tenants/{tenant}/partner", put(brands::set_partner))
+        .route("/api/v1/brands", get(brands::list))
+        .route(
+            "/api/v1/brands/{partner}",
+            get(brands::get).put(brands::put).delete(brands::delete),
+        )
         .route("/api/v1/tenants/{tenant}/agents", get(agents::list))
         .route("/api/v1/tenants/{tenant}/team", get(agents::team))
         .route("/api/v1/templates", get(templates::list))
@@ -126,6 +135,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/tenants/{tenant}/automations/{automation}/webhook-secret",
             post(automations::rotate_webhook_secret),
         )
+        .route("/api/v1/tenants/{tenant}/overview", get(overview::overview))
         .route("/api/v1/tenants/{tenant}/runs", get(runs::list))
         .route("/api/v1/tenants/{tenant}/runs/events", get(runs::events))
         .route("/api/v1/tenants/{tenant}/runs/{run}", get(runs::get))

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use crate::api::{
-    agents, approvals, audit, automations, billing, chat, health, keys, registries, runs, secrets, templates, tenants,
+    agents, approvals, audit, automations, billing, brands, chat, health, keys, overview, registries, runs, secrets,
+    templates, tenants,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 
@@ -18,7 +19,7 @@ use crate::error::{ErrorBody, ErrorDetail};
     info(
         title = "Mission Control API",
         version = "1",
-        description = "Tenants, keys, agents, automations, runs, secrets, the audit log, usage, budgets, plans and prices. \
+        description = "Tenants, keys, white-label brands, agents, automations, runs, secrets, the audit log, usage, budgets, plans and prices. \
             Authenticate with `Authorization: Bearer <key>`. Errors are `{ \"error\": { \"code\", \"message\" } }`."
     ),
     paths(
@@ -31,6 +32,12 @@ use crate::error::{ErrorBody, ErrorDetail};
         tenants::get,
         tenants::config,
         tenants::apply,
+        brands::list,
+        brands::get,
+        brands::put,
+        brands::delete,
+        brands::branding,
+        brands::set_partner,
         agents::list,
         agents::get,
         agents::put,
@@ -58,6 +65,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         automations::run_now,
         automations::ticks,
         automations::rotate_webhook_secret,
+        overview::overview,
         runs::list,
         runs::events,
         runs::get,

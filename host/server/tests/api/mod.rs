@@ -228,6 +228,8 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
         ("put", "/api/v1/tenants/{tenant}/secrets/{secret}") => json!({"value": "stolen"}),
         ("put", "/api/v1/tenants/{tenant}/plan") => json!({"plan": "scale"}),
         ("post", "/api/v1/prices") => json!({"book": mc_ai::prices::SHIPPED.replace("0.02", "0.03")}),
+        ("put", "/api/v1/brands/{partner}") => json!({"name": "Stolen", "primary_color": "#123456"}),
+        ("put", "/api/v1/tenants/{tenant}/partner") => json!({"partner": "reseller"}),
         ("post", p) if p.ends_with("/run") || p.ends_with("/approve") => json!({}),
         ("post", p) if p.ends_with("/reject") => json!({"reason": "no"}),
         ("post", p) if p.ends_with("/messages") => json!({"content": "hello"}),
@@ -249,6 +251,8 @@ fn fill(template: &str, acme_admin_key_id: &str) -> String {
         .replace("{template}", "marketing-agency")
         .replace("{row}", "1")
         .replace("{key}", acme_admin_key_id)
+        // Another partner than the matrix's own: no outsider manages its brand.
+        .replace("{partner}", "northwind")
 }
 
 #[tokio::test]
@@ -296,7 +300,11 @@ async fn no_operation_lets_another_tenant_or_a_weaker_role_read_or_change_data()
                         !text.contains("acme-secret-value") && !text.contains("Spring sale"),
                         "{who} {method} {path} leaked: {text}"
                     );
-                    if template == "/api/v1/keys/{key}" && who.ends_with("viewer") {
+                    if template == "/api/v1/brands/{partner}" {
+                        // Tenant keys manage no brands; a partner sees no other partner's.
+                        let expected = if who.starts_with("partner") { 404 } else { 403 };
+                        assert_eq!(r.status, expected, "{who} {method} {path}: {text}");
+                    } else if template == "/api/v1/keys/{key}" && who.ends_with("viewer") {
                         // Viewers manage no keys at all: the same answer whether the key exists.
                         assert_eq!(r.status, 403, "{who} {method} {path}: {text}");
                     } else if tenant_scoped {
@@ -1037,6 +1045,371 @@ async fn the_team_and_a_run_tree_through_the_api() {
             .await;
         assert_eq!(r.status, 404, "{}", r.body);
         assert_eq!(r.body["error"]["message"], format!("no run {root}"));
+
+        // Each member comes with its status, newest run and cost this month (one statement).
+        bill(&store, "writer", "gpt-4o-mini", 1_500_000).await;
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/team", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let writer = &r.body[0];
+        assert_eq!(writer["last_run"]["id"], root, "{writer}");
+        assert_eq!(writer["status"], "queued");
+        assert_eq!(writer["cost_this_month_usd"], "1.50");
+        let editor = &writer["reports"][0];
+        assert_eq!(editor["last_run"]["id"], child);
+        assert_eq!(editor["last_run"]["agent"], "editor");
+        assert_eq!(editor["cost_this_month_usd"], "0.00");
+        // globex's writer: only its own dead run from `world`, none of acme's cost.
+        let r = server
+            .call(Some(&keys.globex_viewer), "GET", "/api/v1/tenants/globex/team", None)
+            .await;
+        assert_eq!(r.body[0]["status"], "failing", "{}", r.body);
+        assert_eq!(r.body[0]["last_run"]["state"], "dead");
+        assert_eq!(r.body[0]["cost_this_month_usd"], "0.00");
+        assert!(r.body[0]["last_run"]["id"].as_i64() < Some(root));
+        // An agent that never ran.
+        store
+            .apply(&mc_config::parse(&ACME.replace("acme", "hooli"), &mc_config::Known::default()).unwrap())
+            .await
+            .unwrap();
+        let r = server
+            .call(Some(&keys.operator), "GET", "/api/v1/tenants/hooli/team", None)
+            .await;
+        assert_eq!(r.body[0]["status"], "never_run", "{}", r.body);
+        assert_eq!(r.body[0]["last_run"], Value::Null);
+    })
+    .await;
+}
+
+/// The overview's numbers come from aggregates in the database: runs since a time by state,
+/// spend against budget, next runs, approvals waiting, incidents; scoped to the tenant.
+#[tokio::test]
+async fn the_overview_counts_in_the_database_for_its_tenant_only() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        // acme: the dead run of `world`, then two more run now, one of them finished.
+        for _ in 0..2 {
+            let r = server
+                .call(
+                    Some(&keys.acme_admin),
+                    "POST",
+                    "/api/v1/tenants/acme/automations/quick/run",
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 202, "{}", r.body);
+        }
+        let claimed = store.claim("n", 1, std::time::Duration::from_secs(30)).await.unwrap();
+        let finished: Vec<mc_store::Finished> = claimed
+            .iter()
+            .map(|j| mc_store::Finished {
+                id: j.id,
+                output: "{}".into(),
+                logs: None,
+                fuel: 0,
+            })
+            .collect();
+        store.complete_many("n", &finished).await.unwrap();
+        bill(&store, "writer", "gpt-4o-mini", 2_000_000).await;
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "POST",
+                "/api/v1/tenants/acme/automations/quick/disable",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/overview", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let runs = &r.body["runs"];
+        assert_eq!(runs["started"], 3, "{}", r.body);
+        assert_eq!(runs["succeeded"], 1);
+        assert_eq!(runs["failed"], 1);
+        assert_eq!(runs["in_progress"], 1);
+        assert_eq!(runs["by_state"], json!({ "available": 1, "dead": 1, "succeeded": 1 }));
+        assert_eq!(r.body["latest_runs"].as_array().unwrap().len(), 3);
+        assert!(
+            r.body["latest_runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|x| x["automation"] == "quick")
+        );
+        assert_eq!(r.body["budget"]["spent_usd"], "2.00");
+        assert_eq!(r.body["next_runs"][0]["name"], "weekly-post");
+        assert!(r.body["next_runs"][0]["next_run"].is_string());
+        assert_eq!(
+            r.body["next_runs"].as_array().unwrap().len(),
+            1,
+            "a manual trigger has no next run"
+        );
+        assert_eq!(r.body["automations_off"], 1);
+        assert_eq!(r.body["approvals_waiting"], 0);
+        assert_eq!(r.body["health"]["open_incidents"], 0);
+
+        // globex counts only its own run.
+        let r = server
+            .call(
+                Some(&keys.globex_viewer),
+                "GET",
+                "/api/v1/tenants/globex/overview",
+                None,
+            )
+            .await;
+        assert_eq!(r.body["runs"]["started"], 1, "{}", r.body);
+        assert_eq!(r.body["budget"]["spent_usd"], "0.00");
+        let r = server
+            .call(Some(&keys.globex_viewer), "GET", "/api/v1/tenants/acme/overview", None)
+            .await;
+        assert_eq!(r.status, 404);
+
+        // The count starts where asked: nothing since a time still to come; a bad time is named.
+        let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)).to_string();
+        let r = server
+            .call(
+                Some(&keys.acme_viewer),
+                "GET",
+                &format!("/api/v1/tenants/acme/overview?since={later}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["runs"]["started"], 0);
+        for bad in ["yesterday", "2001-01-01T00:00:00Z"] {
+            let r = server
+                .call(
+                    Some(&keys.acme_viewer),
+                    "GET",
+                    &format!("/api/v1/tenants/acme/overview?since={bad}"),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.body);
+            assert!(
+                r.body["error"]["message"].as_str().unwrap().contains("since"),
+                "{}",
+                r.body
+            );
+        }
+    })
+    .await;
+}
+
+/// White-label: operators and partners set a partner's brand (checked field by field), operators
+/// assign tenants to partners, and each tenant's branding is its partner's brand.
+#[tokio::test]
+async fn white_label_brands_are_checked_and_shown_to_the_partners_tenants() {
+    on_both(|store| async move {
+        let server = Server::start(&store, limitless()).await;
+        let keys = world(&store, &server).await;
+        let brand = json!({
+            "name": "Reseller Cloud",
+            "logo": "data:image/png;base64,iVBORw0KGgo=",
+            "primary_color": "#7A1F5C",
+            "accent_color": "#0B6E4F"
+        });
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                "/api/v1/brands/reseller",
+                Some(brand.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["primary_color"], "#7a1f5c", "stored in lower case");
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                "/api/v1/brands/reseller",
+                Some(brand.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+
+        // Bad input is refused with the field's name.
+        let with = |field: &str, value: Value| {
+            let mut b = brand.clone();
+            b[field] = value;
+            b
+        };
+        let big = format!("data:image/png;base64,{}", "A".repeat(mc_config::brand::MAX_LOGO_BYTES));
+        let cases = [
+            (with("primary_color", json!("purple")), "primary_color", "#rrggbb"),
+            (with("primary_color", json!("#ffee00")), "primary_color", "too light"),
+            (with("accent_color", json!("#fafafa")), "accent_color", "too light"),
+            (with("logo", json!(big)), "logo", "at most 64 KiB"),
+            (
+                with("logo", json!("http://cdn.example.com/logo.png")),
+                "logo",
+                "https://",
+            ),
+            (
+                with("logo", json!("data:text/html;base64,PGgxPg==")),
+                "logo",
+                "https://",
+            ),
+            (with("name", json!("   ")), "name", "empty"),
+        ];
+        for (body, field, words) in cases {
+            let r = server
+                .call(Some(&keys.operator), "PUT", "/api/v1/brands/reseller", Some(body))
+                .await;
+            assert_eq!(r.status, 400, "{field}: {}", r.body);
+            let m = r.body["error"]["message"].as_str().unwrap();
+            assert!(m.starts_with(&format!("{field}:")) && m.contains(words), "{m}");
+        }
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                "/api/v1/brands/reseller",
+                Some(with("colour", json!("#000000"))),
+            )
+            .await;
+        assert_eq!(r.status, 400, "unknown fields are refused: {}", r.body);
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                "/api/v1/brands/Not%20A%20Name",
+                Some(brand.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body["error"]["message"].as_str().unwrap().starts_with("partner:"));
+
+        // A partner manages its own brand only; tenant keys none.
+        let r = server
+            .call(
+                Some(&keys.partner),
+                "PUT",
+                "/api/v1/brands/reseller",
+                Some(with("name", json!("Reseller"))),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = server
+            .call(
+                Some(&keys.partner),
+                "PUT",
+                "/api/v1/brands/northwind",
+                Some(brand.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "PUT",
+                "/api/v1/brands/reseller",
+                Some(brand.clone()),
+            )
+            .await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        let r = server.call(Some(&keys.partner), "GET", "/api/v1/brands", None).await;
+        assert_eq!(r.body.as_array().unwrap().len(), 1, "{}", r.body);
+        assert_eq!(r.body[0]["name"], "Reseller");
+
+        // initech was created by the partner: its dashboards wear the brand; acme's do not.
+        let r = server
+            .call(Some(&keys.partner), "GET", "/api/v1/tenants/initech/branding", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["partner"], "reseller");
+        assert_eq!(r.body["brand"]["name"], "Reseller");
+        assert_eq!(r.body["brand"]["accent_color"], "#0b6e4f");
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/branding", None)
+            .await;
+        assert_eq!(r.body, json!({ "partner": null, "brand": null }));
+
+        // Operators assign a tenant to a known partner; the partner then sees it and its brand
+        // shows on it.
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                "/api/v1/tenants/acme/partner",
+                Some(json!({"partner": "nobody"})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        let m = r.body["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with("partner: unknown partner `nobody`"), "{m}");
+        let r = server
+            .call(
+                Some(&keys.acme_admin),
+                "PUT",
+                "/api/v1/tenants/acme/partner",
+                Some(json!({"partner": "reseller"})),
+            )
+            .await;
+        assert_eq!(
+            r.status, 403,
+            "a tenant admin may not hand its tenant to a partner: {}",
+            r.body
+        );
+        let r = server
+            .call(Some(&keys.partner), "GET", "/api/v1/tenants/acme", None)
+            .await;
+        assert_eq!(r.status, 404);
+        let r = server
+            .call(
+                Some(&keys.operator),
+                "PUT",
+                "/api/v1/tenants/acme/partner",
+                Some(json!({"partner": "reseller"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["partner"], "reseller");
+        let r = server
+            .call(Some(&keys.partner), "GET", "/api/v1/tenants/acme", None)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/branding", None)
+            .await;
+        assert_eq!(r.body["brand"]["name"], "Reseller", "{}", r.body);
+        let r = server
+            .call(Some(&keys.globex_viewer), "GET", "/api/v1/tenants/acme/branding", None)
+            .await;
+        assert_eq!(r.status, 404);
+
+        // Every change is audited; removing the brand gives the tenants the default look.
+        let r = server
+            .call(Some(&keys.operator), "GET", "/api/v1/audit?limit=200", None)
+            .await;
+        let actions: Vec<&str> = r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert!(
+            actions.contains(&"brand.set") && actions.contains(&"tenant.partner"),
+            "{actions:?}"
+        );
+        let r = server
+            .call(Some(&keys.operator), "DELETE", "/api/v1/brands/reseller", None)
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        let r = server
+            .call(Some(&keys.acme_viewer), "GET", "/api/v1/tenants/acme/branding", None)
+            .await;
+        assert_eq!(r.body, json!({ "partner": "reseller", "brand": null }));
+        let r = server
+            .call(Some(&keys.operator), "DELETE", "/api/v1/brands/reseller", None)
+            .await;
+        assert_eq!(r.status, 404);
     })
     .await;
 }

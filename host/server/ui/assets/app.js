@@ -2,7 +2,7 @@
 
 import { api, ApiError, setCsrf, setUnauthorizedHandler, tpath } from './api.js';
 import { h, replace, errorBox, emptyState } from './dom.js';
-import { applyBranding, resolveBranding } from './branding.js';
+import { applyBranding, resolveBranding, DEFAULT_BRANDING } from './branding.js';
 import { signInPage } from './pages/signin.js';
 import { overviewPage } from './pages/overview.js';
 import { teamPage, agentPage } from './pages/team.js';
@@ -141,6 +141,7 @@ function runCleanups() {
 
 function showSignIn(message) {
   runCleanups();
+  state.branding = DEFAULT_BRANDING;
   applyBranding(resolveBranding(null));
   document.title = 'Sign in · Mission Control';
   const main = h('main', { id: 'main', tabindex: '-1', class: 'signin-main' });
@@ -157,6 +158,7 @@ async function afterSignIn(session) {
 
 async function adopt(session) {
   state.session = session;
+  state.brandings = new Map();
   setCsrf(session.csrf);
   try {
     state.tenants = await api('tenants');
@@ -185,6 +187,24 @@ async function signOut() {
   announce('You are signed out.');
 }
 
+/** The tenant's branding (its partner's brand, or Mission Control's), asked once per tenant and
+ * session. */
+async function brandingOf(tenant) {
+  if (!tenant) return DEFAULT_BRANDING;
+  if (!state.brandings) state.brandings = new Map();
+  if (state.brandings.has(tenant)) return state.brandings.get(tenant);
+  let branding = DEFAULT_BRANDING;
+  try {
+    branding = resolveBranding(await api(tpath(tenant, '/branding')));
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) throw e;
+    // Unknown or unreachable: the default look; the page itself shows the error.
+    return DEFAULT_BRANDING;
+  }
+  state.brandings.set(tenant, branding);
+  return branding;
+}
+
 function pickTenant() {
   const q = new URLSearchParams(location.search).get('tenant');
   if (q) return q;
@@ -196,9 +216,10 @@ function pickTenant() {
 
 function header(activeNav) {
   const w = state.session.whoami;
+  const b = state.branding || DEFAULT_BRANDING;
   const brand = h('a', { href: link(''), class: 'brand' },
-    h('img', { src: '/app/assets/logo.svg', alt: '', class: 'brand-logo', width: '28', height: '28' }),
-    h('span', { class: 'brand-name' }, 'Mission Control'));
+    h('img', { src: b.logo, alt: '', class: 'brand-logo', width: '28', height: '28' }),
+    h('span', { class: 'brand-name' }, b.name));
 
   let tenantControl;
   if (canSwitch() && state.tenants.length) {
@@ -287,7 +308,10 @@ async function render() {
   }
   state.tenant = pickTenant();
   state.tenantInfo = state.tenants.find((t) => t.id === state.tenant) || null;
-  applyBranding(resolveBranding(state.session.whoami, state.tenantInfo));
+  const branding = await brandingOf(state.tenant);
+  if (seq !== state.seq) return;
+  state.branding = branding;
+  applyBranding(branding);
 
   let route = null;
   let params = [];

@@ -1,7 +1,7 @@
 // Overview: today's runs, spend against budget, next runs, approvals waiting, health.
 
 import { api, tpath, runEvents } from '../api.js';
-import { h, replace, card, usd, timeEl, relative, stateBadge, badge, emptyState, errorBox } from '../dom.js';
+import { h, replace, card, usd, timeEl, relative, stateBadge, badge, emptyState } from '../dom.js';
 import { triggerToWords } from '../cron.js';
 
 function startOfToday() {
@@ -10,35 +10,14 @@ function startOfToday() {
   return d;
 }
 
-/** Runs created today (local time), newest first; at most 1,000. */
-async function todaysRuns(tenant, signal) {
-  const since = startOfToday();
-  const out = [];
-  let cursor = null;
-  for (let page = 0; page < 5; page += 1) {
-    const q = new URLSearchParams({ limit: '200' });
-    if (cursor) q.set('cursor', cursor);
-    const res = await api(tpath(tenant, `/runs?${q}`), { signal });
-    let older = false;
-    for (const r of res.items) {
-      if (new Date(r.created_at) >= since) out.push(r);
-      else older = true;
-    }
-    if (older || !res.next_cursor) return { runs: out, capped: false };
-    cursor = res.next_cursor;
-  }
-  return { runs: out, capped: true };
+/** The overview's numbers in one call: counted in the database since local midnight. */
+function loadOverview(tenant, signal) {
+  const q = new URLSearchParams({ since: startOfToday().toISOString() });
+  return api(tpath(tenant, `/overview?${q}`), { signal });
 }
 
-async function health(signal) {
-  try {
-    const res = await fetch('/readyz', { signal, credentials: 'same-origin' });
-    const text = (await res.text()).trim();
-    return { ok: res.ok, text };
-  } catch {
-    return { ok: false, text: 'unreachable' };
-  }
-}
+/** How soon after a run changes the counts are fetched again: one call for a burst of changes. */
+const REFRESH_AFTER_MS = 400;
 
 function stat(label, value, extra, tone) {
   return h('div', { class: ['stat', tone ? `stat-${tone}` : ''] }, h('span', { class: 'stat-value' }, value), h('span', { class: 'stat-label' }, label), extra || null);
@@ -46,26 +25,19 @@ function stat(label, value, extra, tone) {
 
 export async function overviewPage(ctx) {
   const { tenant, signal, link } = ctx;
-  const runs = new Map();
-  const settled = (p) => p.then((v) => ({ v }), (e) => ({ e }));
-  // Open the event stream first, then load: nothing is missed.
   const todayCard = h('section', { class: 'card', 'aria-labelledby': 'ov-today' });
   const recentCard = h('section', { class: 'card', 'aria-labelledby': 'ov-recent' });
-  let capped = false;
-  const redraw = () => {
-    const list = [...runs.values()].sort((a, b) => b.id - a.id);
-    const since = startOfToday();
-    const today = list.filter((r) => new Date(r.created_at) >= since);
-    const count = (...s) => today.filter((r) => s.includes(r.state)).length;
+  const drawRuns = (ov) => {
+    const c = ov.runs;
     replace(todayCard,
       h('h2', { id: 'ov-today', class: 'card-title' }, 'Runs today'),
       h('div', { class: 'stats' },
-        stat('started', `${today.length}${capped ? '+' : ''}`),
-        stat('succeeded', String(count('succeeded')), null, 'ok'),
-        stat('failed', String(count('dead', 'failed')), null, count('dead', 'failed') ? 'bad' : null),
-        stat('in progress', String(count('running', 'available', 'scheduled')), null, 'info')),
+        stat('started', String(c.started)),
+        stat('succeeded', String(c.succeeded), null, 'ok'),
+        stat('failed', String(c.failed), null, c.failed ? 'bad' : null),
+        stat('in progress', String(c.in_progress), null, 'info')),
       h('a', { href: link('runs'), class: 'card-link' }, 'See all runs'));
-    const recent = list.slice(0, 6);
+    const recent = ov.latest_runs;
     replace(recentCard,
       h('h2', { id: 'ov-recent', class: 'card-title' }, 'Latest runs'),
       recent.length
@@ -77,85 +49,68 @@ export async function overviewPage(ctx) {
         : emptyState('No runs yet.', 'Runs appear here as soon as an automation fires.'),
       h('a', { href: link('runs'), class: 'card-link' }, 'Open the live run list'));
   };
-  const close = runEvents(tenant, (run) => {
-    runs.set(run.id, run);
-    redraw();
+  // Open the event stream first, then load: a change meanwhile triggers a fresh count.
+  let timer = null;
+  let loaded = false;
+  const close = runEvents(tenant, () => {
+    if (!loaded || timer) return;
+    timer = setTimeout(async () => {
+      timer = null;
+      try {
+        drawRuns(await loadOverview(tenant, signal));
+      } catch { /* the next change tries again */ }
+    }, REFRESH_AFTER_MS);
   });
-  ctx.onCleanup(close);
+  ctx.onCleanup(() => {
+    close();
+    if (timer) clearTimeout(timer);
+  });
 
-  const [today, budget, automations, approvals, ready, providers] = await Promise.all([
-    settled(todaysRuns(tenant, signal)),
-    settled(api(tpath(tenant, '/budget'), { signal })),
-    settled(api(tpath(tenant, '/automations'), { signal })),
-    settled(api(tpath(tenant, '/approvals'), { signal })),
-    health(signal),
-    settled(api('providers', { signal })),
-  ]);
-  if (today.e) throw today.e;
-  for (const r of today.v.runs) if (!runs.has(r.id)) runs.set(r.id, r);
-  capped = today.v.capped;
-  if (!runs.size) {
-    // Nothing today: still show the latest few.
-    try {
-      const res = await api(tpath(tenant, '/runs?limit=6'), { signal });
-      for (const r of res.items) runs.set(r.id, r);
-    } catch { /* shown as empty */ }
-  }
-  redraw();
+  const ov = await loadOverview(tenant, signal);
+  loaded = true;
+  drawRuns(ov);
 
   // Spend this month against the budget.
-  let spendCard;
-  if (budget.e) spendCard = card('Spend this month', errorBox(budget.e.message));
-  else {
-    const b = budget.v;
-    const spent = Number(b.spent_usd);
-    const limit = b.monthly_budget_usd ? Number(b.monthly_budget_usd) : null;
-    const pct = limit ? Math.min(100, (spent / limit) * 100) : null;
-    const bar = h('div', { class: 'meter', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': String(limit || 0), 'aria-valuenow': String(spent), 'aria-label': 'Spend against monthly budget' }, h('span', { class: 'meter-fill' }));
-    if (pct !== null) bar.firstChild.style.width = `${Math.max(pct, spent > 0 ? 1 : 0)}%`;
-    spendCard = card('Spend this month',
-      h('p', { class: 'big' }, usd(b.spent_usd), h('span', { class: 'muted' }, limit ? ` of ${usd(b.monthly_budget_usd)} budget` : ' (no monthly budget set)')),
-      limit ? bar : null,
-      limit ? h('p', { class: 'muted' }, `${pct.toFixed(pct < 10 ? 1 : 0)}% used in ${b.month}`) : h('p', { class: 'muted' }, `Plan: ${b.plan}. Month ${b.month}.`),
-      b.alerts && b.alerts.length ? h('p', null, badge(`${b.alerts.length} budget alert${b.alerts.length > 1 ? 's' : ''}`, 'warn', '!')) : null,
-      h('a', { href: link('costs'), class: 'card-link' }, 'See costs'));
-  }
+  const b = ov.budget;
+  const spent = Number(b.spent_usd);
+  const limit = b.monthly_budget_usd ? Number(b.monthly_budget_usd) : null;
+  const pct = limit ? Math.min(100, (spent / limit) * 100) : null;
+  const bar = h('div', { class: 'meter', role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': String(limit || 0), 'aria-valuenow': String(spent), 'aria-label': 'Spend against monthly budget' }, h('span', { class: 'meter-fill' }));
+  if (pct !== null) bar.firstChild.style.width = `${Math.max(pct, spent > 0 ? 1 : 0)}%`;
+  const spendCard = card('Spend this month',
+    h('p', { class: 'big' }, usd(b.spent_usd), h('span', { class: 'muted' }, limit ? ` of ${usd(b.monthly_budget_usd)} budget` : ' (no monthly budget set)')),
+    limit ? bar : null,
+    limit ? h('p', { class: 'muted' }, `${pct.toFixed(pct < 10 ? 1 : 0)}% used in ${b.month}`) : h('p', { class: 'muted' }, `Plan: ${b.plan}. Month ${b.month}.`),
+    b.alerts && b.alerts.length ? h('p', null, badge(`${b.alerts.length} budget alert${b.alerts.length > 1 ? 's' : ''}`, 'warn', '!')) : null,
+    h('a', { href: link('costs'), class: 'card-link' }, 'See costs'));
 
-  // Next scheduled runs.
-  let nextCard;
-  if (automations.e) nextCard = card('Next scheduled runs', errorBox(automations.e.message));
-  else {
-    const upcoming = automations.v.filter((a) => a.enabled && a.next_run).sort((a, b) => new Date(a.next_run) - new Date(b.next_run)).slice(0, 5);
-    const off = automations.v.filter((a) => !a.enabled).length;
-    nextCard = card('Next scheduled runs',
-      upcoming.length
-        ? h('ul', { class: 'rows' }, upcoming.map((a) => h('li', { class: 'row-item' },
-          h('strong', null, a.name),
-          h('span', { class: 'muted' }, triggerToWords(a.trigger, a.schedule)),
-          h('span', null, timeEl(a.next_run), ' ', h('span', { class: 'muted' }, `(${relative(a.next_run)})`)))))
-        : emptyState('Nothing scheduled.', 'No enabled automation has a time trigger.'),
-      off ? h('p', { class: 'muted' }, `${off} automation${off > 1 ? 's are' : ' is'} switched off.`) : null,
-      h('a', { href: link('automations'), class: 'card-link' }, 'Manage automations'));
-  }
+  // Next scheduled runs (the server sorts and trims them).
+  const upcoming = ov.next_runs;
+  const off = ov.automations_off;
+  const nextCard = card('Next scheduled runs',
+    upcoming.length
+      ? h('ul', { class: 'rows' }, upcoming.map((a) => h('li', { class: 'row-item' },
+        h('strong', null, a.name),
+        h('span', { class: 'muted' }, triggerToWords(a.trigger, a.schedule)),
+        h('span', null, timeEl(a.next_run), ' ', h('span', { class: 'muted' }, `(${relative(a.next_run)})`)))))
+      : emptyState('Nothing scheduled.', 'No enabled automation has a time trigger.'),
+    off ? h('p', { class: 'muted' }, `${off} automation${off > 1 ? 's are' : ' is'} switched off.`) : null,
+    h('a', { href: link('automations'), class: 'card-link' }, 'Manage automations'));
 
   // Approvals waiting.
-  let approvalsCard;
-  if (approvals.e) approvalsCard = card('Waiting for approval', errorBox(approvals.e.message));
-  else {
-    const n = approvals.v.length;
-    approvalsCard = card('Waiting for approval',
-      h('p', { class: 'big' }, String(n), h('span', { class: 'muted' }, n === 1 ? ' output to review' : ' outputs to review')),
-      n ? badge('Needs your decision', 'warn', '⏸') : h('p', { class: 'muted' }, 'All caught up.'),
-      h('a', { href: link('approvals'), class: 'card-link' }, 'Open the inbox'));
-  }
+  const n = ov.approvals_waiting;
+  const approvalsCard = card('Waiting for approval',
+    h('p', { class: 'big' }, String(n), h('span', { class: 'muted' }, n === 1 ? ' output to review' : ' outputs to review')),
+    n ? badge('Needs your decision', 'warn', '⏸') : h('p', { class: 'muted' }, 'All caught up.'),
+    h('a', { href: link('approvals'), class: 'card-link' }, 'Open the inbox'));
 
-  // Health.
-  const breakers = providers.v || [];
-  const open = breakers.filter((p) => p.state !== 'closed');
+  // Health: the answer itself says the database is up.
+  const hl = ov.health;
+  const degraded = hl.providers_degraded;
   const healthCard = card('Health',
-    h('p', null, ready.ok ? badge('Operational', 'ok', '✓') : badge(`Not ready: ${ready.text}`, 'bad', '✕')),
-    providers.e ? h('p', { class: 'muted' }, 'Provider status unavailable.')
-      : h('p', { class: 'muted' }, open.length ? `${open.length} AI provider${open.length > 1 ? 's' : ''} degraded: ${open.map((p) => p.provider).join(', ')}` : `All ${breakers.length} AI providers answering.`),
+    h('p', null, degraded.length || hl.open_incidents ? badge('Degraded', 'warn', '!') : badge('Operational', 'ok', '✓')),
+    h('p', { class: 'muted' }, degraded.length ? `${degraded.length} AI provider${degraded.length > 1 ? 's' : ''} degraded: ${degraded.join(', ')}` : `All ${hl.providers} AI providers answering.`),
+    hl.open_incidents ? h('p', { class: 'muted' }, `${hl.open_incidents} open incident${hl.open_incidents > 1 ? 's' : ''}.`) : null,
     h('a', { href: link('health'), class: 'card-link' }, 'See health'));
 
   replace(ctx.main,

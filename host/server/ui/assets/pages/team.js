@@ -4,51 +4,35 @@ import { api, seg, tpath, readEventStream, ApiError } from '../api.js';
 import { h, replace, card, usd, timeEl, stateBadge, badge, emptyState, errorBox, facts, pre, relative, uid } from '../dom.js';
 import { triggerToWords } from '../cron.js';
 
-function currentMonth() {
-  const d = new Date();
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
-}
-
-function agentStatus(last) {
-  if (!last) return badge('Idle, never run', 'neutral', '○');
-  if (last.state === 'running') return badge('Working', 'info', '●');
-  if (last.state === 'available' || last.state === 'scheduled') return badge('Queued', 'neutral', '◷');
-  if (last.state === 'dead') return badge('Last run failed', 'bad', '✕');
-  if (last.state === 'awaiting_approval') return badge('Waiting for approval', 'warn', '⏸');
-  return badge('Idle', 'ok', '✓');
+/** The badge of an agent's status (the team endpoint derives it from its latest run). */
+function agentStatus(status) {
+  switch (status) {
+    case 'never_run': return badge('Idle, never run', 'neutral', '○');
+    case 'working': return badge('Working', 'info', '●');
+    case 'queued': return badge('Queued', 'neutral', '◷');
+    case 'failing': return badge('Last run failed', 'bad', '✕');
+    case 'awaiting_approval': return badge('Waiting for approval', 'warn', '⏸');
+    default: return badge('Idle', 'ok', '✓');
+  }
 }
 
 export async function teamPage(ctx) {
   const { tenant, signal, link } = ctx;
-  const [team, usage] = await Promise.all([
-    api(tpath(tenant, '/team'), { signal }),
-    api(tpath(tenant, `/usage?by=agent&month=${currentMonth()}`), { signal }).catch(() => null),
-  ]);
-  const names = [];
-  const walk = (m) => { names.push(m.name); m.reports.forEach(walk); };
-  team.forEach(walk);
-  const lastRuns = new Map(await Promise.all(names.map(async (n) => {
-    try {
-      const r = await api(tpath(tenant, `/runs?agent=${seg(n)}&limit=1`), { signal });
-      return [n, r.items[0] || null];
-    } catch {
-      return [n, null];
-    }
-  })));
-  const cost = new Map((usage ? usage.lines : []).map((l) => [l.key, l.cost_usd]));
+  // One call: each member comes with its status, latest run and cost this month.
+  const team = await api(tpath(tenant, '/team'), { signal });
 
   const member = (m, depth) => {
-    const last = lastRuns.get(m.name);
+    const last = m.last_run;
     return h('li', { class: 'tree-node' },
       h('article', { class: ['agent-card', depth === 0 ? 'agent-lead' : ''], 'aria-labelledby': `agent-${m.name}` },
         h('div', { class: 'agent-head' },
           h('h2', { id: `agent-${m.name}`, class: 'agent-name' }, h('a', { href: link(`agents/${seg(m.name)}`) }, m.name)),
-          agentStatus(last)),
+          agentStatus(m.status)),
         h('p', { class: 'agent-role' }, m.role),
         facts([
           ['Model', m.model || 'default (offline)'],
           ['Last run', last ? h('span', null, h('a', { href: link(`runs/${last.id}`) }, `#${last.id}`), ' ', stateBadge(last.state), ' ', h('span', { class: 'muted' }, relative(last.created_at))) : 'never'],
-          ['Cost this month', usd(cost.get(m.name) || '0')],
+          ['Cost this month', usd(m.cost_this_month_usd)],
           m.delegates.length ? ['Hands work to', m.delegates.join(', ')] : null,
         ])),
       m.reports.length ? h('ul', { class: 'tree' }, m.reports.map((r) => member(r, depth + 1))) : null);
