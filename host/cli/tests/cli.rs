@@ -1328,3 +1328,435 @@ fn a_nearly_full_data_disk_is_an_incident_until_space_is_freed() {
     let out = serve.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Chaos, as real processes: the primary AI provider (a fake Anthropic) answers every call with
+/// 529 for a minute, then recovers, while runs keep coming. Its breaker opens within 5 failed
+/// attempts and stays open through the minute (one `provider_down` incident, escalated once, not
+/// reopened by each failed probe); the agent's calls go to its fallback model (a fake
+/// OpenAI-compatible server; one `model_fallback` incident); when a probe succeeds both incidents
+/// resolve and calls go back to the primary. Every run succeeds with exactly one AI ledger row,
+/// and the ledger's tokens are exactly what the two providers reported, call by call.
+#[test]
+fn an_ai_provider_overloaded_for_a_minute_is_worked_around_and_nothing_is_billed_twice() {
+    use mc_testkit::fake_ai::{DEFAULT_KEY, FakeProvider, Flavor, Reply, ReportedUsage};
+    use std::time::{Duration, Instant};
+    const OUTAGE: Duration = Duration::from_secs(60);
+    // A run every so often: enough to show the breaker keeps nearly all of them off the
+    // provider that is down, few enough for the test to stay light.
+    const EVERY: Duration = Duration::from_millis(1500);
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let anthropic = tokio.block_on(FakeProvider::start(Flavor::Anthropic));
+    let openai = tokio.block_on(FakeProvider::start(Flavor::OpenAi));
+    let hook = tokio.block_on(mc_testkit::WebhookSink::start([]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(
+        &file,
+        "tenant: acme\nagents:\n  - name: writer\n    role: Content writer\n    plugin: content-writer\n    model: claude-haiku-4-5\n    fallbacks: [gpt-4o-mini]\nautomations:\n  - { name: post, agent: writer, trigger: { manual: true }, input: { brief: Spring sale } }\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let origin = hook.origin().to_string();
+    anthropic.outage(OUTAGE, Reply::overloaded());
+    let outage_ends = Instant::now() + OUTAGE;
+    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])
+        .args([
+            "--anthropic-base-url",
+            &anthropic.base_url(),
+            "--anthropic-api-key",
+            DEFAULT_KEY,
+        ])
+        .args(["--openai-base-url", &openai.base_url(), "--openai-api-key", DEFAULT_KEY])
+        .args([
+            "--escalation-url",
+            &format!("{origin}/ops"),
+            "--allow-test-host",
+            &origin,
+        ])
+        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = tokio
+        .block_on(mc_store::Store::open_sqlite(&data.join("missionctl.db")))
+        .unwrap();
+    let runs = || tokio.block_on(store.jobs("acme", 1000)).unwrap();
+    let incidents = |kind: &str| {
+        tokio
+            .block_on(store.incidents(100))
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.kind == kind)
+            .collect::<Vec<_>>()
+    };
+    let wait = |what: &str, limit: Duration, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: {:?}", runs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let run_now = || {
+        let o = missionctl(&["run-now", "post", "--tenant", "acme", "--data-dir", d]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    };
+
+    // Runs keep coming through the outage and until the primary has answered again.
+    let mut submitted = 0;
+    let mut seen_down = false;
+    let mut seen_fallback = false;
+    let stop_by = outage_ends + Duration::from_secs(90);
+    while Instant::now() < outage_ends || anthropic.usage_log().is_empty() {
+        assert!(
+            Instant::now() < stop_by,
+            "the primary never answered again: {:?}",
+            runs()
+        );
+        run_now();
+        submitted += 1;
+        std::thread::sleep(EVERY);
+        seen_down |= incidents("provider_down").iter().any(|i| i.state == "open");
+        seen_fallback |= incidents("model_fallback").iter().any(|i| i.state == "open");
+    }
+    assert!(seen_down && seen_fallback, "the monitor saw the outage while it lasted");
+    wait("every run ends", Duration::from_secs(60), &|| {
+        let all = runs();
+        all.len() == submitted && all.iter().all(|r| r.state == "succeeded" || r.state == "dead")
+    });
+    let all = runs();
+    assert!(all.iter().all(|r| r.state == "succeeded"), "{all:?}");
+
+    // One incident per outage, each resolved once the probe succeeded.
+    wait("the incidents resolve", Duration::from_secs(30), &|| {
+        incidents("provider_down").iter().all(|i| i.state == "resolved")
+            && incidents("model_fallback").iter().all(|i| i.state == "resolved")
+    });
+    let down = incidents("provider_down");
+    assert_eq!(down.len(), 1, "not reopened by each failed probe: {down:?}");
+    assert_eq!(down[0].subject, "anthropic");
+    assert_eq!(
+        down[0].summary,
+        "AI provider `anthropic` is failing: its circuit breaker is open"
+    );
+    let fallback = incidents("model_fallback");
+    assert_eq!(fallback.len(), 1, "{fallback:?}");
+    assert_eq!(
+        (fallback[0].tenant.as_str(), fallback[0].summary.as_str()),
+        (
+            "acme",
+            "agent `writer` runs on its fallback model `gpt-4o-mini` while `anthropic` (its model `claude-haiku-4-5`) is down"
+        )
+    );
+    // Escalated once when it opened, once when it resolved; the fallback needed nobody.
+    wait("the resolution is posted", Duration::from_secs(30), &|| {
+        hook.received().iter().any(|r| r.body.contains("incident.resolved"))
+    });
+    let posts: Vec<serde_json::Value> = hook
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = posts
+        .iter()
+        .map(|p| (p["type"].as_str().unwrap(), p["data"]["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("incident.opened", "provider_down"),
+            ("incident.resolved", "provider_down")
+        ]
+    );
+
+    // The breaker kept the calls off the provider while it was down: a handful of attempts
+    // (5 to open it, one probe every 30 s, and what was in flight) answered 529, not every run's.
+    let overloaded = anthropic.request_count() - anthropic.usage_log().len();
+    assert!(
+        (5..=12).contains(&overloaded),
+        "{overloaded} attempts reached the provider while it was down, of {submitted} runs"
+    );
+    assert!(
+        !openai.usage_log().is_empty(),
+        "the fallback answered during the outage"
+    );
+
+    // The ledger: one AI row per run, on the model that answered, and its tokens exactly the
+    // usage each provider reported; one fuel row per attempt.
+    let mut rows = Vec::new();
+    let mut fuel_rows = 0;
+    for r in &all {
+        let ledger = tokio
+            .block_on(store.tenant("acme").ledger_of_run(&r.id.to_string()))
+            .unwrap();
+        let ai: Vec<_> = ledger.iter().filter(|l| l.kind == "ai").cloned().collect();
+        assert_eq!(ai.len(), 1, "run {}: {ledger:?}", r.id);
+        let output: serde_json::Value = serde_json::from_str(r.output.as_deref().unwrap()).unwrap();
+        assert_eq!(output["model"], json!(ai[0].model), "run {}", r.id);
+        fuel_rows += ledger.iter().filter(|l| l.kind == "fuel").count();
+        assert_eq!(
+            ledger.iter().filter(|l| l.kind == "fuel").count(),
+            r.attempt as usize,
+            "run {}",
+            r.id
+        );
+        rows.extend(ai);
+    }
+    assert!(fuel_rows >= submitted);
+    let billed = |provider: &str| {
+        let mine: Vec<_> = rows
+            .iter()
+            .filter(|l| l.provider.as_deref() == Some(provider))
+            .collect();
+        let tokens = mine.iter().fold((0, 0, 0), |(i, o, c), l| {
+            (i + l.input_tokens, o + l.output_tokens, c + l.cache_read_tokens)
+        });
+        (mine.len(), tokens)
+    };
+    let reported = |fake: &FakeProvider| {
+        let log = fake.usage_log();
+        let tokens = log.iter().fold((0, 0, 0), |(i, o, c), u| match *u {
+            ReportedUsage::Anthropic {
+                input_tokens,
+                output_tokens,
+                cache_read_input_tokens,
+                ..
+            } => (i + input_tokens, o + output_tokens, c + cache_read_input_tokens),
+            ReportedUsage::OpenAi {
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens,
+            } => (
+                i + prompt_tokens - cached_tokens,
+                o + completion_tokens,
+                c + cached_tokens,
+            ),
+        });
+        (log.len(), tokens)
+    };
+    assert_eq!(billed("anthropic"), reported(&anthropic));
+    assert_eq!(billed("openai"), reported(&openai));
+    assert_eq!(rows.len(), submitted, "every run's call billed once");
+    assert!(
+        rows.iter().all(|l| (l.provider.as_deref(), l.model.as_deref())
+            == (Some("anthropic"), Some("claude-haiku-4-5"))
+            || (l.provider.as_deref(), l.model.as_deref()) == (Some("openai"), Some("gpt-4o-mini"))),
+        "{rows:?}"
+    );
+
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Chaos, as real processes: the PostgreSQL server of a running node stops as in a crash for a
+/// few seconds under load, then starts again. `/readyz` says so (503) while it is away; every run
+/// ends succeeded, recorded once, with one fuel row per attempt and the queue's counters at zero;
+/// the monitor records how long the node could not reach the database (critical, escalated
+/// once) and resolves it once it answers.
+#[test]
+fn a_postgres_restart_under_load_is_recorded_and_loses_no_run() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    const JOBS: usize = 200;
+    // Longer than a few monitor probes, shorter than a lease: the node keeps its work.
+    const AWAY: Duration = Duration::from_secs(5);
+    let cluster = mc_testkit::PgCluster::start();
+    let url = cluster.url("postgres");
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let hook = tokio.block_on(mc_testkit::WebhookSink::start([]));
+    let origin = hook.origin().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(
+        &file,
+        "tenant: acme\nagents:\n  - name: sleeper\n    role: Sleeps\n    plugin: hostile\n",
+    )
+    .unwrap();
+    let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--database-url", &url]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args([
+            "serve",
+            "--database-url",
+            &url,
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            "n1",
+        ])
+        .args([
+            "--escalation-url",
+            &format!("{origin}/ops"),
+            "--allow-test-host",
+            &origin,
+        ])
+        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let server = loop {
+        let line = lines.next().expect("serve stopped before listening").unwrap();
+        if let Some(at) = line.find("listening on ") {
+            break line[at + "listening on ".len()..]
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    // Keep reading what it says, so it never blocks on a full pipe.
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let ready = || {
+        tokio.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{server}/readyz"))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    };
+    assert_eq!(ready(), 200);
+
+    let store = tokio.block_on(mc_store::Store::open(&url)).unwrap();
+    let job = mc_store::NewJob {
+        tenant: "acme".into(),
+        automation: None,
+        agent: "sleeper".into(),
+        plugin: "hostile".into(),
+        input: r#"{"mode":"sleep","ms":100}"#.into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 5,
+        run_at: None,
+        idempotency_key: None,
+    };
+    tokio.block_on(store.enqueue(&vec![job; JOBS])).unwrap();
+    let jobs = || tokio.block_on(store.jobs("acme", 10 * JOBS as i64));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jobs().unwrap().iter().filter(|j| j.state == "succeeded").count() < 20 {
+        assert!(Instant::now() < deadline, "the node never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.stop_server();
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(ready(), 503, "not ready while the database is away");
+    std::thread::sleep(AWAY.saturating_sub(stopped.elapsed()));
+    cluster.start_server();
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(all) = jobs()
+            && all.iter().all(|j| j.state == "succeeded")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "runs did not all finish: {:?}", jobs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ready(), 200);
+    let all = jobs().unwrap();
+    assert_eq!(all.len(), JOBS, "no run lost or added");
+    assert!(all.iter().all(|j| j.output.is_some()));
+    assert_eq!(tokio.block_on(store.queue_counts("acme")).unwrap(), (0, 0));
+    for j in &all {
+        let ledger = tokio
+            .block_on(store.tenant("acme").ledger_of_run(&j.id.to_string()))
+            .unwrap();
+        assert_eq!(
+            ledger.iter().filter(|l| l.kind == "fuel").count(),
+            j.attempt as usize,
+            "run {}: one fuel row per attempt: {ledger:?}",
+            j.id
+        );
+    }
+
+    // What the monitor recorded, and that it told the operator once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outage = loop {
+        let found: Vec<_> = tokio
+            .block_on(store.incidents(50))
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.kind == "database_unreachable")
+            .collect();
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the outage was not recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(outage.len(), 1, "{outage:?}");
+    let i = &outage[0];
+    assert_eq!(
+        (i.subject.as_str(), i.severity.as_str(), i.state.as_str()),
+        ("n1", "critical", "resolved")
+    );
+    assert!(
+        i.summary.starts_with("node `n1` could not reach the database for ") && i.summary.contains(" s (from "),
+        "{}",
+        i.summary
+    );
+    let secs: f64 = i.summary["node `n1` could not reach the database for ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (AWAY.as_secs_f64() - 2.0..AWAY.as_secs_f64() + 10.0).contains(&secs),
+        "{}",
+        i.summary
+    );
+    // Only this incident's messages: a first cycle after the restart may also find the
+    // database slow, which is its own incident.
+    let posted = || -> Vec<(String, String)> {
+        hook.received()
+            .iter()
+            .map(|r| {
+                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                (
+                    body["type"].as_str().unwrap().to_string(),
+                    body["data"]["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .filter(|(_, kind)| kind == "database_unreachable")
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while posted().len() < 2 {
+        assert!(Instant::now() < deadline, "escalation: {:?}", hook.received());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let kinds = posted();
+    assert_eq!(
+        kinds,
+        [
+            ("incident.opened".to_string(), "database_unreachable".to_string()),
+            ("incident.resolved".to_string(), "database_unreachable".to_string())
+        ]
+    );
+
+    tokio.block_on(store.close());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &serve.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(serve.wait().unwrap().success(), "{}", log.join().unwrap());
+}

@@ -17,6 +17,8 @@
 //!   same transaction);
 //! - opens an incident for what it cannot fix (a provider's breaker open, a tenant's queue
 //!   backed up, the disk nearly full, the database slow) and resolves it when the condition ends.
+//!   Every node also asks the database each [`DB_PROBE_EVERY`] whether it answers, and records
+//!   how long it did not once it does again ([`DATABASE_UNREACHABLE`]).
 //!   An incident is opened once: noticing the same thing again updates it. A new incident that
 //!   needs a person (these, a paused automation, a quarantined plugin) is escalated to the
 //!   operator ([`MonitorConfig::escalate_to`]: a webhook, an email address) and, when it concerns
@@ -68,6 +70,14 @@ const FIRST_LOOK_BACK: Duration = Duration::from_secs(3600);
 pub const SNAPSHOT_KEEP: Duration = Duration::from_secs(2 * 24 * 3600);
 /// A tenant's oldest waiting job older than this is a backlog incident.
 pub const QUEUE_WAIT_ALERT: Duration = Duration::from_secs(5 * 60);
+/// How often every node asks the database whether it answers: an outage of a few seconds (a
+/// restart) falls between two cycles, and a `SELECT 1` a second costs nothing.
+pub const DB_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A probe not answered within this is an outage: the pool waits longer than this for a
+/// connection, so without a bound a restart would look like one slow answer.
+pub const DB_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The kind of the incident of a node that could not reach the database.
+pub const DATABASE_UNREACHABLE: &str = "database_unreachable";
 /// A cycle's database reads slower than this are a slow-database incident.
 pub const DB_SLOW: Duration = Duration::from_secs(1);
 /// Free space of the data directory below this share is a disk incident…
@@ -179,26 +189,83 @@ impl Monitor {
     pub async fn run(self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         let node = &self.config.node_id;
+        let mut next_cycle = Instant::now();
+        // When the database stopped answering this node, while it does not.
+        let mut outage: Option<i64> = None;
         loop {
-            if let Err(e) = self.store.node_seen(node).await {
-                tracing::warn!(error = %e, "recording this node's heartbeat failed");
+            let asked_at = mc_store::now_micros();
+            let answered = matches!(
+                tokio::time::timeout(DB_PROBE_TIMEOUT, self.store.ping()).await,
+                Ok(Ok(()))
+            );
+            if !answered && outage.is_none() {
+                tracing::error!(node = %node, "the database does not answer");
+                outage = Some(asked_at);
             }
-            match self.store.hold_lease(LEASE, node, self.config.lease_ttl).await {
-                Ok(true) => {
-                    if let Err(e) = self.cycle().await {
-                        tracing::warn!(error = %e, "a monitor cycle failed; the next one tries again");
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "taking the monitor lease failed"),
+            if answered && let Some(since) = outage.take() {
+                self.record_outage(since).await;
+            }
+            if answered && Instant::now() >= next_cycle {
+                next_cycle = Instant::now() + self.config.cycle;
+                self.beat().await;
             }
             tokio::select! {
                 _ = &mut stop => break,
-                _ = tokio::time::sleep(self.config.cycle) => {}
+                _ = tokio::time::sleep(DB_PROBE_EVERY.min(self.config.cycle)) => {}
             }
         }
         let _ = self.store.release_lease(LEASE, node).await;
         let _ = self.store.forget_node(node).await;
+    }
+
+    /// The node's heartbeat, and the cycle while this node holds the lease.
+    async fn beat(&self) {
+        let node = &self.config.node_id;
+        if let Err(e) = self.store.node_seen(node).await {
+            tracing::warn!(error = %e, "recording this node's heartbeat failed");
+        }
+        match self.store.hold_lease(LEASE, node, self.config.lease_ttl).await {
+            Ok(true) => {
+                if let Err(e) = self.cycle().await {
+                    tracing::warn!(error = %e, "a monitor cycle failed; the next one tries again");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "taking the monitor lease failed"),
+        }
+    }
+
+    /// Records that the database did not answer this node from `since` until now: an incident
+    /// opened (and escalated: a person wants to know why it went away) and resolved at once,
+    /// since it can only be written once the database is back.
+    async fn record_outage(&self, since: i64) {
+        let node = &self.config.node_id;
+        let secs = (mc_store::now_micros() - since).max(0) as f64 / 1e6;
+        let from = jiff::Timestamp::from_microsecond(since)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        let summary = format!("node `{node}` could not reach the database for {secs:.1} s (from {from})");
+        tracing::warn!(node = %node, seconds = secs, "the database answers again");
+        let incident = NewIncident {
+            tenant: PLATFORM,
+            kind: DATABASE_UNREACHABLE,
+            subject: node,
+            severity: "critical",
+            summary: &summary,
+            action: Some("the node retried its writes and claimed no new work until the database answered"),
+            escalate: Some(self.config.escalate_to.as_slice()),
+        };
+        let recorded = match self.store.open_incident(&incident).await {
+            Ok(_) => {
+                self.store
+                    .resolve_incident(PLATFORM, DATABASE_UNREACHABLE, node, "the database answered again")
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "recording the database outage failed");
+        }
     }
 
     /// One look at everything, with the actions it calls for. Call it only while holding the
@@ -305,13 +372,14 @@ impl Monitor {
         }
 
         // Providers: an open breaker is an outage the gateway works around (fallback models) but
-        // cannot end.
+        // cannot end. Half-open counts as down until its probe succeeds: otherwise every probe
+        // of a long outage would close the incident and open a new one.
         let providers = self.config.providers.as_ref().map(|p| p()).unwrap_or_default();
         for (name, state) in &providers {
             self.condition(
                 &mut out,
                 &open,
-                state == "open",
+                provider_down(state),
                 &NewIncident {
                     tenant: PLATFORM,
                     kind: "provider_down",
@@ -428,7 +496,7 @@ impl Monitor {
         };
         let down: HashSet<&str> = providers
             .iter()
-            .filter(|(_, s)| s == "open")
+            .filter(|(_, s)| provider_down(s))
             .map(|(p, _)| p.as_str())
             .collect();
         let any_open = open.iter().any(|(_, kind, _)| kind == MODEL_FALLBACK);
@@ -650,6 +718,12 @@ impl Monitor {
         }
         Ok(())
     }
+}
+
+/// Whether a breaker in `state` means its provider is down: not closed, so open or half-open
+/// (a probe has yet to show it recovered).
+fn provider_down(state: &str) -> bool {
+    state != "closed"
 }
 
 /// The kind of the incident of an agent on its fallback model.

@@ -39,6 +39,9 @@ pub const MAX_BODY_BYTES: usize = 4 << 20;
 /// Longest a request may take before it is answered 503: no API call does minutes of work, and a
 /// stuck one must not hold its connection forever.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `/readyz` waits for the database: a load balancer's probe gives up after a few
+/// seconds, and the pool alone would wait its whole acquire timeout while the database restarts.
+pub const READY_WITHIN: Duration = Duration::from_secs(2);
 
 /// What handlers share.
 #[derive(Debug, Clone)]
@@ -121,12 +124,14 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok("ready")
+    match tokio::time::timeout(READY_WITHIN, state.store.ping()).await {
+        Ok(Ok(())) => Ok("ready"),
+        Ok(Err(e)) => Err(ApiError::Unavailable(e.to_string())),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "the database did not answer within {} s",
+            READY_WITHIN.as_secs()
+        ))),
+    }
 }
 
 /// Answers 503 when a request takes longer than `limit`.

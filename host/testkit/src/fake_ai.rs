@@ -5,7 +5,8 @@
 //!
 //! A test scripts what the next requests get ([`Reply`], one per request, in order; when the
 //! script runs out every request gets a deterministic answer computed from the request, so load
-//! tests can fire hundreds of calls), then checks what the fake received
+//! tests can fire hundreds of calls), or an outage by the clock ([`FakeProvider::outage`]: every
+//! request gets the same failure until a deadline, however many arrive), then checks what the fake received
 //! ([`FakeProvider::requests`]) and the usage it reported, in the provider's own raw terms
 //! ([`FakeProvider::usage_log`]), against what the gateway recorded.
 //!
@@ -178,6 +179,8 @@ struct Shared {
     /// The key requests must carry; None accepts any key or none (like Ollama).
     key: Mutex<Option<String>>,
     script: Mutex<VecDeque<Reply>>,
+    /// Until when every valid request gets this reply instead of the script's.
+    outage: Mutex<Option<(std::time::Instant, Reply)>>,
     requests: Mutex<Vec<ReceivedRequest>>,
     usage: Mutex<Vec<ReportedUsage>>,
     served: AtomicU64,
@@ -209,6 +212,7 @@ impl FakeProvider {
             flavor,
             key: Mutex::new(Some(DEFAULT_KEY.to_string())),
             script: Mutex::new(VecDeque::new()),
+            outage: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
             usage: Mutex::new(Vec::new()),
             served: AtomicU64::new(0),
@@ -258,6 +262,14 @@ impl FakeProvider {
     /// Queues several replies, in order.
     pub fn push_all(&self, replies: impl IntoIterator<Item = Reply>) {
         lock(&self.shared.script).extend(replies);
+    }
+
+    /// An outage by the clock: for the next `length`, every request that passes authentication
+    /// and validation gets `reply` (say [`Reply::overloaded`]); after it, the script and the
+    /// default answers again. A real outage lasts a time, not a number of calls, and how many
+    /// calls reach a provider while it is down is what the test is about.
+    pub fn outage(&self, length: Duration, reply: Reply) {
+        *lock(&self.shared.outage) = Some((std::time::Instant::now() + length, reply));
     }
 
     /// Replies still queued.
@@ -324,9 +336,15 @@ async fn handle(
         Ok(request) => request,
         Err(rejection) => return *rejection,
     };
-    let reply = lock(&shared.script)
-        .pop_front()
-        .unwrap_or_else(|| default_reply(&request));
+    let down = lock(&shared.outage)
+        .as_ref()
+        .filter(|(until, _)| std::time::Instant::now() < *until)
+        .map(|(_, reply)| reply.clone());
+    let reply = down.unwrap_or_else(|| {
+        lock(&shared.script)
+            .pop_front()
+            .unwrap_or_else(|| default_reply(&request))
+    });
     wire.reply(&shared, &request, reply).await
 }
 
