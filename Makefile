@@ -56,4 +56,5 @@ bench: plugins
 	$(CARGO) bench -p mc-gateway --bench overhead
 	$(CARGO) bench -p mc-engine --bench delegation
 	$(CARGO) bench -p mc-server --bench template_install
+	$(CARGO) bench -p mc-server --bench dashboard
 	$(CARGO) bench -p mc-monitor --bench monitor

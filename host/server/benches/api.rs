@@ -7,12 +7,14 @@
 //! key and no database.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mc_server::{AppState, RateLimit, RateLimiter};
-use mc_store::{Finished, NewJob, NewKey, Principal, Role, Store};
+use mc_server::AppState;
+use mc_store::Role;
 use mc_testkit::TestDb;
+
+#[path = "support/fill.rs"]
+mod fill;
 
 /// Runs in the tenant; `MC_BENCH_RUNS` overrides it for a quick look.
 const DEFAULT_RUNS: usize = 100_000;
@@ -22,51 +24,8 @@ const RATE: u64 = 500;
 const DEFAULT_SECS: u64 = 20;
 /// Connections the generator keeps open (enough that 500/s never waits for a free one).
 const CONNECTIONS: usize = 32;
-/// Runs enqueued and completed per transaction while filling the tenant.
-const FILL_BATCH: usize = 1_000;
-
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Fills the tenant with `runs` finished runs (with outputs, as real ones have).
-async fn fill(store: &Store, runs: usize) {
-    let config = mc_config::parse(
-        "tenant: bench\nagents:\n  - name: writer\n    role: Writer\n    plugin: noop\nautomations:\n  - name: daily\n    agent: writer\n    trigger: { manual: true }\n",
-        &mc_config::Known::default(),
-    )
-    .unwrap();
-    store.apply(&config).await.unwrap();
-    let job = NewJob {
-        tenant: "bench".into(),
-        automation: Some("daily".into()),
-        agent: "writer".into(),
-        plugin: "noop".into(),
-        input: r#"{"brief":"Spring sale on garden tools"}"#.into(),
-        trigger: "manual".into(),
-        priority: 0,
-        max_attempts: 1,
-        run_at: None,
-        idempotency_key: None,
-    };
-    let output = serde_json::json!({"title": "Offline draft", "body": "x".repeat(400)}).to_string();
-    let mut done = 0;
-    while done < runs {
-        let n = FILL_BATCH.min(runs - done);
-        store.enqueue(&vec![job.clone(); n]).await.unwrap();
-        let claimed = store.claim("bench", n, Duration::from_secs(600)).await.unwrap();
-        let finished: Vec<Finished> = claimed
-            .iter()
-            .map(|j| Finished {
-                id: j.id,
-                output: output.clone(),
-                logs: Some(r#"[{"at_ms":0,"level":"info","message":"drafted"}]"#.into()),
-                fuel: 0,
-            })
-            .collect();
-        store.complete_many("bench", &finished).await.unwrap();
-        done += n;
-    }
 }
 
 /// Latencies of an open-loop load of `RATE` requests per second for `secs` seconds.
@@ -140,31 +99,10 @@ fn measure(backend: &str, make_db: fn() -> std::pin::Pin<Box<dyn std::future::Fu
     let (db, addr, key) = server_rt.block_on(async {
         let db = make_db().await;
         let t = Instant::now();
-        fill(&db.store, runs).await;
+        fill::fill(&db.store, runs).await;
         eprintln!("{backend}: {runs} runs written in {:.1} s", t.elapsed().as_secs_f64());
-        let key = db
-            .store
-            .create_key(
-                &Principal::local(),
-                NewKey {
-                    role: Role::Viewer,
-                    tenant: Some("bench".into()),
-                    partner: None,
-                    label: "bench".into(),
-                    expires_at: None,
-                },
-            )
-            .await
-            .unwrap()
-            .1;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut state = AppState::new(db.store.clone());
-        state.limiter = Arc::new(RateLimiter::new(RateLimit {
-            per_second: 1e9,
-            burst: 1e9,
-        }));
-        tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
+        let key = fill::key(&db.store, Role::Viewer).await;
+        let addr = fill::serve(AppState::new(db.store.clone())).await;
         (db, addr, key)
     });
     println!("{backend}: {RATE} requests/s for {secs} s, open loop, {runs} runs in the tenant");
