@@ -614,6 +614,20 @@ fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(tokio.block_on(db.store.queue_counts("acme")).unwrap(), (0, 0));
+    // What the survivor recorded: the dead node's runs, requeued, as one resolved incident.
+    let requeued: Vec<_> = tokio
+        .block_on(db.store.incidents(50))
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.kind == "runs_requeued" && i.subject == "node-a")
+        .collect();
+    assert!(!requeued.is_empty(), "the recovery was recorded");
+    assert!(
+        requeued.iter().all(|i| i.state == "resolved"
+            && i.summary.starts_with("node `node-a` stopped renewing the leases of ")
+            && i.action.as_deref().is_some_and(|a| a.starts_with("requeued "))),
+        "{requeued:?}"
+    );
     Command::new("kill")
         .args(["-TERM", &b.id().to_string()])
         .status()
