@@ -175,13 +175,17 @@ impl TenantScope<'_> {
             .await?;
         let Some((root,)) = root else { return Ok(None) };
         let root = root.unwrap_or(id);
+        // The root and the runs under it, as two index lookups: an `OR` of the two columns made
+        // SQLite scan all the tenant's runs (90 ms a tree with 100,000 runs).
         let rows: Vec<NodeRow> = sqlx::query_as(
             "SELECT j.id, j.parent_id, j.agent, j.state, j.input, j.output, j.error, \
              CAST(COALESCE((SELECT SUM(l.cost) FROM ledger l WHERE l.tenant_id = j.tenant_id \
                AND l.run_id = CAST(j.id AS TEXT)), 0) AS BIGINT), \
              CAST(COALESCE((SELECT SUM(l.fuel) FROM ledger l WHERE l.tenant_id = j.tenant_id \
                AND l.run_id = CAST(j.id AS TEXT)), 0) AS BIGINT) \
-             FROM jobs j WHERE j.tenant_id = $1 AND (j.id = $2 OR j.root_id = $2) ORDER BY j.id",
+             FROM jobs j WHERE j.tenant_id = $1 \
+               AND j.id IN (SELECT CAST($2 AS BIGINT) UNION ALL SELECT r.id FROM jobs r WHERE r.tenant_id = $1 AND r.root_id = $2) \
+             ORDER BY j.id",
         )
         .bind(self.id())
         .bind(root)
