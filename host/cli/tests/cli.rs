@@ -1226,6 +1226,26 @@ fn a_plugin_that_starts_trapping_after_a_new_version_is_quarantined_and_escalate
     );
 }
 
+/// `missionctl serve` on a free port, on the database that `store` names (`--data-dir D` or
+/// `--database-url U`), with the built plugins and the shared component cache, escalating to
+/// `{origin}/ops` (a test receiver, allowed as a test host); the caller adds flags and spawns it.
+fn serve_escalating_to(origin: &str, store: [&str; 2]) -> Command {
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_missionctl"));
+    serve
+        .args(["serve", store[0], store[1], "--listen", "127.0.0.1:0"])
+        .args([
+            "--escalation-url",
+            &format!("{origin}/ops"),
+            "--allow-test-host",
+            origin,
+        ])
+        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
+        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
+        .stderr(std::process::Stdio::piped());
+    serve
+}
+
 /// Unmounts the test's small file system however the test ends.
 struct Mounted(PathBuf);
 
@@ -1261,20 +1281,7 @@ fn a_nearly_full_data_disk_is_an_incident_until_space_is_freed() {
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let hook = tokio.block_on(mc_testkit::WebhookSink::start([]));
     let origin = hook.origin().to_string();
-    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
-        .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])
-        .args([
-            "--escalation-url",
-            &format!("{origin}/ops"),
-            "--allow-test-host",
-            &origin,
-        ])
-        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
-        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
-        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let serve = serve_escalating_to(&origin, ["--data-dir", d]).spawn().unwrap();
     let store = tokio
         .block_on(mc_store::Store::open_sqlite(&data.join("missionctl.db")))
         .unwrap();
@@ -1376,8 +1383,7 @@ fn an_ai_provider_overloaded_for_a_minute_is_worked_around_and_nothing_is_billed
     let origin = hook.origin().to_string();
     anthropic.outage(OUTAGE, Reply::overloaded());
     let outage_ends = Instant::now() + OUTAGE;
-    let serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
-        .args(["serve", "--data-dir", d, "--listen", "127.0.0.1:0"])
+    let serve = serve_escalating_to(&origin, ["--data-dir", d])
         .args([
             "--anthropic-base-url",
             &anthropic.base_url(),
@@ -1385,16 +1391,6 @@ fn an_ai_provider_overloaded_for_a_minute_is_worked_around_and_nothing_is_billed
             DEFAULT_KEY,
         ])
         .args(["--openai-base-url", &openai.base_url(), "--openai-api-key", DEFAULT_KEY])
-        .args([
-            "--escalation-url",
-            &format!("{origin}/ops"),
-            "--allow-test-host",
-            &origin,
-        ])
-        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
-        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
-        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let store = tokio
@@ -1595,26 +1591,8 @@ fn a_postgres_restart_under_load_is_recorded_and_loses_no_run() {
     .unwrap();
     let o = missionctl(&["apply", "-f", file.to_str().unwrap(), "--database-url", &url]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_missionctl"))
-        .args([
-            "serve",
-            "--database-url",
-            &url,
-            "--listen",
-            "127.0.0.1:0",
-            "--node-id",
-            "n1",
-        ])
-        .args([
-            "--escalation-url",
-            &format!("{origin}/ops"),
-            "--allow-test-host",
-            &origin,
-        ])
-        .args(["--escalation-secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
-        .env("MISSIONCTL_PLUGIN_DIR", plugin_dir())
-        .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
-        .stderr(std::process::Stdio::piped())
+    let mut serve = serve_escalating_to(&origin, ["--database-url", &url])
+        .args(["--node-id", "n1"])
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
