@@ -1191,10 +1191,7 @@ fn a_plugin_that_starts_trapping_after_a_new_version_is_quarantined_and_escalate
         .sum();
     assert_eq!(fuel_rows, 9);
 
-    let pid = serve.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let out = serve.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stop(serve);
     // The traces: run spans carrying the tenant, exported as OTLP JSON.
     let exported: Vec<serde_json::Value> = collector
         .received()
@@ -1244,6 +1241,14 @@ fn serve_escalating_to(origin: &str, store: [&str; 2]) -> Command {
         .env("MISSIONCTL_CACHE_DIR", target_dir().join("test-component-cache"))
         .stderr(std::process::Stdio::piped());
     serve
+}
+
+/// Stops a `serve` started with its stderr piped as SIGTERM does, and checks it ended cleanly.
+fn stop(serve: std::process::Child) {
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Unmounts the test's small file system however the test ends.
@@ -1344,10 +1349,7 @@ fn a_nearly_full_data_disk_is_an_incident_until_space_is_freed() {
     wait("the resolution is posted", &|| {
         hook.received().iter().any(|r| r.body.contains("incident.resolved"))
     });
-    let pid = serve.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let out = serve.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stop(serve);
 }
 
 /// Chaos, as real processes: the primary AI provider (a fake Anthropic) answers every call with
@@ -1559,10 +1561,7 @@ fn an_ai_provider_overloaded_for_a_minute_is_worked_around_and_nothing_is_billed
         "{rows:?}"
     );
 
-    let pid = serve.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let out = serve.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stop(serve);
 }
 
 /// Chaos, as real processes: the PostgreSQL server of a running node stops as in a crash for a

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use mc_server::AppState;
 use mc_store::Role;
-use mc_testkit::TestDb;
 
 #[path = "support/fill.rs"]
 mod fill;
@@ -88,7 +87,7 @@ fn report(name: &str, (latencies, errors): &(Vec<Duration>, usize)) {
     );
 }
 
-fn measure(backend: &str, make_db: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = TestDb>>>) {
+fn measure(backend: &str, make_db: fill::MakeDb) {
     let runs = env_or("MC_BENCH_RUNS", DEFAULT_RUNS as u64) as usize;
     let secs = env_or("MC_BENCH_SECS", DEFAULT_SECS);
     // The server gets its own runtime and threads, as in `missionctl serve`.
@@ -129,11 +128,5 @@ fn measure(backend: &str, make_db: fn() -> std::pin::Pin<Box<dyn std::future::Fu
 }
 
 fn main() {
-    let only = std::env::var("MC_BENCH_ONLY").unwrap_or_default();
-    if only.is_empty() || only == "sqlite" {
-        measure("SQLite", || Box::pin(TestDb::sqlite()));
-    }
-    if only.is_empty() || only == "postgres" {
-        measure("PostgreSQL", || Box::pin(TestDb::postgres()));
-    }
+    fill::each_backend(measure);
 }

@@ -36,7 +36,6 @@ use std::time::{Duration, Instant};
 
 use mc_server::AppState;
 use mc_store::{Finished, Role, Store};
-use mc_testkit::TestDb;
 use tokio::sync::{Semaphore, mpsc};
 
 // Each benchmark uses part of the shared filler.
@@ -753,7 +752,7 @@ fn measure_status(
     });
 }
 
-fn measure(backend: &str, make_db: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = TestDb>>>) {
+fn measure(backend: &str, make_db: fill::MakeDb) {
     let runs = env_or("MC_BENCH_RUNS", DEFAULT_RUNS);
     // The server gets its own runtime and threads, as in `missionctl serve`; the browser its own
     // thread (the main one).
@@ -787,11 +786,5 @@ fn measure(backend: &str, make_db: fn() -> std::pin::Pin<Box<dyn std::future::Fu
 }
 
 fn main() {
-    let only = std::env::var("MC_BENCH_ONLY").unwrap_or_default();
-    if only.is_empty() || only == "sqlite" {
-        measure("SQLite", || Box::pin(TestDb::sqlite()));
-    }
-    if only.is_empty() || only == "postgres" {
-        measure("PostgreSQL", || Box::pin(TestDb::postgres()));
-    }
+    fill::each_backend(measure);
 }

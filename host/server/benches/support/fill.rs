@@ -108,3 +108,17 @@ pub async fn serve(mut state: AppState) -> SocketAddr {
     tokio::spawn(mc_server::serve(listener, state, std::future::pending()));
     addr
 }
+
+/// Makes a fresh database of one backend.
+pub type MakeDb = fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = mc_testkit::TestDb>>>;
+
+/// Runs `measure` on SQLite, then on PostgreSQL; `MC_BENCH_ONLY=sqlite|postgres` keeps one.
+pub fn each_backend(measure: fn(&str, MakeDb)) {
+    let only = std::env::var("MC_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "sqlite" {
+        measure("SQLite", || Box::pin(mc_testkit::TestDb::sqlite()));
+    }
+    if only.is_empty() || only == "postgres" {
+        measure("PostgreSQL", || Box::pin(mc_testkit::TestDb::postgres()));
+    }
+}
