@@ -16,6 +16,10 @@ use crate::{Engine, EngineError, lock};
 /// How often a node looks for jobs whose lease lapsed (their node died): a dead node's jobs wait
 /// for their lease plus at most this. The look is one indexed read while nothing lapsed.
 pub const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a node folds the store's running totals (PostgreSQL appends one delta per statement
+/// that changes them; see `mc_store::Store::fold_totals`): often enough that a dashboard read
+/// sums a few hundred rows, seldom enough to cost nothing beside the queue.
+pub const FOLD_TOTALS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most results one commit records.
 const RECORD_BATCH: usize = 400;
@@ -548,6 +552,7 @@ impl Engine {
     pub(crate) async fn lease_loop(self: Arc<Self>, stop: CancelToken) {
         let beat_every = self.config.lease / 3;
         let mut last_beat = std::time::Instant::now();
+        let mut last_fold = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(beat_every.min(RECOVER_EVERY)) => {}
@@ -581,6 +586,12 @@ impl Engine {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(released = n, "released abandoned budget reservations"),
                 Err(e) => tracing::warn!(error = %e, "releasing abandoned reservations failed"),
+            }
+            if last_fold.elapsed() >= FOLD_TOTALS_EVERY {
+                last_fold = std::time::Instant::now();
+                if let Err(e) = self.store.fold_totals().await {
+                    tracing::warn!(error = %e, "folding the running totals failed");
+                }
             }
         }
     }

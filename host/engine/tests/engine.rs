@@ -1032,32 +1032,23 @@ async fn a_team_delegates_within_the_hosts_bounds() {
         )
         .await;
         let now = mc_store::now_micros();
-        let held = store
-            .reserve(&mc_store::ReserveRequest {
-                tenant: "acme",
-                agent: "boss",
-                root_run: &id.to_string(),
-                amount: 1,
-                expires_at: now + 60_000_000,
+        mc_testkit::bill(
+            &store,
+            &mc_store::LedgerEntry {
+                tenant: "acme".into(),
+                agent: "boss".into(),
+                run_id: id.to_string(),
+                attempt: 1,
+                provider: "openai".into(),
+                model: "gpt-4o-mini".into(),
+                input_tokens: 1,
+                price_version: 1,
+                cost: 1,
                 at: now,
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        let entry = mc_store::LedgerEntry {
-            tenant: "acme".into(),
-            agent: "boss".into(),
-            run_id: id.to_string(),
-            attempt: 1,
-            provider: "openai".into(),
-            model: "gpt-4o-mini".into(),
-            input_tokens: 1,
-            price_version: 1,
-            cost: 1,
-            at: now,
-            ..Default::default()
-        };
-        store.settle(&held, &entry).await.unwrap();
+                ..Default::default()
+            },
+        )
+        .await;
         let run = run_until_done(mk(&store), &store, "acme", id).await;
         assert_eq!(
             run.output.unwrap()[0]["error"],

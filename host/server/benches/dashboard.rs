@@ -520,18 +520,6 @@ async fn fill_tenant(store: &Store, runs: usize) -> i64 {
 /// settle at `cost` micro-dollars.
 async fn bill(store: &Store, agent: &str, run_id: &str, cost: u64) {
     let now = mc_store::now_micros();
-    let reservation = store
-        .reserve(&mc_store::ReserveRequest {
-            tenant: TENANT,
-            agent,
-            root_run: run_id,
-            amount: cost,
-            expires_at: now + 60_000_000,
-            at: now,
-        })
-        .await
-        .unwrap()
-        .unwrap();
     let entry = mc_store::LedgerEntry {
         tenant: TENANT.into(),
         agent: agent.into(),
@@ -548,7 +536,7 @@ async fn bill(store: &Store, agent: &str, run_id: &str, cost: u64) {
         at: now,
         ..Default::default()
     };
-    store.settle(&reservation, &entry).await.unwrap();
+    mc_testkit::bill(store, &entry).await;
 }
 
 /// Today's midnight (UTC) as the overview asks for it.

@@ -2,13 +2,15 @@
 //! statements over a tenant's rows rather than a listing counted by the client: runs since a
 //! time counted by state, runs waiting for approval, open incidents, and per agent its latest run
 //! and its cost this month. Every statement filters by the tenant and is a range or point lookup
-//! on the indexes of migration 19, so its cost does not grow with the tenant's history.
+//! on the indexes of migration 19 or a read of the running totals of migration 21, so its cost
+//! does not grow with the tenant's history.
 
 use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
 use crate::runs::{SUMMARY_COLUMNS, summary};
+use crate::totals::{ACTIVE_STATES, FINISHED_STATES, RUN_TOTALS_BUCKET_MICROS};
 use crate::{RunSummary, StoreError, TenantScope};
 
 /// A tenant's runs created since a time, by state.
@@ -41,17 +43,32 @@ pub struct AgentActivity {
 }
 
 impl TenantScope<'_> {
-    /// Its runs created at or after `since` (microseconds), counted by state: one index range
-    /// of `jobs_created`, which holds the state, so no run row is read.
+    /// Its runs created at or after `since` (microseconds), counted by state, without reading its
+    /// finished history: finished runs from `run_totals` for the whole hours after `since`, plus
+    /// those of the partial hour before the first (a range of `jobs_created`); runs under way from
+    /// the partial index `jobs_active`, which holds only them.
     pub async fn run_counts_since(&self, since: i64) -> Result<RunCounts, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM jobs WHERE tenant_id = $1 AND created_at >= $2 GROUP BY state")
-                .bind(self.id())
-                .bind(since)
-                .fetch_all(self.store().pool())
-                .await?;
+        let bucket = RUN_TOTALS_BUCKET_MICROS;
+        let whole_from = since.div_euclid(bucket) * bucket + if since.rem_euclid(bucket) == 0 { 0 } else { bucket };
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT state, CAST(SUM(n) AS BIGINT) FROM ( \
+               SELECT state, runs AS n FROM run_totals WHERE tenant_id = $1 AND hour >= $3 \
+               UNION ALL SELECT state, 1 FROM jobs WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 \
+                 AND state IN ({FINISHED_STATES}) \
+               UNION ALL SELECT state, 1 FROM jobs WHERE tenant_id = $1 AND created_at >= $2 AND state IN ({ACTIVE_STATES}) \
+             ) AS c GROUP BY state"
+        ))
+        .bind(self.id())
+        .bind(since)
+        .bind(whole_from)
+        .fetch_all(self.store().pool())
+        .await?;
         Ok(RunCounts {
-            by_state: rows.into_iter().map(|(s, n)| (s, n.max(0) as u64)).collect(),
+            by_state: rows
+                .into_iter()
+                .filter(|&(_, n)| n > 0)
+                .map(|(s, n)| (s, n as u64))
+                .collect(),
         })
     }
 
@@ -77,7 +94,8 @@ impl TenantScope<'_> {
 
     /// Each of its agents with its latest run and its cost in `month` (`YYYY-MM`), in name
     /// order, from one statement: the latest run is a point lookup per agent on
-    /// `jobs_by_agent` (the largest id), the costs one grouped range of `ledger_by_month`.
+    /// `jobs_by_agent` (the largest id), the costs one grouped range of the month's
+    /// `ledger_totals`.
     pub async fn team_activity(&self, month: &str) -> Result<Vec<AgentActivity>, StoreError> {
         crate::metering::valid_month(month).map_err(StoreError::Invalid)?;
         let run_columns = SUMMARY_COLUMNS
@@ -89,7 +107,7 @@ impl TenantScope<'_> {
             "SELECT {run_columns}, a.name, COALESCE(c.cost, 0) FROM agents a \
              LEFT JOIN jobs j ON j.tenant_id = a.tenant_id AND j.id = \
                  (SELECT MAX(k.id) FROM jobs k WHERE k.tenant_id = a.tenant_id AND k.agent = a.name) \
-             LEFT JOIN (SELECT agent, CAST(SUM(cost) AS BIGINT) AS cost FROM ledger \
+             LEFT JOIN (SELECT agent, CAST(SUM(cost) AS BIGINT) AS cost FROM ledger_totals \
                  WHERE tenant_id = $1 AND month = $2 GROUP BY agent) c ON c.agent = a.name \
              WHERE a.tenant_id = $1 ORDER BY a.name"
         ))

@@ -26,6 +26,7 @@ mod schedules;
 mod secrets;
 mod sessions;
 mod tenants;
+mod totals;
 mod tree;
 
 use std::path::Path;

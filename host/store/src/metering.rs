@@ -290,8 +290,9 @@ impl UsageBy {
     fn column(self) -> &'static str {
         match self {
             UsageBy::Agent => "agent",
-            UsageBy::Automation => "COALESCE(automation, '(manual)')",
-            UsageBy::Model => "COALESCE(model, '(plugin fuel)')",
+            // `ledger_totals` keeps '' for a missing automation or model (a key column).
+            UsageBy::Automation => "CASE WHEN automation = '' THEN '(manual)' ELSE automation END",
+            UsageBy::Model => "CASE WHEN model = '' THEN '(plugin fuel)' ELSE model END",
             UsageBy::Day => "day",
         }
     }
@@ -858,15 +859,17 @@ impl Store {
         Ok(as_u64(n))
     }
 
-    /// Every tenant's month: plan price, AI and fuel cost, margin (the operator's report).
+    /// Every tenant's month: plan price, AI and fuel cost, margin (the operator's report), from the
+    /// month's `ledger_totals`.
     pub async fn margin_report(&self, month: &str) -> Result<Vec<MarginLine>, StoreError> {
         valid_month(month).map_err(StoreError::Invalid)?;
         let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
             "SELECT t.id, t.name, t.plan, \
-             CAST(COALESCE(SUM(CASE WHEN l.kind = 'ai' THEN l.cost ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN l.kind = 'fuel' THEN l.cost ELSE 0 END), 0) AS BIGINT) \
-             FROM tenants t LEFT JOIN ledger l ON l.tenant_id = t.id AND l.month = $1 \
-             GROUP BY t.id, t.name, t.plan ORDER BY t.id",
+             CAST(COALESCE(l.ai, 0) AS BIGINT), CAST(COALESCE(l.fuel, 0) AS BIGINT) FROM tenants t \
+             LEFT JOIN (SELECT tenant_id, SUM(CASE WHEN kind = 'ai' THEN cost ELSE 0 END) AS ai, \
+               SUM(CASE WHEN kind = 'fuel' THEN cost ELSE 0 END) AS fuel \
+               FROM ledger_totals WHERE month = $1 GROUP BY tenant_id) l ON l.tenant_id = t.id \
+             ORDER BY t.id",
         )
         .bind(month)
         .fetch_all(self.pool())
@@ -1121,10 +1124,12 @@ impl TenantScope<'_> {
         Ok(out)
     }
 
-    /// The month's usage grouped `by` agent, automation, model or day, and the totals.
+    /// The month's usage grouped `by` agent, automation, model or day, and the totals: sums of the
+    /// month's `ledger_totals` (the ledger summed per day, agent, automation and model), a few
+    /// hundred rows however many calls and runs the month had.
     pub async fn usage(&self, month: &str, by: UsageBy) -> Result<(Vec<UsageLine>, UsageLine), StoreError> {
         valid_month(month).map_err(StoreError::Invalid)?;
-        let sums = "CAST(COALESCE(SUM(CASE WHEN kind = 'ai' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+        let sums = "CAST(COALESCE(SUM(CASE WHEN kind = 'ai' THEN entries ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
              CAST(COALESCE(SUM(cache_read_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT), \
              CAST(COALESCE(SUM(usage_estimated), 0) AS BIGINT), CAST(COALESCE(SUM(fuel), 0) AS BIGINT), \
@@ -1133,7 +1138,7 @@ impl TenantScope<'_> {
         let key = by.column();
         type Sums = (String, i64, i64, i64, i64, i64, i64, i64, i64, i64);
         let rows: Vec<Sums> = sqlx::query_as(&format!(
-            "SELECT {key}, {sums} FROM ledger WHERE tenant_id = $1 AND month = $2 GROUP BY {key} ORDER BY {key}"
+            "SELECT {key}, {sums} FROM ledger_totals WHERE tenant_id = $1 AND month = $2 GROUP BY {key} ORDER BY {key}"
         ))
         .bind(self.id())
         .bind(month)

@@ -164,6 +164,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0020_brands.sql"),
         postgres: include_str!("../migrations/0020_brands.sql"),
     },
+    Migration {
+        version: 21,
+        name: "running totals of the ledger and of finished runs",
+        sqlite: concat!(
+            include_str!("../migrations/0021_totals_common.sql"),
+            include_str!("../migrations/0021_totals_sqlite.sql")
+        ),
+        postgres: concat!(
+            include_str!("../migrations/0021_totals_common.sql"),
+            include_str!("../migrations/0021_totals_postgres.sql")
+        ),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -709,14 +709,15 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         let ai_by_tenant = sqlx::query_as(
-            "SELECT tenant_id, COUNT(*), CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
-             CAST(SUM(cost) AS BIGINT) FROM ledger WHERE kind = 'ai' GROUP BY tenant_id ORDER BY tenant_id",
+            "SELECT tenant_id, CAST(SUM(entries) AS BIGINT), CAST(SUM(input_tokens) AS BIGINT), \
+             CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cost) AS BIGINT) FROM ledger_totals WHERE kind = 'ai' \
+             GROUP BY tenant_id ORDER BY tenant_id",
         )
         .fetch_all(self.pool())
         .await?;
         let fuel_by_tenant = sqlx::query_as(
-            "SELECT tenant_id, CAST(SUM(fuel) AS BIGINT), CAST(SUM(cost) AS BIGINT) FROM ledger WHERE kind = 'fuel' \
-             GROUP BY tenant_id ORDER BY tenant_id",
+            "SELECT tenant_id, CAST(SUM(fuel) AS BIGINT), CAST(SUM(cost) AS BIGINT) FROM ledger_totals \
+             WHERE kind = 'fuel' GROUP BY tenant_id ORDER BY tenant_id",
         )
         .fetch_all(self.pool())
         .await?;

@@ -145,6 +145,8 @@ pub struct JobRow {
     pub error: Option<String>,
     /// The node that claimed it last.
     pub claimed_by: Option<String>,
+    /// When it was created (microseconds).
+    pub created_at: i64,
 }
 
 /// How a failed attempt ended.
@@ -792,10 +794,11 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<String>,
+            i64,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, tenant_id, automation, agent, state, attempt, max_attempts, run_at, output, error_kind, error, claimed_by \
-             FROM jobs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+            "SELECT id, tenant_id, automation, agent, state, attempt, max_attempts, run_at, output, error_kind, error, claimed_by, \
+             created_at FROM jobs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(tenant)
         .bind(limit)
@@ -816,6 +819,7 @@ impl Store {
                 error_kind: r.9,
                 error: r.10,
                 claimed_by: r.11,
+                created_at: r.12,
             })
             .collect())
     }

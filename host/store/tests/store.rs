@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 20);
+    assert_eq!(n, 21);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 20)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 21)"
     );
 }
 
@@ -897,4 +897,161 @@ async fn run_fuel_is_priced_and_the_ledger_refuses_changes() {
         drop(conn);
         db.finish().await;
     }
+}
+
+/// What the month's usage `by` adds up to, recomputed from the ledger rows themselves.
+fn usage_from_rows(rows: &[mc_store::LedgerRow], by: mc_store::UsageBy) -> Vec<mc_store::UsageLine> {
+    let mut lines: std::collections::BTreeMap<String, mc_store::UsageLine> = Default::default();
+    for r in rows {
+        let key = match by {
+            mc_store::UsageBy::Agent => r.agent.clone(),
+            mc_store::UsageBy::Automation => r.automation.clone().unwrap_or_else(|| "(manual)".into()),
+            mc_store::UsageBy::Model => r.model.clone().unwrap_or_else(|| "(plugin fuel)".into()),
+            mc_store::UsageBy::Day => mc_store::month_and_day(r.at).1,
+        };
+        let l = lines.entry(key.clone()).or_insert_with(|| mc_store::UsageLine {
+            key,
+            ..Default::default()
+        });
+        let ai = r.kind == "ai";
+        l.ai_calls += u64::from(ai);
+        l.input_tokens += r.input_tokens;
+        l.output_tokens += r.output_tokens;
+        l.cache_read_tokens += r.cache_read_tokens;
+        l.cache_write_tokens += r.cache_write_tokens;
+        l.estimated_calls += u64::from(r.usage_estimated);
+        l.fuel += r.fuel;
+        if ai {
+            l.ai_cost += r.cost;
+        } else {
+            l.fuel_cost += r.cost;
+        }
+        l.cost += r.cost;
+    }
+    lines.into_values().collect()
+}
+
+/// The running totals (migration 21) agree with the ledger and the runs they sum, whichever way a
+/// run finished or came back, and folding them (PostgreSQL) changes no sum.
+#[tokio::test]
+async fn running_totals_agree_with_the_ledger_and_the_runs() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        store.ensure_price_book("(test book)", 20_000).await.unwrap();
+        let jobs: Vec<_> = (0..12)
+            .map(|n| job(if n < 10 { "acme" } else { "globex" }, n))
+            .collect();
+        store.enqueue(&jobs).await.unwrap();
+        let mut claimed = store.claim("n", 12, LEASE).await.unwrap();
+        claimed.sort_by_key(|j| j.id);
+        let acme: Vec<i64> = claimed.iter().filter(|j| j.tenant == "acme").map(|j| j.id).collect();
+        // Six of acme's runs succeed in one batch, with fuel; two die; one is cancelled while
+        // running; one still runs. Globex's two succeed.
+        let finished = |id: i64, fuel: u64| mc_store::Finished {
+            id,
+            output: "{}".into(),
+            logs: None,
+            fuel,
+        };
+        let mut done: Vec<_> = acme[..6]
+            .iter()
+            .map(|&id| finished(id, 1_000_000_000 + id as u64))
+            .collect();
+        done.extend(
+            claimed
+                .iter()
+                .filter(|j| j.tenant == "globex")
+                .map(|j| finished(j.id, 7)),
+        );
+        store.complete_many("n", &done).await.unwrap();
+        for &id in &acme[6..8] {
+            let dead = mc_store::FailedAttempt {
+                kind: "trap",
+                error: "trapped",
+                retryable: false,
+                logs: None,
+                fuel: 3_000_000,
+                plugin_hash: None,
+            };
+            store.fail("n", id, &dead).await.unwrap();
+        }
+        assert!(store.cancel("acme", acme[8]).await.unwrap());
+        // An AI call of one of them, and one of a manual run with no automation.
+        let now = mc_store::now_micros();
+        for (automation, model, cost) in [(Some("kpis"), "claude-sonnet-4-5", 1_234), (None, "gpt-4.1", 99)] {
+            let entry = mc_store::LedgerEntry {
+                tenant: "acme".into(),
+                agent: "analyst".into(),
+                automation: automation.map(str::to_string),
+                run_id: acme[0].to_string(),
+                attempt: 1,
+                provider: "anthropic".into(),
+                model: model.into(),
+                input_tokens: 1_000,
+                output_tokens: 200,
+                cache_read_tokens: 300,
+                cache_write_tokens: 40,
+                usage_estimated: automation.is_none(),
+                price_version: 1,
+                cost,
+                at: now,
+                reply: None,
+            };
+            mc_testkit::bill(&store, &entry).await;
+        }
+        let month = mc_store::month_and_day(now).0;
+        let hour = 3_600_000_000;
+        let check = |label: &'static str| {
+            let store = store.clone();
+            let month = month.clone();
+            async move {
+                for tenant in ["acme", "globex"] {
+                    let scope = store.tenant(tenant);
+                    let rows = scope.ledger_of_month(&month).await.unwrap();
+                    for by in [
+                        mc_store::UsageBy::Agent,
+                        mc_store::UsageBy::Automation,
+                        mc_store::UsageBy::Model,
+                        mc_store::UsageBy::Day,
+                    ] {
+                        let (lines, total) = scope.usage(&month, by).await.unwrap();
+                        assert_eq!(lines, usage_from_rows(&rows, by), "{label}: {tenant} by {by:?}");
+                        assert_eq!(total.cost, rows.iter().map(|r| r.cost).sum::<u64>(), "{label}");
+                    }
+                    let team = scope.team_activity(&month).await.unwrap();
+                    assert_eq!(team[0].month_cost, rows.iter().map(|r| r.cost).sum::<u64>(), "{label}");
+                    let jobs = store.jobs(tenant, 1_000).await.unwrap();
+                    let created = jobs.iter().map(|j| j.created_at).min().unwrap();
+                    // On a bucket's edge, within the first bucket, and half an hour before it
+                    // (a time zone half an hour off UTC).
+                    let start = created - created.rem_euclid(hour);
+                    for since in [start, created, start - hour / 2, created + 1] {
+                        let mut expected: std::collections::BTreeMap<String, u64> = Default::default();
+                        for j in jobs.iter().filter(|j| j.created_at >= since) {
+                            *expected.entry(j.state.clone()).or_default() += 1;
+                        }
+                        let counts = scope.run_counts_since(since).await.unwrap();
+                        assert_eq!(counts.by_state, expected, "{label}: {tenant} since {since}");
+                    }
+                }
+                let margin = store.margin_report(&month).await.unwrap();
+                let acme_rows = store.tenant("acme").ledger_of_month(&month).await.unwrap();
+                let ai: u64 = acme_rows.iter().filter(|r| r.kind == "ai").map(|r| r.cost).sum();
+                assert_eq!((margin[0].tenant.as_str(), margin[0].ai_cost), ("acme", ai), "{label}");
+            }
+        };
+        check("after the runs").await;
+        // A dead run retried leaves the dead count and finishes again as a success.
+        assert!(store.retry_dead("acme", acme[6]).await.unwrap());
+        check("after a dead-letter retry").await;
+        let again = store.claim("n", 5, LEASE).await.unwrap();
+        assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), [acme[6]]);
+        store.complete_many("n", &[finished(acme[6], 5)]).await.unwrap();
+        check("after the retried run succeeded").await;
+        let folded = store.fold_totals().await.unwrap();
+        assert_eq!(folded > 0, store.backend() == Backend::Postgres, "{folded} rows folded");
+        check("after folding").await;
+        assert_eq!(store.fold_totals().await.unwrap(), 0, "nothing fresh is left to fold");
+    })
+    .await;
 }

@@ -109,3 +109,22 @@ where
         db.finish().await;
     }
 }
+
+/// Records one AI call as the gateway does: reserves its cost on the budgets of its tenant,
+/// agent and run (`entry.run_id` as the root run), then settles it, which writes its ledger row.
+/// Panics if a budget refuses it.
+pub async fn bill(store: &Store, entry: &mc_store::LedgerEntry) {
+    let reservation = store
+        .reserve(&mc_store::ReserveRequest {
+            tenant: &entry.tenant,
+            agent: &entry.agent,
+            root_run: &entry.run_id,
+            amount: entry.cost,
+            expires_at: entry.at + 60_000_000,
+            at: entry.at,
+        })
+        .await
+        .expect("reserve")
+        .expect("a budget refused the call");
+    store.settle(&reservation, entry).await.expect("settle");
+}

@@ -775,18 +775,6 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
 /// Records one AI call of `agent` as the gateway would: reserve, then settle at `cost`.
 async fn bill(store: &Store, agent: &str, model: &str, cost: u64) {
     let now = mc_store::now_micros();
-    let reservation = store
-        .reserve(&mc_store::ReserveRequest {
-            tenant: "acme",
-            agent,
-            root_run: "1",
-            amount: cost,
-            expires_at: now + 60_000_000,
-            at: now,
-        })
-        .await
-        .unwrap()
-        .unwrap();
     let entry = mc_store::LedgerEntry {
         tenant: "acme".into(),
         agent: agent.into(),
@@ -803,7 +791,7 @@ async fn bill(store: &Store, agent: &str, model: &str, cost: u64) {
         at: now,
         ..Default::default()
     };
-    store.settle(&reservation, &entry).await.unwrap();
+    mc_testkit::bill(store, &entry).await;
 }
 
 #[tokio::test]

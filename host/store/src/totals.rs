@@ -1,0 +1,70 @@
+//! The running totals of migration 21 (`ledger_totals`, `run_totals`): what they add up to, and
+//! folding PostgreSQL's deltas. Triggers write them in the transaction of the ledger row or run
+//! change they count; this module only reads them and, on PostgreSQL, compacts them.
+//!
+//! On SQLite each key is one row, updated in place. On PostgreSQL each statement that changes a
+//! total appends a delta row (`fresh`), because one row per key would make concurrent nodes queue,
+//! and deadlock, on its lock; readers sum a key's rows, and [`Store::fold_totals`] replaces a
+//! key's rows by their sum so a key keeps a handful of rows.
+
+use crate::{Backend, Store, StoreError};
+
+/// The states in which a run is finished; `run_totals` counts runs in these.
+pub(crate) const FINISHED_STATES: &str = "'succeeded', 'dead', 'cancelled', 'failed', 'rejected'";
+/// The states of a run under way; the partial index `jobs_active` holds runs in these (the same
+/// text as the index's predicate, so both planners prove the index usable).
+pub(crate) const ACTIVE_STATES: &str = "'scheduled', 'available', 'running', 'awaiting_approval'";
+/// The width of a `run_totals` bucket: an hour, so a day that starts at a time zone's midnight
+/// (a whole or half hour away from UTC) is whole buckets and at most one partial hour.
+pub(crate) const RUN_TOTALS_BUCKET_MICROS: i64 = 3_600_000_000;
+
+/// Each total's table and the columns of its key and of its sums.
+const FOLDABLE: [(&str, &str, &str); 2] = [
+    (
+        "ledger_totals",
+        "tenant_id, month, day, agent, automation, model, kind",
+        "entries, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost",
+    ),
+    ("run_totals", "tenant_id, hour, state", "runs"),
+];
+
+impl Store {
+    /// Folds every key with fresh deltas into one row (PostgreSQL; SQLite keeps one row per key
+    /// already). Returns how many rows it replaced.
+    ///
+    /// Safe beside writers and other nodes folding: each statement deletes rows and inserts their
+    /// sum in one step, so a reader's snapshot sees either the rows or the sum; a delta written
+    /// meanwhile is not in the statement's snapshot and waits for the next fold; two nodes folding
+    /// the same key each re-insert only what they deleted.
+    pub async fn fold_totals(&self) -> Result<u64, StoreError> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(0);
+        }
+        let mut folded = 0;
+        for (table, key, sums) in FOLDABLE {
+            let on = key
+                .split(", ")
+                .map(|c| format!("r.{c} = k.{c}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            // A key whose rows cancel out (runs that left a finished state) keeps no row.
+            let first = sums.split(", ").next().unwrap_or_default();
+            let summed = sums
+                .split(", ")
+                .map(|c| format!("SUM({c})"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "WITH k AS (SELECT DISTINCT {key} FROM {table} WHERE fresh), \
+                 gone AS (DELETE FROM {table} r USING k WHERE {on} RETURNING r.*), \
+                 n AS (SELECT COUNT(*) AS rows FROM gone), \
+                 put AS (INSERT INTO {table} ({key}, {sums}, fresh) SELECT {key}, {summed}, false FROM gone GROUP BY {key} \
+                   HAVING SUM({first}) <> 0) \
+                 SELECT rows FROM n"
+            );
+            let (n,): (i64,) = sqlx::query_as(&sql).fetch_one(self.pool()).await?;
+            folded += n.max(0) as u64;
+        }
+        Ok(folded)
+    }
+}
