@@ -2,6 +2,7 @@
 //! its own module.
 
 mod billing;
+mod brand;
 mod client;
 mod cron;
 mod exit;
@@ -93,6 +94,8 @@ enum Command {
     Plugin(plugin::PluginArgs),
     /// The template gallery: list, show, and install a vertical's team into a tenant.
     Template(template::TemplateArgs),
+    /// White-label brands: a partner's name, logo and colours, and which tenants are its.
+    Brand(brand::BrandArgs),
     /// Run this node: scheduler, workers and the HTTP endpoint (webhooks, /healthz, /readyz), until
     /// stopped with Ctrl-C or SIGTERM.
     Serve(Box<serve::ServeArgs>),
@@ -175,6 +178,7 @@ fn main() -> std::process::ExitCode {
             Command::Report(args) => billing::report(args).await,
             Command::Prices(args) => billing::prices(args).await,
             Command::Template(args) => template::template(args).await,
+            Command::Brand(args) => brand::brand(args).await,
             Command::Plan(args) => billing::plan(args).await,
             Command::Plugin(args) => plugin::plugin(args).await,
         }

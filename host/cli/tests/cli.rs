@@ -1751,3 +1751,83 @@ fn a_postgres_restart_under_load_is_recorded_and_loses_no_run() {
     );
     assert!(serve.wait().unwrap().success(), "{}", log.join().unwrap());
 }
+
+#[test]
+fn brands_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let file = dir.path().join("acme.yaml");
+    std::fs::write(&file, TENANT_FILE).unwrap();
+    assert_eq!(
+        code(&missionctl(&["apply", "-f", file.to_str().unwrap(), "--data-dir", d])),
+        0
+    );
+    let brand = dir.path().join("brand.yaml");
+    let b = brand.to_str().unwrap();
+
+    std::fs::write(&brand, "name: Northwind Digital\nprimary_color: \"#1D4ED8\"\n").unwrap();
+    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (
+            0,
+            "brand of northwind created: \"Northwind Digital\", primary #1d4ed8, accent (the primary), no logo\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        &brand,
+        "name: Northwind\nprimary_color: \"#1d4ed8\"\naccent_color: \"#b45309\"\nlogo: \"data:image/png;base64,iVBORw0KGgo=\"\n",
+    )
+    .unwrap();
+    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    assert_eq!(
+        stdout(&o),
+        "brand of northwind updated: \"Northwind\", primary #1d4ed8, accent #b45309, logo embedded (34 bytes)\n",
+        "{}",
+        stderr(&o)
+    );
+
+    // A mistake in the file is shown at its line; a colour that does not read on white by its
+    // field; neither changes the stored brand.
+    std::fs::write(&brand, "name: Northwind\nprimary_colour: \"#1d4ed8\"\n").unwrap();
+    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).starts_with(&format!("error: {b}: line 2, column 1: unknown field `primary_colour`")),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&brand, "name: Northwind\nprimary_color: \"#fde047\"\n").unwrap();
+    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).starts_with(&format!("error: {b}: primary_color: ")),
+        "{}",
+        stderr(&o)
+    );
+    let o = missionctl(&["brand", "list", "--data-dir", d]);
+    assert_eq!(
+        stdout(&o),
+        "northwind: \"Northwind\", primary #1d4ed8, accent #b45309, logo embedded (34 bytes)\n"
+    );
+
+    let o = missionctl(&["brand", "assign", "acme", "northwind", "--data-dir", d]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "acme now belongs to northwind\n"),
+        "{}",
+        stderr(&o)
+    );
+    let o = missionctl(&["brand", "assign", "acme", "southwind", "--data-dir", d]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("unknown partner `southwind`"), "{}", stderr(&o));
+    let o = missionctl(&["brand", "assign", "acme", "--none", "--data-dir", d]);
+    assert_eq!(stdout(&o), "acme now belongs to no partner\n", "{}", stderr(&o));
+    let o = missionctl(&["brand", "remove", "northwind", "--data-dir", d]);
+    assert_eq!(stdout(&o), "brand of northwind removed\n", "{}", stderr(&o));
+    let o = missionctl(&["brand", "list", "--data-dir", d]);
+    assert_eq!((code(&o), stdout(&o).as_str()), (0, ""));
+}

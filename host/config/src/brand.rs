@@ -16,6 +16,8 @@ pub const MAX_BRAND_NAME_CHARS: usize = 60;
 /// 28-pixel header image, stored in the database and sent with each dashboard start of every
 /// tenant of the partner; 64 KiB is ample for that and keeps the answer small.
 pub const MAX_LOGO_BYTES: usize = 64 * 1024;
+/// Largest brand file: the largest logo, the other fields and room for the YAML around them.
+pub const MAX_BRAND_FILE_BYTES: usize = MAX_LOGO_BYTES + 4096;
 /// Longest `https:` logo URL (what browsers and proxies reliably accept).
 pub const MAX_LOGO_URL_BYTES: usize = 2048;
 /// Image types a `data:` logo may have: what browsers render in an `<img>` (SVG there runs no
@@ -60,6 +62,16 @@ fn err(field: &'static str, message: impl Into<String>) -> BrandError {
 }
 
 impl BrandSpec {
+    /// Reads a brand file (YAML with the fields of [`BrandSpec`]) and checks it: a mistake in
+    /// the file is reported at its line and column, a bad value by its field.
+    pub fn from_yaml(text: &str) -> Result<BrandSpec, String> {
+        if text.len() > MAX_BRAND_FILE_BYTES {
+            return Err(format!("the file is larger than {MAX_BRAND_FILE_BYTES} bytes"));
+        }
+        let spec: BrandSpec = crate::from_yaml(text).map_err(|e| e.to_string())?;
+        spec.check().map_err(|e| e.to_string())
+    }
+
     /// Checks every field and returns the brand with its name trimmed and its colours in lower
     /// case (how it is stored).
     pub fn check(&self) -> Result<BrandSpec, BrandError> {

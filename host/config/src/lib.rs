@@ -456,7 +456,14 @@ pub fn parse(text: &str, known: &Known) -> Result<Validated, ConfigError> {
             message: format!("the file is larger than {MAX_FILE_BYTES} bytes"),
         });
     }
-    let config: TenantConfig = serde_yaml::from_str(text).map_err(|e| {
+    let config: TenantConfig = from_yaml(text)?;
+    let positions = Positions::index(text);
+    validate(config, known, &positions)
+}
+
+/// Reads a YAML document into `T`, a mistake reported at its line and column.
+pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
         // serde_yaml appends " at line X column Y" to its message; the position is ours to print.
         let message = e.to_string();
@@ -465,9 +472,7 @@ pub fn parse(text: &str, known: &Known) -> Result<Validated, ConfigError> {
             None => message,
         };
         ConfigError { line, column, message }
-    })?;
-    let positions = Positions::index(text);
-    validate(config, known, &positions)
+    })
 }
 
 /// Checks a tenant, agent, automation, plugin or partner name: what may appear in URLs and logs.
