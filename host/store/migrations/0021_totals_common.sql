@@ -44,9 +44,3 @@ INSERT INTO run_totals
     SELECT tenant_id, created_at - created_at % 3600000000, state, COUNT(*) FROM jobs
     WHERE state IN ('succeeded', 'dead', 'cancelled', 'failed', 'rejected')
     GROUP BY tenant_id, created_at - created_at % 3600000000, state;
-
--- Runs still under way, counted since a time without reading the tenant's finished history (the
--- dashboard's overview counts finished runs from `run_totals`, these from this index). The state
--- is in the index so the count reads no row, and so SQLite's planner prefers it to `jobs_created`.
-CREATE INDEX jobs_active ON jobs (tenant_id, created_at, state)
-    WHERE state IN ('scheduled', 'available', 'running', 'awaiting_approval');

@@ -31,3 +31,11 @@ CREATE TRIGGER run_totals_enter AFTER UPDATE OF state ON jobs
     INSERT INTO run_totals VALUES (NEW.tenant_id, NEW.created_at - NEW.created_at % 3600000000, NEW.state, 1)
     ON CONFLICT (tenant_id, hour, state) DO UPDATE SET runs = runs + 1;
 END;
+
+-- Runs still under way, counted since a time without reading the tenant's finished history (the
+-- dashboard's overview counts finished runs from `run_totals`, these from this index). The state
+-- is in the index so the count reads no row, and so the planner prefers it to `jobs_created`.
+-- (PostgreSQL has none: the queue's own partial indexes answer it there, and one more index on
+-- the queue's hottest rows cost it a quarter of its throughput.)
+CREATE INDEX jobs_active ON jobs (tenant_id, created_at, state)
+    WHERE state IN ('scheduled', 'available', 'running', 'awaiting_approval');
