@@ -36,6 +36,6 @@ END;
 -- dashboard's overview counts finished runs from `run_totals`, these from this index). The state
 -- is in the index so the count reads no row, and so the planner prefers it to `jobs_created`.
 -- (PostgreSQL has none: the queue's own partial indexes answer it there, and one more index on
--- the queue's hottest rows cost it a quarter of its throughput.)
+-- the queue's hottest rows cost its queue about a third of its throughput; see BENCHMARKS.md.)
 CREATE INDEX jobs_active ON jobs (tenant_id, created_at, state)
     WHERE state IN ('scheduled', 'available', 'running', 'awaiting_approval');
