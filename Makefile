@@ -34,11 +34,9 @@ test: plugins
 	$(MAKE) browser-test
 
 # The dashboard in a real headless Chromium (Debian's package), driven by playwright-core; the
-# screenshots of each page land in tests/browser/artifacts/. The colour emoji font draws the
-# template gallery's icons, as a client's own browser would (a bare server image has none).
+# screenshots of each page land in tests/browser/artifacts/.
 browser-test:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-	@test -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji)
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	$(CARGO) build -p missionctl
 	node --test --test-concurrency=1 tests/browser/
