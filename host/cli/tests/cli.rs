@@ -1765,9 +1765,12 @@ fn brands_from_the_command_line() {
     );
     let brand = dir.path().join("brand.yaml");
     let b = brand.to_str().unwrap();
+    let set = |text: &str| {
+        std::fs::write(&brand, text).unwrap();
+        missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d])
+    };
 
-    std::fs::write(&brand, "name: Northwind Digital\nprimary_color: \"#1D4ED8\"\n").unwrap();
-    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    let o = set("name: Northwind Digital\nprimary_color: \"#1D4ED8\"\n");
     assert_eq!(
         (code(&o), stdout(&o).as_str()),
         (
@@ -1777,12 +1780,9 @@ fn brands_from_the_command_line() {
         "{}",
         stderr(&o)
     );
-    std::fs::write(
-        &brand,
+    let o = set(
         "name: Northwind\nprimary_color: \"#1d4ed8\"\naccent_color: \"#b45309\"\nlogo: \"data:image/png;base64,iVBORw0KGgo=\"\n",
-    )
-    .unwrap();
-    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    );
     assert_eq!(
         stdout(&o),
         "brand of northwind updated: \"Northwind\", primary #1d4ed8, accent #b45309, logo embedded (34 bytes)\n",
@@ -1792,16 +1792,14 @@ fn brands_from_the_command_line() {
 
     // A mistake in the file is shown at its line; a colour that does not read on white by its
     // field; neither changes the stored brand.
-    std::fs::write(&brand, "name: Northwind\nprimary_colour: \"#1d4ed8\"\n").unwrap();
-    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    let o = set("name: Northwind\nprimary_colour: \"#1d4ed8\"\n");
     assert_eq!(code(&o), 2);
     assert!(
         stderr(&o).starts_with(&format!("error: {b}: line 2, column 1: unknown field `primary_colour`")),
         "{}",
         stderr(&o)
     );
-    std::fs::write(&brand, "name: Northwind\nprimary_color: \"#fde047\"\n").unwrap();
-    let o = missionctl(&["brand", "set", "northwind", "-f", b, "--data-dir", d]);
+    let o = set("name: Northwind\nprimary_color: \"#fde047\"\n");
     assert_eq!(code(&o), 2);
     assert!(
         stderr(&o).starts_with(&format!("error: {b}: primary_color: ")),

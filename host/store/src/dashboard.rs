@@ -50,7 +50,8 @@ impl TenantScope<'_> {
     /// state from the queue's own partial indexes (`jobs_available`, `jobs_scheduled`, ...).
     pub async fn run_counts_since(&self, since: i64) -> Result<RunCounts, StoreError> {
         let bucket = RUN_TOTALS_BUCKET_MICROS;
-        let whole_from = since.div_euclid(bucket) * bucket + if since.rem_euclid(bucket) == 0 { 0 } else { bucket };
+        // The first bucket that starts at or after `since`.
+        let whole_from = (since + bucket - 1).div_euclid(bucket) * bucket;
         let under_way = match self.store().backend() {
             Backend::Sqlite => format!(
                 "UNION ALL SELECT state, 1 FROM jobs WHERE tenant_id = $1 AND created_at >= $2 AND state IN ({ACTIVE_STATES})"
