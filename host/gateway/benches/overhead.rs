@@ -11,7 +11,7 @@
 //!    through the adapter with retries and breaker, ledger row and settle) on a fresh SQLite file,
 //!    and on a fresh PostgreSQL database when 127.0.0.1:5432 answers;
 //! 3. **ai import**: the `hostile` test plugin's `ai-loop` mode through `mc_runtime::Runtime`,
-//!    100 calls per run (the host's per-run maximum) over the SQLite gateway, each call timed
+//!    100 calls per run (the host's per-run maximum) over each gateway, each call timed
 //!    inside the plugin with `std::time::Instant` (wasi monotonic clock), cross-checked by the
 //!    run's wall time minus an empty run's, divided by the calls.
 //!
@@ -27,7 +27,7 @@
 //! a raw 200 body (`Reply::Malformed` sends its body verbatim, with no timer): latencies add up,
 //! and that pass is the one to read the overhead from.
 //!
-//! A breakdown then times the gateway's parts alone (the adapter, the secret lookup, reserve,
+//! A breakdown then times the gateway's parts alone (the adapter, reserve with the tenant-key read,
 //! settle, the price-book version check) so that the added time can be traced to its statements.
 //!
 //! `MC_BENCH_CALLS` (default 2,000) sets the calls per path and pass, after one warm-up round.
@@ -298,12 +298,13 @@ struct Samples {
     plugin: Vec<Duration>,
     /// (run wall − empty run wall) / calls, one per round.
     plugin_wall: Vec<Duration>,
+    plugin_pg: Vec<Duration>,
+    plugin_pg_wall: Vec<Duration>,
 }
 
 /// The gateway's parts alone, on one database.
 #[derive(Default)]
 struct Parts {
-    secret: Vec<Duration>,
     reserve: Vec<Duration>,
     settle: Vec<Duration>,
     version: Vec<Duration>,
@@ -314,21 +315,11 @@ struct Parts {
 /// settle), each timed; then, separately, the price-book version check and `Store::ping` (one
 /// `SELECT 1` round trip) as the unit cost.
 async fn parts(store: &Store, fake: &FakeProvider, bare: &Bare, answer: &str, n: usize) -> Parts {
-    let sealer = sealer();
-    let secret = vec![mc_gateway::tenant_key_secret("openai")];
+    let secret = mc_gateway::tenant_key_secret("openai");
     let mut p = Parts::default();
     for i in 0..n + ROUND {
         let keep = i >= ROUND;
         let run = format!("parts-{}", i / ROUND);
-
-        let t = Instant::now();
-        let own = store
-            .tenant(TENANT)
-            .secret_values(&sealer, &secret)
-            .await
-            .expect("secret lookup");
-        let secret_time = t.elapsed();
-        assert!(own.is_empty());
 
         let now = mc_store::now_micros();
         let t = Instant::now();
@@ -340,6 +331,7 @@ async fn parts(store: &Store, fake: &FakeProvider, bare: &Bare, answer: &str, n:
                 amount: 100,
                 expires_at: now + mc_gateway::RESERVATION_TTL.as_micros() as i64,
                 at: now,
+                secret: Some(&secret),
             })
             .await
             .expect("reserve")
@@ -377,7 +369,6 @@ async fn parts(store: &Store, fake: &FakeProvider, bare: &Bare, answer: &str, n:
         let settle = t.elapsed();
 
         if keep {
-            p.secret.push(secret_time);
             p.reserve.push(reserve);
             p.settle.push(settle);
         }
@@ -454,6 +445,7 @@ struct Paths<'a> {
     sqlite: &'a Gateway,
     postgres: Option<&'a Gateway>,
     plugin: &'a PluginPath,
+    plugin_pg: Option<&'a PluginPath>,
 }
 
 /// One pass: `rounds` interleaved rounds of every path after a warm-up round, answered by the
@@ -479,6 +471,15 @@ async fn measure(p: &Paths<'_>, answer: Option<&str>, pass: &str, rounds: usize)
         serve_raw(p.fake, answer, ROUND);
         let (wall, inside) = p.plugin.run(&format!("{pass}-plugin-{round}"), ROUND).await;
         let (empty, _) = p.plugin.run(&format!("{pass}-empty-{round}"), 0).await;
+        let on_pg_plugin = match p.plugin_pg {
+            Some(pg) => {
+                serve_raw(p.fake, answer, ROUND);
+                let (wall, inside) = pg.run(&format!("{pass}-plugin-pg-{round}"), ROUND).await;
+                let (empty, _) = pg.run(&format!("{pass}-empty-pg-{round}"), 0).await;
+                Some((wall.saturating_sub(empty) / ROUND as u32, inside))
+            }
+            None => None,
+        };
         assert_eq!(p.fake.pending(), 0, "every queued answer was used");
         if keep {
             s.baseline.extend(baseline);
@@ -486,6 +487,10 @@ async fn measure(p: &Paths<'_>, answer: Option<&str>, pass: &str, rounds: usize)
             s.postgres.extend(on_postgres);
             s.plugin.extend(inside);
             s.plugin_wall.push(wall.saturating_sub(empty) / ROUND as u32);
+            if let Some((wall, inside)) = on_pg_plugin {
+                s.plugin_pg.extend(inside);
+                s.plugin_pg_wall.push(wall);
+            }
         }
     }
     s
@@ -506,6 +511,13 @@ fn report(title: &str, s: &Samples, postgres: bool) {
         "ai import, SQLite ((run wall − empty run wall) / 100, one per run)",
         &s.plugin_wall,
     );
+    if postgres {
+        row("ai import, PostgreSQL (timed inside the plugin)", &s.plugin_pg);
+        row(
+            "ai import, PostgreSQL ((run wall − empty run wall) / 100, one per run)",
+            &s.plugin_pg_wall,
+        );
+    }
     println!();
     println!(
         "## {title}: added p50 over the baseline (goal ≤ {} µs)",
@@ -519,6 +531,10 @@ fn report(title: &str, s: &Samples, postgres: bool) {
     }
     added("ai import, SQLite (inside the plugin)", &s.plugin, base);
     added("ai import, SQLite (run wall)", &s.plugin_wall, base);
+    if postgres {
+        added("ai import, PostgreSQL (inside the plugin)", &s.plugin_pg, base);
+        added("ai import, PostgreSQL (run wall)", &s.plugin_pg_wall, base);
+    }
     println!();
 }
 
@@ -550,12 +566,14 @@ async fn bench() {
         None => None,
     };
     let plugin = PluginPath::new(gw_sqlite.clone());
+    let plugin_pg = gw_postgres.clone().map(PluginPath::new);
     let paths = Paths {
         fake: &fake,
         bare: &bare,
         sqlite: &gw_sqlite,
         postgres: gw_postgres.as_deref(),
         plugin: &plugin,
+        plugin_pg: plugin_pg.as_ref(),
     };
 
     let started = Instant::now();
@@ -592,14 +610,14 @@ async fn bench() {
         "| OpenAI adapter − bare reqwest (body, header, parse; served raw, interleaved) | {} |",
         vec![format!("{adapter_added:.0}"); dbs.len()].join(" | ")
     );
-    let p50s: Vec<[f64; 5]> = dbs
+    let p50s: Vec<[f64; 4]> = dbs
         .iter()
-        .map(|(_, p)| [&p.secret, &p.reserve, &p.settle, &p.version, &p.ping].map(|v| us(stats(v).p50)))
+        .map(|(_, p)| [&p.reserve, &p.settle, &p.version, &p.ping].map(|v| us(stats(v).p50)))
         .collect();
     for (i, name) in [
-        "tenant-key lookup (`secret_values`: 1 round trip; in a call it overlaps the reservation)",
-        "reserve (PostgreSQL 2 round trips: limits read, one upsert-and-insert statement, commit not \
-         waiting for the disk; SQLite: limits read, BEGIN, upsert, insert, COMMIT)",
+        "reserve (PostgreSQL 1 statement: limits and tenant key read, counters upsert and reservation \
+         insert, commit not waiting for the disk; SQLite: limits read, BEGIN, upsert, insert, COMMIT, \
+         the key read meanwhile)",
         "settle (PostgreSQL 1 statement, commit waits for the disk; SQLite: BEGIN, reservation delete, \
          counters update, ledger insert, COMMIT)",
         "price-book version check (at most once a second per node, not per call)",
@@ -613,10 +631,10 @@ async fn bench() {
     }
     let sums: Vec<String> = p50s
         .iter()
-        .map(|c| format!("{:.0}", adapter_added + c[0] + c[1] + c[2]))
+        .map(|c| format!("{:.0}", adapter_added + c[0] + c[1]))
         .collect();
     println!(
-        "| sum of the per-call parts (adapter, key lookup, reserve, settle) | {} |",
+        "| sum of the per-call parts (adapter, reserve, settle) | {} |",
         sums.join(" | ")
     );
     println!();

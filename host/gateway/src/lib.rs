@@ -218,23 +218,30 @@ impl Gateway {
         self.routes.values().map(|r| r.resilient.breaker()).collect()
     }
 
-    /// The key to call `route` with for `tenant`: the tenant's own (a secret), else the
-    /// deployment's. `Err` says what to set, never a value.
-    async fn key(&self, tenant: &str, route: &Route) -> Result<Option<String>, AiError> {
+    /// The secret holding `tenant`'s own key for `route`, when this node can open one (it has a
+    /// sealer): the reservation reads it in the same round trip.
+    fn key_secret(&self, route: &Route) -> Option<String> {
+        let endpoint = route.endpoint.as_ref()?;
+        self.sealer.as_ref()?;
+        Some(tenant_key_secret(&endpoint.name))
+    }
+
+    /// The key to call `route` with for `tenant`: the tenant's own (`sealed`, the secret
+    /// [`Self::key_secret`] names, as the reservation read it), else the deployment's. `Err` says
+    /// what to set, never a value.
+    fn key(&self, tenant: &str, route: &Route, sealed: Option<&str>) -> Result<Option<String>, AiError> {
         let Some(endpoint) = &route.endpoint else {
             return Ok(None);
         };
         let secret = tenant_key_secret(&endpoint.name);
-        if let Some(sealer) = &self.sealer {
-            let own = self
-                .store
-                .tenant(tenant)
-                .secret_values(sealer, std::slice::from_ref(&secret))
-                .await
-                .map_err(unavailable_store)?;
-            if let Some(k) = own.get(&secret) {
-                return Ok(Some(k.clone()));
-            }
+        if let (Some(sealer), Some(sealed)) = (&self.sealer, sealed) {
+            let own = sealer.open(tenant, &secret, sealed).map_err(unavailable_store)?;
+            let own = String::from_utf8(own).map_err(|_| {
+                AiError::Other(format!(
+                    "tenant `{tenant}`'s secret `{secret}` is not text: set it again"
+                ))
+            })?;
+            return Ok(Some(own));
         }
         match &endpoint.api_key {
             Some(k) => Ok(Some(k.clone())),
@@ -323,6 +330,7 @@ impl Gateway {
             };
             let now = mc_store::now_micros();
             let worst = price.worst_case(estimate, u64::from(request.max_tokens));
+            let secret = self.key_secret(route);
             let reserve = ReserveRequest {
                 tenant: &ctx.tenant,
                 agent: &ctx.agent,
@@ -334,19 +342,22 @@ impl Gateway {
                 amount: worst,
                 expires_at: now + RESERVATION_TTL.as_micros() as i64,
                 at: now,
+                // The tenant's own key is read with the reservation: one round trip, not two.
+                secret: secret.as_deref(),
             };
-            // Two independent lookups on two connections: the call waits for the slower only.
-            let (key, held) = tokio::join!(self.key(&ctx.tenant, route), self.store.reserve(&reserve));
-            let (key, reservation) = match (key, held.map_err(unavailable_store)?) {
+            let reservation = match self.store.reserve(&reserve).await.map_err(unavailable_store)? {
+                Ok(r) => r,
                 // A cheaper fallback might fit, but a budget is a decision about spending, not
                 // about which model: the run hears why and stops.
-                (_, Err(refusal)) => return Err(AiError::BudgetExceeded(refusal.to_string())),
-                (Err(e), Ok(r)) => {
-                    self.release(&r).await;
+                Err(refusal) => return Err(AiError::BudgetExceeded(refusal.to_string())),
+            };
+            let key = match self.key(&ctx.tenant, route, reservation.sealed_secret.as_deref()) {
+                Ok(key) => key,
+                Err(e) => {
+                    self.release(&reservation).await;
                     failures.push((model.clone(), e));
                     continue;
                 }
-                (Ok(key), Ok(r)) => (key, r),
             };
             let call = ChatRequest {
                 model: model.clone(),

@@ -366,6 +366,16 @@ async fn agent_and_run_budgets_refuse_with_their_own_words() {
             )
         );
         g.chat(&ctx("writer", "d"), writer_call()).await.unwrap();
+        // A call whose worst case alone passes the run's budget is refused on a fresh run.
+        let mut too_big = writer_call();
+        too_big.max_tokens = 4_000;
+        let e = g.chat(&ctx("writer", "e"), too_big).await.unwrap_err();
+        assert_eq!(
+            e,
+            AiError::BudgetExceeded(
+                "the budget per run of tenant `acme` (run e) is $0.001845: $0.00 is spent and $0.00 is held by calls in flight, and this call could cost up to $0.002415".into()
+            )
+        );
         assert_eq!(store.open_reservations().await.unwrap(), 0);
     })
     .await;

@@ -155,9 +155,9 @@ impl Placeholders {
         Placeholders { sqlite, n: 0 }
     }
 
-    /// PostgreSQL's numbered placeholders, for a statement only PostgreSQL runs.
-    pub(crate) fn numbered() -> Placeholders {
-        Placeholders { sqlite: false, n: 0 }
+    /// Whether these are SQLite's placeholders (the statement runs on SQLite).
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.sqlite
     }
 
     /// The next parameter's placeholder; bind the values in the order these were taken.

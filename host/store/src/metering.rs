@@ -166,6 +166,10 @@ pub struct ReserveRequest<'a> {
     pub expires_at: i64,
     /// The time that decides the month (normally now).
     pub at: i64,
+    /// A secret of the tenant to read with the reservation (the gateway's: the tenant's own key
+    /// for the provider it is about to call), so that a call costs one round trip before it is
+    /// sent instead of two; its sealed value comes back in [`Reservation::sealed_secret`].
+    pub secret: Option<&'a str>,
 }
 
 /// Money held for one call in flight.
@@ -175,6 +179,9 @@ pub struct Reservation {
     pub tenant: String,
     pub amount: u64,
     pub scopes: Vec<BudgetScope>,
+    /// The sealed value of [`ReserveRequest::secret`], when the tenant has that secret (open it
+    /// with [`crate::Sealer::open`]).
+    pub sealed_secret: Option<String>,
 }
 
 /// Why a call was refused: the budget it would break.
@@ -529,36 +536,32 @@ impl Store {
     /// Holds `req.amount` against every budget that applies to the call, or says which budget
     /// refuses it. Nothing is held when any budget refuses.
     ///
-    /// This is on the path of every AI call, so it costs one read and one statement on
-    /// PostgreSQL (a transaction of two on SQLite): every counter is checked and raised by a
-    /// single upsert whose `WHERE` refuses a counter that would pass its budget.
+    /// This is on the path of every AI call, so on PostgreSQL it is one statement (the budgets
+    /// read, every counter checked and raised, the reservation written) and on SQLite one read
+    /// and a transaction of two: every counter is checked and raised by a single upsert whose
+    /// `WHERE` refuses a counter that would pass its budget. Only a refusal costs more reads, to
+    /// say which budget refused.
     pub async fn reserve(&self, req: &ReserveRequest<'_>) -> Result<Result<Reservation, BudgetRefusal>, StoreError> {
-        let scopes = self.budget_scopes(req).await?;
-        // A budget smaller than the call refuses it whatever was spent; the upsert only checks
-        // counters that exist already.
-        if let Some(s) = scopes.iter().find(|s| s.limit.is_some_and(|l| req.amount > l)) {
-            let (spent, reserved) = counter(self.pool(), req.tenant, s).await?;
-            return Ok(Err(refusal(req, s, spent, reserved)));
-        }
-        let reservation = Reservation {
-            id: random_id(),
-            tenant: req.tenant.to_string(),
-            amount: req.amount,
-            scopes,
-        };
-        let stored_scopes =
-            serde_json::to_string(&reservation.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut scopes = Vec::new();
         for _ in 0..RESERVE_ATTEMPTS {
+            let id = random_id();
             let held = match self.backend() {
-                crate::Backend::Postgres => self.hold_pg(req, &reservation, &stored_scopes).await?,
-                crate::Backend::Sqlite => self.hold_sqlite(req, &reservation, &stored_scopes).await?,
+                crate::Backend::Postgres => self.hold_pg(req, &id).await?,
+                crate::Backend::Sqlite => self.hold_sqlite(req, &id).await?,
             };
-            if held {
-                return Ok(Ok(reservation));
+            if let Some((scopes, sealed_secret)) = held {
+                return Ok(Ok(Reservation {
+                    id,
+                    tenant: req.tenant.to_string(),
+                    amount: req.amount,
+                    scopes,
+                    sealed_secret,
+                }));
             }
             // Say which budget refused, from the counters as they are now. Should every budget
             // have room again (calls settled meanwhile), try again.
-            for s in &reservation.scopes {
+            scopes = self.budget_scopes(req).await?;
+            for s in &scopes {
                 let (spent, reserved) = counter(self.pool(), req.tenant, s).await?;
                 if s.limit
                     .is_some_and(|l| spent.saturating_add(reserved).saturating_add(req.amount) > l)
@@ -567,81 +570,102 @@ impl Store {
                 }
             }
         }
-        let s = &reservation.scopes[0];
+        let s = &scopes[0];
         let (spent, reserved) = counter(self.pool(), req.tenant, s).await?;
         Ok(Err(refusal(req, s, spent, reserved)))
     }
 
-    /// PostgreSQL: the counters and the reservation in one statement, committed by itself. When a
-    /// counter refuses, `mc_budget_refused()` raises and the statement changes nothing.
+    /// PostgreSQL: the budgets that apply (as [`Self::budget_scopes`] reads them), the counters
+    /// and the reservation in one statement, committed by itself; returns the scopes held and the
+    /// requested secret, or `None` when a budget refuses (`mc_budget_refused()` raises and the statement changes
+    /// nothing). A budget smaller than the call refuses it whatever was spent: its counter is
+    /// not even created.
     ///
     /// The statement runs on the holds pool, whose commits do not wait for the disk. Should the
     /// database crash and lose a reservation, the call's settlement finds none and bills the call
     /// without releasing anything: the counters stay exact, only the hold during the crash is
     /// gone. The settling statement (the ledger) waits for the disk, and with it for every earlier
     /// commit.
-    async fn hold_pg(
-        &self,
-        req: &ReserveRequest<'_>,
-        r: &Reservation,
-        stored_scopes: &str,
-    ) -> Result<bool, StoreError> {
-        let mut p = crate::Placeholders::numbered();
-        let upsert = counters_upsert(&mut p, r.scopes.len());
-        let (id, tenant, scopes, amount, created, expires) =
-            (p.next(), p.next(), p.next(), p.next(), p.next(), p.next());
-        let sql = format!(
-            "WITH c AS ({upsert}), \
-             r AS (INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) \
-                   SELECT {id}, {tenant}, {scopes}, {amount}, {created}, {expires} \
-                   WHERE CASE WHEN (SELECT COUNT(*) FROM c) = {n} THEN true ELSE mc_budget_refused() END RETURNING id) \
-             SELECT id FROM r",
-            n = r.scopes.len()
-        );
-        let q = bind_counters(sqlx::query(&sql), req, &r.scopes)
-            .bind(&r.id)
+    async fn hold_pg(&self, req: &ReserveRequest<'_>, id: &str) -> Result<Option<Held>, StoreError> {
+        let (month, _) = month_and_day(req.at);
+        let now = now_micros();
+        let q = sqlx::query_as::<_, (String, Option<String>)>(HOLD_PG)
             .bind(req.tenant)
-            .bind(stored_scopes)
+            .bind(req.agent)
+            .bind(req.root_run)
+            .bind(month)
             .bind(req.amount as i64)
-            .bind(now_micros())
-            .bind(req.expires_at);
-        match q.execute(self.holds()).await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(BUDGET_REFUSED_CODE) => Ok(false),
+            .bind(id)
+            .bind(now)
+            .bind(req.expires_at)
+            .bind(req.secret);
+        match q.fetch_one(self.holds()).await {
+            Ok((scopes, sealed)) => Ok(Some((
+                serde_json::from_str(&scopes).map_err(|e| StoreError::Corrupt(format!("reservation scopes: {e}")))?,
+                sealed,
+            ))),
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(BUDGET_REFUSED_CODE) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// SQLite: the same in one transaction (the single writer serialises them).
-    async fn hold_sqlite(
+    /// SQLite: the budgets (and the secret) read, then the counters and the reservation in one
+    /// transaction (the single writer serialises them). `None` when a budget refuses.
+    async fn hold_sqlite(&self, req: &ReserveRequest<'_>, id: &str) -> Result<Option<Held>, StoreError> {
+        // The secret is read on another connection meanwhile: SQLite's reads do not wait for
+        // its writer.
+        let secret = async {
+            match req.secret {
+                Some(name) => {
+                    sqlx::query_as::<_, (String,)>("SELECT sealed FROM secrets WHERE tenant_id = $1 AND name = $2")
+                        .bind(req.tenant)
+                        .bind(name)
+                        .fetch_optional(self.pool())
+                        .await
+                }
+                None => Ok(None),
+            }
+        };
+        let (held, sealed) = tokio::join!(self.hold_counters_sqlite(req, id), secret);
+        let sealed = sealed?.map(|(s,)| s);
+        Ok(held?.map(|scopes| (scopes, sealed)))
+    }
+
+    async fn hold_counters_sqlite(
         &self,
         req: &ReserveRequest<'_>,
-        r: &Reservation,
-        stored_scopes: &str,
-    ) -> Result<bool, StoreError> {
+        id: &str,
+    ) -> Result<Option<Vec<BudgetScope>>, StoreError> {
+        let scopes = self.budget_scopes(req).await?;
+        // A budget smaller than the call refuses it whatever was spent; the upsert only checks
+        // counters that exist already.
+        if scopes.iter().any(|s| s.limit.is_some_and(|l| req.amount > l)) {
+            return Ok(None);
+        }
+        let stored_scopes = serde_json::to_string(&scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.write_tx().await?;
         let mut p = crate::Placeholders::for_conn(&tx);
-        let sql = counters_upsert(&mut p, r.scopes.len());
-        let held = bind_counters(sqlx::query(&sql), req, &r.scopes)
+        let sql = counters_upsert(&mut p, scopes.len());
+        let held = bind_counters(sqlx::query(&sql), req, &scopes)
             .fetch_all(&mut *tx)
             .await?;
-        if held.len() < r.scopes.len() {
+        if held.len() < scopes.len() {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
         sqlx::query(
             "INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&r.id)
+        .bind(id)
         .bind(req.tenant)
-        .bind(stored_scopes)
+        .bind(&stored_scopes)
         .bind(req.amount as i64)
         .bind(now_micros())
         .bind(req.expires_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(scopes))
     }
 
     /// The budgets a call is checked against, the tenant's first: its month, the agent's month
@@ -730,9 +754,11 @@ impl Store {
         match self.backend() {
             crate::Backend::Postgres => {
                 // The ledger insert's parameters are $1…$17 (see `LEDGER_INSERT`): $1 is the
-                // time, $4 the tenant, $17 the cost.
+                // time, $4 the tenant, $17 the cost. The row's running-totals delta is written
+                // here, not by a trigger (migration 22).
                 let sql = format!(
                     "WITH d AS (DELETE FROM reservations WHERE id = $18 RETURNING amount), \
+                     t AS ({LEDGER_TOTALS_DELTA}), \
                      u AS (UPDATE budget_counters AS c \
                        SET reserved = c.reserved - COALESCE((SELECT amount FROM d), 0), spent = c.spent + $17 \
                        FROM jsonb_array_elements(CAST($19 AS jsonb)) AS r(value) \
@@ -896,6 +922,41 @@ impl Store {
 /// is explained (calls settled in between).
 const RESERVE_ATTEMPTS: usize = 3;
 
+/// What a reservation holds: its scopes, and the sealed secret it was asked to read.
+type Held = (Vec<BudgetScope>, Option<String>);
+
+/// PostgreSQL's reservation in one statement ([`Store::hold_pg`]): `$1` tenant, `$2` agent, `$3`
+/// root run, `$4` month, `$5` amount, `$6` reservation id, `$7` now, `$8` expiry, `$9` the
+/// secret to read (or NULL). `s` is what
+/// [`Store::budget_scopes`] reads (the tenant's month, the agent's when it has a budget, the root
+/// run's when the tenant has a per-run budget), written into the reservation in the shape
+/// `BudgetScope` serialises to; counters are raised in that order (see [`counters_upsert`]).
+/// A missing tenant has no scopes and is refused, and the refusal's explanation names it.
+const HOLD_PG: &str = "WITH s AS (\
+       SELECT t.id AS tenant_id, x.ord, x.scope, x.period, x.budget FROM tenants t \
+       LEFT JOIN agents a ON a.tenant_id = t.id AND a.name = $2 \
+       CROSS JOIN LATERAL (VALUES \
+         (1, 'tenant', $4, t.budget_monthly, true), \
+         (2, 'agent:' || $2, $4, CAST(CAST(a.grants AS jsonb) ->> 'budget_monthly' AS BIGINT), \
+            (CAST(a.grants AS jsonb) ->> 'budget_monthly') IS NOT NULL), \
+         (3, 'run:' || $3, 'all', t.budget_per_run, t.budget_per_run IS NOT NULL)) \
+         AS x(ord, scope, period, budget, applies) \
+       WHERE t.id = $1 AND x.applies), \
+     c AS (INSERT INTO budget_counters (tenant_id, scope, period, spent, reserved, budget) \
+       SELECT tenant_id, scope, period, 0, $5, budget FROM s WHERE budget IS NULL OR $5 <= budget ORDER BY ord \
+       ON CONFLICT (tenant_id, scope, period) DO UPDATE \
+       SET reserved = budget_counters.reserved + excluded.reserved, budget = excluded.budget \
+       WHERE excluded.budget IS NULL \
+       OR budget_counters.spent + budget_counters.reserved + excluded.reserved <= excluded.budget \
+       RETURNING scope), \
+     r AS (INSERT INTO reservations (id, tenant_id, scopes, amount, created_at, expires_at) \
+       SELECT $6, $1, (SELECT CAST(json_agg(json_build_object('scope', scope, 'period', period, 'limit', budget) \
+         ORDER BY ord) AS TEXT) FROM s), $5, $7, $8 \
+       WHERE CASE WHEN (SELECT COUNT(*) FROM s) > 0 AND (SELECT COUNT(*) FROM c) = (SELECT COUNT(*) FROM s) \
+         THEN true ELSE mc_budget_refused() END \
+       RETURNING scopes) \
+     SELECT scopes, (SELECT sealed FROM secrets WHERE tenant_id = $1 AND name = $9) FROM r";
+
 /// The SQLSTATE `mc_budget_refused()` raises (PL/pgSQL's `raise_exception`).
 const BUDGET_REFUSED_CODE: &str = "P0001";
 
@@ -1007,6 +1068,12 @@ fn alerts_insert(counters: &str, cost: &str, at: &str) -> String {
     )
 }
 
+/// PostgreSQL: the running-totals delta of the ledger row [`LEDGER_INSERT`] writes, from the same
+/// parameters.
+const LEDGER_TOTALS_DELTA: &str = "INSERT INTO ledger_totals (tenant_id, month, day, agent, automation, model, kind, \
+     entries, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost) \
+     VALUES ($4, $3, $2, $5, COALESCE($6, ''), COALESCE($10, ''), 'ai', 1, $11, $12, $13, $14, $15, 0, $17)";
+
 /// Writes one AI call's ledger row, returning its id; parameters as bound by [`bind_ledger`]
 /// ($1 the time, $4 the tenant, $17 the cost).
 const LEDGER_INSERT: &str = "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, \
@@ -1061,7 +1128,7 @@ pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[(i64, u64)], now: i64) -> R
     // into the statement; SQLite's `?` placeholders bind by position in the text, and these come
     // before the rows. Half up: + 500,000,000 before dividing by a billion.
     let (pn, pd, pm) = (now, format!("'{day}'"), format!("'{month}'"));
-    let sql = format!(
+    let insert = format!(
         "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, fuel, price_version, cost) \
          SELECT {pn}, {pd}, {pm}, jobs.tenant_id, 'fuel', jobs.agent, jobs.automation, CAST(jobs.id AS TEXT), jobs.attempt, \
          CAST(r.value ->> 1 AS BIGINT), pb.version, \
@@ -1069,6 +1136,19 @@ pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[(i64, u64)], now: i64) -> R
          FROM {rows} JOIN jobs ON jobs.id = CAST(r.value ->> 0 AS BIGINT) \
          CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb"
     );
+    // On PostgreSQL the same statement writes the rows' running-totals deltas, one per key
+    // (migration 22); SQLite's triggers write its totals.
+    let sql = if p.is_sqlite() {
+        insert
+    } else {
+        format!(
+            "WITH l AS ({insert} RETURNING tenant_id, month, day, agent, automation, fuel, cost) \
+             INSERT INTO ledger_totals (tenant_id, month, day, agent, automation, model, kind, entries, input_tokens, \
+             output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost) \
+             SELECT tenant_id, month, day, agent, COALESCE(automation, ''), '', 'fuel', COUNT(*), 0, 0, 0, 0, 0, \
+             SUM(fuel), SUM(cost) FROM l GROUP BY tenant_id, month, day, agent, COALESCE(automation, '')"
+        )
+    };
     let json = crate::json_rows(runs.iter().map(|(id, fuel)| serde_json::json!([id, fuel])).collect());
     sqlx::query(&sql).bind(json).execute(&mut **tx).await?;
     Ok(())

@@ -176,6 +176,13 @@ const MIGRATIONS: &[Migration] = &[
             include_str!("../migrations/0021_totals_postgres.sql")
         ),
     },
+    Migration {
+        version: 22,
+        name: "the ledger's running totals written with the ledger on PostgreSQL",
+        // SQLite keeps its triggers.
+        sqlite: "SELECT 1;",
+        postgres: include_str!("../migrations/0022_ledger_totals_inline_postgres.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 21);
+    assert_eq!(n, 22);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 21)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 22)"
     );
 }
 
@@ -566,6 +566,68 @@ async fn completion_enqueues_followers_with_the_output_as_input_once() {
         assert!(store.complete("n", f.id, "{}").await.unwrap());
         assert!(store.claim("n", 10, LEASE).await.unwrap().is_empty());
         assert_counters(&store, "acme").await;
+    })
+    .await;
+}
+
+/// A batch of results is one recording: every run of an automation with followers starts them
+/// with its own output, once per follower, and a run of a tenant whose same-named automation has
+/// no followers starts nothing.
+#[tokio::test]
+async fn a_batch_of_results_starts_each_runs_followers_with_its_own_output() {
+    on_both(|store| async move {
+        let two_followers = format!("{CHAIN}  - name: archive\n    agent: writer\n    trigger: {{ after: draft }}\n");
+        store.apply(&config(&two_followers)).await.unwrap();
+        let lone = CHAIN
+            .replace("tenant: acme", "tenant: globex")
+            .replace("trigger: { after: draft }", "trigger: { manual: true }");
+        store.apply(&config(&lone)).await.unwrap();
+        let draft = |tenant: &str, n: usize| mc_store::NewJob {
+            automation: Some("draft".into()),
+            agent: "writer".into(),
+            plugin: "content-writer".into(),
+            ..job(tenant, n)
+        };
+        let manual = mc_store::NewJob {
+            automation: None,
+            ..draft("acme", 9)
+        };
+        store
+            .enqueue(&[draft("acme", 1), draft("globex", 2), manual, draft("acme", 3)])
+            .await
+            .unwrap();
+        let claimed = store.claim("n", 10, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 4);
+        let results: Vec<mc_store::Finished> = claimed
+            .iter()
+            .map(|j| mc_store::Finished {
+                id: j.id,
+                output: format!("{{\"from\":{}}}", j.id),
+                logs: None,
+                fuel: 0,
+            })
+            .collect();
+        assert_eq!(store.complete_many("n", &results).await.unwrap(), vec![true; 4]);
+        let mut started: Vec<(String, String, String)> = store
+            .claim("n", 10, LEASE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.tenant, j.automation.unwrap_or_default(), j.input))
+            .collect();
+        started.sort();
+        let of = |n: usize| {
+            let id = claimed.iter().find(|j| j.input == format!("{{\"n\":{n}}}")).unwrap().id;
+            format!("{{\"from\":{id}}}")
+        };
+        let mut expected: Vec<(String, String, String)> = [1, 3]
+            .into_iter()
+            .flat_map(|n| ["archive", "share"].map(|a| ("acme".to_string(), a.to_string(), of(n))))
+            .collect();
+        expected.sort();
+        assert_eq!(started, expected);
+        assert_counters(&store, "acme").await;
+        assert_counters(&store, "globex").await;
     })
     .await;
 }

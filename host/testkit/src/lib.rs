@@ -122,6 +122,7 @@ pub async fn bill(store: &Store, entry: &mc_store::LedgerEntry) {
             amount: entry.cost,
             expires_at: entry.at + 60_000_000,
             at: entry.at,
+            secret: None,
         })
         .await
         .expect("reserve")
