@@ -29,10 +29,17 @@ async fn measure(name: &str, db: TestDb, secs: u64) {
             "  - name: s{i}\n    agent: echo\n    trigger: {{ interval: 1s }}\n"
         ));
     }
+    // A thousand automations need the Scale plan: the tenant exists first, then its plan.
+    let known = mc_config::Known::default();
     db.store
-        .apply(&mc_config::parse(&yaml, &mc_config::Known::default()).unwrap())
+        .apply(&mc_config::parse("tenant: bench\nagents: []\n", &known).unwrap())
         .await
         .unwrap();
+    db.store
+        .set_plan(&mc_store::Principal::local(), "bench", mc_store::Plan::Scale)
+        .await
+        .unwrap();
+    db.store.apply(&mc_config::parse(&yaml, &known).unwrap()).await.unwrap();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("test-component-cache")),
         max_instances: WORKERS as u32 + 8,

@@ -521,17 +521,24 @@ impl Store {
             let done = q.fetch_all(&mut *tx).await?;
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
             let mut fuel = Vec::with_capacity(done.len());
-            for (id, tenant, automation, state, parked) in done {
-                if let Some(&pos) = position.get(&id) {
+            let mut succeeded = Vec::new();
+            for (id, tenant, automation, state, parked) in &done {
+                if let Some(&pos) = position.get(id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
-                    fuel.push((id, chunk[pos].fuel));
+                    fuel.push((*id, chunk[pos].fuel));
                     // Output awaiting approval triggers nothing until a person approves it.
-                    if let Some(automation) = automation.filter(|_| state == "succeeded") {
-                        enqueue_followers(&mut tx, &tenant, &automation, id, &chunk[pos].output).await?;
+                    if let Some(automation) = automation.as_deref().filter(|_| state == "succeeded") {
+                        succeeded.push(Succeeded {
+                            tenant,
+                            automation,
+                            id: *id,
+                            output: &chunk[pos].output,
+                        });
                     }
                 }
-                *finished.entry(tenant).or_default() += unparked(parked);
+                *finished.entry(tenant.clone()).or_default() += unparked(*parked);
             }
+            enqueue_followers_of(&mut tx, &succeeded).await?;
             crate::metering::insert_fuel(&mut tx, &fuel, now).await?;
         }
         for (tenant, n) in &finished {
@@ -1015,37 +1022,88 @@ pub(crate) async fn enqueue_followers(
     id: i64,
     output: &str,
 ) -> Result<(), StoreError> {
-    let after = serde_json::to_string(&mc_config::Trigger::After {
-        automation: automation.to_string(),
-    })
-    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let followers: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT a.name, a.agent, g.plugin, a.priority FROM automations a \
+    let done = Succeeded {
+        tenant,
+        automation,
+        id,
+        output,
+    };
+    enqueue_followers_of(tx, std::slice::from_ref(&done)).await
+}
+
+/// A run that succeeded, whose automation's followers run next.
+pub(crate) struct Succeeded<'a> {
+    pub tenant: &'a str,
+    pub automation: &'a str,
+    pub id: i64,
+    pub output: &'a str,
+}
+
+/// An automation that runs after another: tenant, trigger spec, name, agent, plugin, priority.
+type Follower = (String, String, String, String, String, i64);
+
+/// [`enqueue_followers`] for many runs at once (a batch of results): one read of the followers
+/// of all their automations, one enqueue. A burst of scheduled runs records a thousand results
+/// at a time, and reading each run's followers by itself cost the recorder a round trip and a
+/// scan of the tenant's automations per run.
+pub(crate) async fn enqueue_followers_of(
+    tx: &mut Transaction<'static, Any>,
+    done: &[Succeeded<'_>],
+) -> Result<(), StoreError> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let spec = |automation: &str| {
+        serde_json::to_string(&mc_config::Trigger::After {
+            automation: automation.to_string(),
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    };
+    let mut keys: BTreeMap<(&str, &str), String> = BTreeMap::new();
+    for d in done {
+        if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry((d.tenant, d.automation)) {
+            slot.insert(spec(d.automation)?);
+        }
+    }
+    let mut p = Placeholders::for_conn(tx);
+    let sql = format!(
+        "SELECT a.tenant_id, a.trigger_spec, a.name, a.agent, g.plugin, a.priority FROM automations a \
          JOIN agents g ON g.tenant_id = a.tenant_id AND g.name = a.agent \
-         WHERE a.tenant_id = $1 AND a.enabled = 1 AND a.trigger_spec = $2 ORDER BY a.name",
-    )
-    .bind(tenant)
-    .bind(&after)
-    .fetch_all(&mut **tx)
-    .await?;
+         JOIN (SELECT DISTINCT r.value ->> 0 AS tenant_id, r.value ->> 1 AS spec FROM {}) k \
+           ON a.tenant_id = k.tenant_id AND a.trigger_spec = k.spec \
+         WHERE a.enabled = 1 ORDER BY a.tenant_id, a.name",
+        p.json_rows()
+    );
+    let rows = keys
+        .iter()
+        .map(|((tenant, _), spec)| serde_json::json!([tenant, spec]))
+        .collect();
+    let followers: Vec<Follower> = sqlx::query_as(&sql).bind(json_rows(rows)).fetch_all(&mut **tx).await?;
     if followers.is_empty() {
         return Ok(());
     }
-    let jobs: Vec<NewJob> = followers
-        .into_iter()
-        .map(|(name, agent, plugin, priority)| NewJob {
-            idempotency_key: Some(format!("after:{id}:{name}")),
-            tenant: tenant.to_string(),
-            automation: Some(name),
-            agent,
-            plugin,
-            input: output.to_string(),
+    let mut by_key: HashMap<(&str, &str), Vec<&Follower>> = HashMap::new();
+    for f in &followers {
+        by_key.entry((f.0.as_str(), f.1.as_str())).or_default().push(f);
+    }
+    let mut jobs: Vec<NewJob> = Vec::new();
+    for d in done {
+        let Some(list) = by_key.get(&(d.tenant, keys[&(d.tenant, d.automation)].as_str())) else {
+            continue;
+        };
+        jobs.extend(list.iter().map(|(_, _, name, agent, plugin, priority)| NewJob {
+            idempotency_key: Some(format!("after:{}:{name}", d.id)),
+            tenant: d.tenant.to_string(),
+            automation: Some(name.clone()),
+            agent: agent.clone(),
+            plugin: plugin.clone(),
+            input: d.output.to_string(),
             trigger: "after".into(),
-            priority: priority as i32,
+            priority: *priority as i32,
             max_attempts: FOLLOW_UP_ATTEMPTS,
             run_at: None,
-        })
-        .collect();
+        }));
+    }
     enqueue_in(tx, &jobs).await?;
     Ok(())
 }
