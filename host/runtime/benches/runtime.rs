@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mc_runtime::__bench::{Failure, WitRunContext};
 use mc_runtime::{Grants, Limits, MemoryKv, RunContext, RunRequest, Runtime, RuntimeConfig, Services};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -137,13 +137,9 @@ struct BareWasmtime {
 
 impl BareWasmtime {
     fn new(path: &PathBuf, fuel: bool) -> BareWasmtime {
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_INSTANCES)
-            .total_core_instances(MAX_INSTANCES * 8)
-            .total_memories(MAX_INSTANCES * 2)
-            .total_tables(MAX_INSTANCES * 4)
-            .total_stacks(MAX_INSTANCES)
-            .max_memory_size(1 << 30);
+        // The same pooling allocator as the runtime's (slot counts, batched resets, resident
+        // pages), so that the comparison is of what the runtime adds per run.
+        let pool = mc_runtime::pooling_config(MAX_INSTANCES, 1 << 30);
         let mut config = Config::new();
         config
             .consume_fuel(fuel)

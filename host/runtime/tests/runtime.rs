@@ -312,6 +312,31 @@ async fn hostile_plugins_fail_alone_with_their_own_kind_and_the_host_carries_on(
     assert_eq!(output(&o), json!({"still": "alive"}));
 }
 
+/// Instance slots are reused (their touched pages stay resident between runs): a run still
+/// starts from the plugin's pristine memory and never sees what an earlier run, of another
+/// tenant, left in its statics or on its heap.
+#[tokio::test]
+async fn a_run_never_sees_the_memory_of_an_earlier_run() {
+    let rt = runtime();
+    let secrets = ["SECRET-acme-1", "SECRET-globex-2", "SECRET-initech-3"];
+    for round in 0..3 {
+        for (i, secret) in secrets.iter().enumerate() {
+            let earlier = secrets[(i + secrets.len() - 1) % secrets.len()];
+            let o = run(
+                &rt,
+                "hostile",
+                json!({"mode": "remember", "secret": secret, "probe": earlier}),
+            )
+            .await;
+            assert_eq!(
+                output(&o),
+                json!({"static": "", "heap_has_probe": false}),
+                "round {round}, run {i}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_looping_tenant_does_not_stop_others_running_beside_it() {
     let rt = runtime();

@@ -11,7 +11,9 @@
 //! `fail_first_attempt` the first attempt fails after delegating), `registry`, `registry-insert`
 //! (`registry`, `data`), `registry-update` (`registry`, `id`, `data`), `registry-query`
 //! (`registry`, `filters`: `[{field, op, value}]`),
-//! `approval` (with `prompt`, the draft is an AI reply), `log-flood` (`lines`), `context`.
+//! `approval` (with `prompt`, the draft is an AI reply), `log-flood` (`lines`), `context`,
+//! `remember` (`secret`, `probe`: looks for `probe` in what a fresh static and a fresh heap block
+//! hold, then leaves `secret` in both; returns `{"static", "heap_has_probe"}`).
 //!
 //! It implements the generated `Guest` trait directly (not through `plugin!`) so that it can
 //! return output that is not JSON.
@@ -43,6 +45,26 @@ fn compute(iterations: u64) -> u64 {
         x = x.wrapping_add(i);
     }
     x
+}
+
+/// What an earlier run left in this instance's memory: the previous value of a static, and whether
+/// a fresh 64 KiB heap block, read before anything is written to it, holds `probe`. Then leaves
+/// `secret` in both (the block is never freed). A host that reuses memory between runs must give
+/// every run an empty static and a block without another run's bytes.
+fn remember(secret: &str, probe: &str) -> Value {
+    static LAST: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+    const SPAN: usize = 1 << 16;
+    let layout = std::alloc::Layout::from_size_align(SPAN, 8).expect("layout");
+    // SAFETY: the block is SPAN bytes; it is read with volatile reads before being written (on
+    // wasm a fresh allocation is plain linear memory: zeros, or whatever was left there).
+    let block = unsafe { std::alloc::alloc(layout) };
+    let bytes: Vec<u8> = (0..SPAN).map(|i| unsafe { block.add(i).read_volatile() }).collect();
+    let heap_has_probe = !probe.is_empty() && bytes.windows(probe.len()).any(|w| w == probe.as_bytes());
+    for (i, b) in secret.bytes().cycle().take(SPAN).enumerate() {
+        unsafe { block.add(i).write_volatile(b) };
+    }
+    let before = std::mem::replace(&mut *LAST.lock().unwrap_or_else(|p| p.into_inner()), secret.to_string());
+    json!({ "static": before, "heap_has_probe": heap_has_probe })
 }
 
 fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
@@ -191,6 +213,7 @@ fn act(input: &Value, ctx: &RunContext) -> Result<String, Error> {
             }
             json!("flooded")
         }
+        "remember" => remember(field(input, "secret"), field(input, "probe")),
         "context" => json!({
             "tenant": ctx.tenant, "agent": ctx.agent, "automation": ctx.automation,
             "run_id": ctx.run_id, "attempt": ctx.attempt, "trigger": ctx.trigger, "deadline_ms": ctx.deadline_ms,
