@@ -577,9 +577,9 @@ impl Store {
 
     /// PostgreSQL: the budgets that apply (as [`Self::budget_scopes`] reads them), the counters
     /// and the reservation in one statement, committed by itself; returns the scopes held and the
-    /// requested secret, or `None` when a budget refuses (`mc_budget_refused()` raises and the statement changes
-    /// nothing). A budget smaller than the call refuses it whatever was spent: its counter is
-    /// not even created.
+    /// requested secret, or `None` when a budget refuses (`mc_budget_refused()` raises and the
+    /// statement changes nothing). A budget smaller than the call refuses it whatever was spent:
+    /// its counter is not even created.
     ///
     /// The statement runs on the holds pool, whose commits do not wait for the disk. Should the
     /// database crash and lose a reservation, the call's settlement finds none and bills the call
@@ -927,8 +927,7 @@ type Held = (Vec<BudgetScope>, Option<String>);
 
 /// PostgreSQL's reservation in one statement ([`Store::hold_pg`]): `$1` tenant, `$2` agent, `$3`
 /// root run, `$4` month, `$5` amount, `$6` reservation id, `$7` now, `$8` expiry, `$9` the
-/// secret to read (or NULL). `s` is what
-/// [`Store::budget_scopes`] reads (the tenant's month, the agent's when it has a budget, the root
+/// secret to read (or NULL). `s` is what [`Store::budget_scopes`] reads (the tenant's month, the agent's when it has a budget, the root
 /// run's when the tenant has a per-run budget), written into the reservation in the shape
 /// `BudgetScope` serialises to; counters are raised in that order (see [`counters_upsert`]).
 /// A missing tenant has no scopes and is refused, and the refusal's explanation names it.

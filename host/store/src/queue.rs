@@ -10,7 +10,7 @@
 //! Within a tenant, `rank_key` (priority with aging, see the migration) decides the order.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::{Any, Transaction};
@@ -1039,7 +1039,8 @@ pub(crate) struct Succeeded<'a> {
     pub output: &'a str,
 }
 
-/// An automation that runs after another: tenant, trigger spec, name, agent, plugin, priority.
+/// An automation that runs after another: tenant, the automation it follows, its name, agent,
+/// plugin, priority.
 type Follower = (String, String, String, String, String, i64);
 
 /// [`enqueue_followers`] for many runs at once (a batch of results): one read of the followers
@@ -1053,42 +1054,35 @@ pub(crate) async fn enqueue_followers_of(
     if done.is_empty() {
         return Ok(());
     }
-    let spec = |automation: &str| {
-        serde_json::to_string(&mc_config::Trigger::After {
+    let followed: BTreeSet<(&str, &str)> = done.iter().map(|d| (d.tenant, d.automation)).collect();
+    let mut rows = Vec::with_capacity(followed.len());
+    for (tenant, automation) in &followed {
+        let spec = serde_json::to_string(&mc_config::Trigger::After {
             automation: automation.to_string(),
         })
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-    };
-    let mut keys: BTreeMap<(&str, &str), String> = BTreeMap::new();
-    for d in done {
-        if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry((d.tenant, d.automation)) {
-            slot.insert(spec(d.automation)?);
-        }
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        rows.push(serde_json::json!([tenant, spec, automation]));
     }
     let mut p = Placeholders::for_conn(tx);
     let sql = format!(
-        "SELECT a.tenant_id, a.trigger_spec, a.name, a.agent, g.plugin, a.priority FROM automations a \
+        "SELECT a.tenant_id, k.followed, a.name, a.agent, g.plugin, a.priority FROM automations a \
          JOIN agents g ON g.tenant_id = a.tenant_id AND g.name = a.agent \
-         JOIN (SELECT DISTINCT r.value ->> 0 AS tenant_id, r.value ->> 1 AS spec FROM {}) k \
+         JOIN (SELECT r.value ->> 0 AS tenant_id, r.value ->> 1 AS spec, r.value ->> 2 AS followed FROM {}) k \
            ON a.tenant_id = k.tenant_id AND a.trigger_spec = k.spec \
          WHERE a.enabled = 1 ORDER BY a.tenant_id, a.name",
         p.json_rows()
     );
-    let rows = keys
-        .iter()
-        .map(|((tenant, _), spec)| serde_json::json!([tenant, spec]))
-        .collect();
     let followers: Vec<Follower> = sqlx::query_as(&sql).bind(json_rows(rows)).fetch_all(&mut **tx).await?;
     if followers.is_empty() {
         return Ok(());
     }
-    let mut by_key: HashMap<(&str, &str), Vec<&Follower>> = HashMap::new();
+    let mut by_followed: HashMap<(&str, &str), Vec<&Follower>> = HashMap::new();
     for f in &followers {
-        by_key.entry((f.0.as_str(), f.1.as_str())).or_default().push(f);
+        by_followed.entry((f.0.as_str(), f.1.as_str())).or_default().push(f);
     }
     let mut jobs: Vec<NewJob> = Vec::new();
     for d in done {
-        let Some(list) = by_key.get(&(d.tenant, keys[&(d.tenant, d.automation)].as_str())) else {
+        let Some(list) = by_followed.get(&(d.tenant, d.automation)) else {
             continue;
         };
         jobs.extend(list.iter().map(|(_, _, name, agent, plugin, priority)| NewJob {
