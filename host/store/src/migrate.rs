@@ -183,6 +183,21 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "SELECT 1;",
         postgres: include_str!("../migrations/0022_ledger_totals_inline_postgres.sql"),
     },
+    Migration {
+        version: 23,
+        name: "the run totals' trigger sums each transition table on its own (no quadratic join)",
+        sqlite: "SELECT 1;",
+        postgres: include_str!("../migrations/0023_run_totals_linear_postgres.sql"),
+    },
+    Migration {
+        version: 24,
+        name: "fewer index entries written per job",
+        sqlite: concat!(
+            include_str!("../migrations/0024_fewer_job_indexes_common.sql"),
+            include_str!("../migrations/0024_fewer_job_indexes_sqlite.sql")
+        ),
+        postgres: include_str!("../migrations/0024_fewer_job_indexes_common.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -500,24 +500,48 @@ impl Store {
         // One statement per chunk, so a batch costs a few round trips instead of one per job.
         for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
             // `now` is an integer of ours, safe to write into the statement.
-            let mut p = Placeholders::for_conn(&tx);
-            let sql = format!(
-                "UPDATE jobs SET state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
+            let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
                    WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
-                   THEN 'awaiting_approval' ELSE 'succeeded' END, \
-                 output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, lease_until = NULL \
-                 FROM {} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
-                 RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.parked",
-                p.json_rows(),
-                p.next()
-            );
-            let rows = chunk
-                .iter()
-                .map(|f| serde_json::json!([f.id, f.output, f.logs]))
-                .collect();
-            let q = sqlx::query_as::<_, (i64, String, Option<String>, String, i64)>(&sql)
-                .bind(json_rows(rows))
-                .bind(node);
+                   THEN 'awaiting_approval' ELSE 'succeeded' END";
+            let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.parked";
+            let (sql, doc) = if self.backend() == Backend::Sqlite {
+                // SQLite walks the JSON rows and finds each job by its rowid.
+                let sql = format!(
+                    "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, \
+                     lease_until = NULL FROM json_each(?) AS r \
+                     WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = ? AND jobs.state = 'running' \
+                     {returning}"
+                );
+                let rows = chunk
+                    .iter()
+                    .map(|f| serde_json::json!([f.id, f.output, f.logs]))
+                    .collect();
+                (sql, json_rows(rows))
+            } else {
+                // PostgreSQL finds the jobs by primary key and each result by key in one JSON
+                // object parsed once (a materialised one-row CTE). A join of the jobs with the
+                // rows of a JSON array let the planner, when statistics put few rows in
+                // `running`, rescan the whole array for every job: 250 × 250 comparisons and
+                // 40-95 ms a batch.
+                let sql = format!(
+                    "WITH d AS MATERIALIZED (SELECT CAST($1 AS jsonb) AS doc) \
+                     UPDATE jobs SET {state}, output = d.doc -> CAST(jobs.id AS TEXT) ->> 0, \
+                     logs = d.doc -> CAST(jobs.id AS TEXT) ->> 1, finished_at = {now}, lease_until = NULL FROM d \
+                     WHERE jobs.id = ANY(CAST($2 AS BIGINT[])) AND jobs.claimed_by = $3 AND jobs.state = 'running' \
+                     {returning}"
+                );
+                let doc: serde_json::Map<String, serde_json::Value> = chunk
+                    .iter()
+                    .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs])))
+                    .collect();
+                (sql, serde_json::Value::Object(doc).to_string())
+            };
+            let mut q = sqlx::query_as::<_, (i64, String, Option<String>, String, i64)>(&sql).bind(doc);
+            if self.backend() == Backend::Postgres {
+                let ids = chunk.iter().map(|f| f.id.to_string()).collect::<Vec<_>>().join(",");
+                q = q.bind(format!("{{{ids}}}"));
+            }
+            let q = q.bind(node);
             let done = q.fetch_all(&mut *tx).await?;
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
             let mut fuel = Vec::with_capacity(done.len());
