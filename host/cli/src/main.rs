@@ -124,6 +124,11 @@ fn otlp_config(cli: &Cli) -> Result<Option<mc_telemetry::OtlpConfig>, String> {
 
 fn main() -> std::process::ExitCode {
     use tracing_subscriber::prelude::*;
+    // SAFETY: no other thread exists yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        mc_runtime::quiet_library_backtraces()
+    };
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

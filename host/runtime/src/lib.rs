@@ -44,7 +44,7 @@ pub use plugin::{CONTRACT_VERSION, HANDLER_EXPORT, LoadError, Plugin};
 pub use registry::{Registries, RegistryFailure, RegistryFilter, RegistryRecord};
 pub use runtime::{
     DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MEMORY_BYTES, EPOCH_TICK, RunContext, RunRequest, Runtime, RuntimeConfig,
-    engine_config, pooling_config,
+    engine_config, pooling_config, quiet_library_backtraces,
 };
 pub use state::{MAX_LOG_LINES, Services};
 

@@ -139,6 +139,23 @@ enum Interrupted {
     Cancelled,
 }
 
+/// Keeps `RUST_BACKTRACE` for panics but stops library errors from capturing backtraces, unless
+/// `RUST_LIB_BACKTRACE` is set. wasmtime builds an error each time a run's store is dropped (it
+/// unwinds the store's idle fiber with one), so under `RUST_BACKTRACE=1` every run walked and
+/// recorded its stack: about a tenth of a busy node's CPU in the queue benchmark.
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread exists (first thing in `main`).
+#[allow(unsafe_code)]
+pub unsafe fn quiet_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread reads the environment meanwhile.
+        unsafe {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
+    }
+}
+
 /// The pooling allocator every run's instance comes from: `max_instances` slots of at most
 /// `max_memory_bytes`, slots reset in batches and their touched pages kept resident.
 pub fn pooling_config(max_instances: u32, max_memory_bytes: u64) -> PoolingAllocationConfig {
