@@ -18,31 +18,14 @@ const DEFAULT_JOBS: usize = 100_000;
 const ENQUEUE_BATCH: usize = 1_000;
 /// Worker slots of the node: jobs claimed and running at once.
 const WORKERS: usize = 1_000;
+/// Jobs per claim in the store-alone row: what the serving loop claims when the queue is deep
+/// (a quarter of its slots).
+const STORE_BATCH: usize = WORKERS / 4;
 
 async fn measure(name: &str, db: TestDb, jobs: usize) {
     let store: Store = db.store.clone();
-    let config = mc_config::parse(
-        "tenant: bench\nagents:\n  - name: echo\n    role: Echo\n    plugin: noop\n",
-        &mc_config::Known::default(),
-    )
-    .unwrap();
-    store.apply(&config).await.unwrap();
-    let job = NewJob {
-        tenant: "bench".into(),
-        automation: None,
-        agent: "echo".into(),
-        plugin: "noop".into(),
-        input: "{}".into(),
-        trigger: "manual".into(),
-        priority: 0,
-        max_attempts: 1,
-        run_at: None,
-        idempotency_key: None,
-    };
     let t = Instant::now();
-    for _ in 0..jobs / ENQUEUE_BATCH {
-        store.enqueue(&vec![job.clone(); ENQUEUE_BATCH]).await.unwrap();
-    }
+    fill(&store, jobs).await;
     let enqueue = t.elapsed();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("test-component-cache")),
@@ -89,6 +72,73 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         jobs as f64 / run.as_secs_f64()
     );
     db.finish().await;
+}
+
+/// The store alone, no plugin and no engine: claim a batch the size the serving loop claims when
+/// the queue is deep, record each job's success as the recorder does (with its fuel), repeat. The
+/// ceiling the database part of the path allows on one connection at a time.
+async fn store_only(name: &str, db: TestDb, jobs: usize) {
+    let store: Store = db.store.clone();
+    fill(&store, jobs).await;
+    let lease = std::time::Duration::from_secs(30);
+    let t = Instant::now();
+    let mut done = 0;
+    let (mut tclaim, mut tcomplete) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    while done < jobs {
+        let tc = Instant::now();
+        let claimed = store.claim("bench", STORE_BATCH, lease).await.unwrap();
+        tclaim += tc.elapsed();
+        let results: Vec<mc_store::Finished> = claimed
+            .iter()
+            .map(|j| mc_store::Finished {
+                id: j.id,
+                output: "{}".into(),
+                logs: None,
+                fuel: 1_000,
+            })
+            .collect();
+        let tc = Instant::now();
+        let recorded = store.complete_many("bench", &results).await.unwrap();
+        tcomplete += tc.elapsed();
+        assert!(recorded.iter().all(|r| *r));
+        done += claimed.len();
+    }
+    let run = t.elapsed();
+    eprintln!("{name}, store alone: claims took {tclaim:.2?}, recordings {tcomplete:.2?}");
+    println!(
+        "| {name}, store alone (claim {STORE_BATCH} → complete, no plugin) | {jobs} | | {:.0} |",
+        jobs as f64 / run.as_secs_f64()
+    );
+    db.finish().await;
+}
+
+/// Creates the bench tenant (one agent running `noop`) and enqueues its `jobs` jobs.
+async fn fill(store: &Store, jobs: usize) {
+    let config = mc_config::parse(
+        "tenant: bench\nagents:\n  - name: echo\n    role: Echo\n    plugin: noop\n",
+        &mc_config::Known::default(),
+    )
+    .unwrap();
+    store.apply(&config).await.unwrap();
+    let job = bench_job();
+    for _ in 0..jobs / ENQUEUE_BATCH {
+        store.enqueue(&vec![job.clone(); ENQUEUE_BATCH]).await.unwrap();
+    }
+}
+
+fn bench_job() -> NewJob {
+    NewJob {
+        tenant: "bench".into(),
+        automation: None,
+        agent: "echo".into(),
+        plugin: "noop".into(),
+        input: "{}".into(),
+        trigger: "manual".into(),
+        priority: 0,
+        max_attempts: 1,
+        run_at: None,
+        idempotency_key: None,
+    }
 }
 
 /// graphile-worker (npm) on the same PostgreSQL server, in this run: `benches/graphile/run.mjs`
@@ -148,6 +198,11 @@ fn main() {
         println!("queue benchmark: run with `cargo bench -p mc-engine --bench queue`");
         return;
     }
+    // As `missionctl` does (SAFETY: no other thread exists yet).
+    #[allow(unsafe_code)]
+    unsafe {
+        mc_runtime::quiet_library_backtraces()
+    };
     let jobs = std::env::var("MC_BENCH_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -165,8 +220,14 @@ fn main() {
         if part("sqlite") {
             measure("SQLite (WAL, one file)", TestDb::sqlite().await, jobs).await;
         }
+        if part("sqlite") || part("store") {
+            store_only("SQLite", TestDb::sqlite().await, jobs).await;
+        }
         if part("postgres") {
             measure("PostgreSQL 15 (loopback)", TestDb::postgres().await, jobs).await;
+        }
+        if part("postgres") || part("store") {
+            store_only("PostgreSQL", TestDb::postgres().await, jobs).await;
         }
         if part("graphile") {
             graphile(jobs).await;
