@@ -76,6 +76,14 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections per pool. SQLite has one writer regardless; PostgreSQL's default limit is 100
 /// connections shared by every node.
 const MAX_CONNECTIONS: u32 = 10;
+/// Connections of SQLite's pool for write transactions. SQLite lets one writer in at a time, so
+/// more connections only made the others wait in its busy handler, which sleeps 1, 2, 5, 10 ms
+/// and longer between tries instead of being woken; and each connection kept its own statement
+/// and page cache, emptied whenever another connection wrote. With one, writers queue in the
+/// pool (woken in order) and find their statements prepared and their pages cached: the queue
+/// benchmark went from 8.8-8.9k to 11.4-14.6k jobs/s. Reads keep the main pool and run beside
+/// the writer (WAL).
+const SQLITE_WRITERS: u32 = 1;
 /// Connections of the PostgreSQL pool for budget reservations: each is one short statement.
 const MAX_HOLD_CONNECTIONS: u32 = 4;
 /// How long to wait for a connection from the pool before reporting the database unavailable.
@@ -121,6 +129,9 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Write transactions' connections: on SQLite one connection (see [`SQLITE_WRITERS`]), on
+    /// PostgreSQL the main pool.
+    writer: AnyPool,
     /// Budget reservations' connections. On PostgreSQL a small pool whose commits do not wait for
     /// the disk (see [`Store::reserve`] for why that is safe); on SQLite the main pool.
     holds: AnyPool,
@@ -221,6 +232,17 @@ fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
     }
 }
 
+/// Every SQLite connection's settings. WAL lets readers proceed while one writer writes; foreign
+/// keys are off by default in SQLite and the schema relies on them.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    conn.execute(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()).as_str())
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Opens the database at `url` (`sqlite:PATH`, `sqlite::memory:` or `postgres://…`) and
     /// applies any migration it lacks.
@@ -242,20 +264,10 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url).map_err(|_| StoreError::InvalidUrl(url.clone()))?;
         let mut pool = pool_options(backend, MAX_CONNECTIONS);
+        let memory = url.contains(":memory:");
         if backend == Backend::Sqlite {
-            pool = pool.after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers proceed while one writer writes; foreign keys are off by
-                    // default in SQLite and the schema relies on them.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    conn.execute(format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()).as_str())
-                        .await?;
-                    Ok(())
-                })
-            });
-            if url.contains(":memory:") {
+            pool = pool.after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)));
+            if memory {
                 // Every connection to `:memory:` is its own database: keep exactly one.
                 pool = pool
                     .max_connections(1)
@@ -265,6 +277,17 @@ impl Store {
             }
         }
         let pool = pool.connect_with(options.clone()).await?;
+        let writer = match backend {
+            // Every connection to `:memory:` is its own database: the one of the pool writes too.
+            Backend::Sqlite if memory => pool.clone(),
+            Backend::Sqlite => {
+                pool_options(backend, SQLITE_WRITERS)
+                    .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)))
+                    .connect_with(options.clone())
+                    .await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
         let holds = match backend {
             Backend::Sqlite => pool.clone(),
             Backend::Postgres => pool_options(backend, MAX_HOLD_CONNECTIONS)
@@ -276,7 +299,12 @@ impl Store {
                 })
                 .connect_lazy_with(options),
         };
-        let store = Store { pool, holds, backend };
+        let store = Store {
+            pool,
+            writer,
+            holds,
+            backend,
+        };
         migrate::run(&store).await?;
         Ok(store)
     }
@@ -296,6 +324,11 @@ impl Store {
         &self.pool
     }
 
+    /// The pool for write transactions ([`Store::write_tx`]).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// The pool for budget reservations and their releases (see [`Store::reserve`]).
     pub(crate) fn holds(&self) -> &AnyPool {
         &self.holds
@@ -310,6 +343,7 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.holds.close().await;
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

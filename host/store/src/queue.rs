@@ -256,9 +256,6 @@ type ClaimTuple = (
 );
 
 impl Store {
-    /// Starts a transaction that will write. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first can fail to upgrade its lock
-    /// without waiting.
     /// `FOR UPDATE` on PostgreSQL (row locks for read-then-write); nothing on SQLite, whose
     /// write transactions are already exclusive.
     pub(crate) fn for_update(&self) -> &'static str {
@@ -277,10 +274,13 @@ impl Store {
         }
     }
 
+    /// Starts a transaction that will write, on the writers' pool. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads first can fail to
+    /// upgrade its lock without waiting.
     pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Any>, StoreError> {
         Ok(match self.backend() {
-            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool().begin().await?,
+            Backend::Sqlite => self.writer().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer().begin().await?,
         })
     }
 
