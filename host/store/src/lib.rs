@@ -81,7 +81,7 @@ const MAX_CONNECTIONS: u32 = 10;
 /// and longer between tries instead of being woken; and each connection kept its own statement
 /// and page cache, emptied whenever another connection wrote. With one, writers queue in the
 /// pool (woken in order) and find their statements prepared and their pages cached: the queue
-/// benchmark went from 8.8-8.9k to 11.4-14.6k jobs/s. Reads keep the main pool and run beside
+/// benchmark went from 7.1-8.5k to 9.4-9.5k jobs/s in A/B pairs. Reads keep the main pool and run beside
 /// the writer (WAL).
 const SQLITE_WRITERS: u32 = 1;
 /// Connections of the PostgreSQL pool for budget reservations: each is one short statement.

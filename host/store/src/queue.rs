@@ -504,19 +504,23 @@ impl Store {
                    WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
                    THEN 'awaiting_approval' ELSE 'succeeded' END";
             let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.parked";
-            let (sql, doc) = if self.backend() == Backend::Sqlite {
+            // The statement and its parameters before the node's name.
+            let (sql, params) = if self.backend() == Backend::Sqlite {
                 // SQLite walks the JSON rows and finds each job by its rowid.
+                let mut p = Placeholders::new(true);
                 let sql = format!(
                     "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, \
-                     lease_until = NULL FROM json_each(?) AS r \
-                     WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = ? AND jobs.state = 'running' \
-                     {returning}"
+                     lease_until = NULL FROM {} \
+                     WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
+                     {returning}",
+                    p.json_rows(),
+                    p.next()
                 );
                 let rows = chunk
                     .iter()
                     .map(|f| serde_json::json!([f.id, f.output, f.logs]))
                     .collect();
-                (sql, json_rows(rows))
+                (sql, vec![json_rows(rows)])
             } else {
                 // PostgreSQL finds the jobs by primary key and each result by key in one JSON
                 // object parsed once (a materialised one-row CTE). A join of the jobs with the
@@ -534,12 +538,15 @@ impl Store {
                     .iter()
                     .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs])))
                     .collect();
-                (sql, serde_json::Value::Object(doc).to_string())
-            };
-            let mut q = sqlx::query_as::<_, (i64, String, Option<String>, String, i64)>(&sql).bind(doc);
-            if self.backend() == Backend::Postgres {
                 let ids = chunk.iter().map(|f| f.id.to_string()).collect::<Vec<_>>().join(",");
-                q = q.bind(format!("{{{ids}}}"));
+                (
+                    sql,
+                    vec![serde_json::Value::Object(doc).to_string(), format!("{{{ids}}}")],
+                )
+            };
+            let mut q = sqlx::query_as::<_, (i64, String, Option<String>, String, i64)>(&sql);
+            for param in params {
+                q = q.bind(param);
             }
             let q = q.bind(node);
             let done = q.fetch_all(&mut *tx).await?;
