@@ -100,10 +100,10 @@ impl TenantScope<'_> {
     pub async fn pending_approvals(&self, limit: i64) -> Result<Vec<PendingApproval>, StoreError> {
         let rows: Vec<PendingTuple> = sqlx::query_as(
             "SELECT j.id, j.automation, j.agent, j.output, COALESCE(q.asked_at, j.finished_at), a.approval, q.title, q.body \
-             FROM jobs j \
+             FROM queue w JOIN jobs j ON j.id = w.id \
              LEFT JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
              LEFT JOIN approval_asks q ON q.tenant_id = j.tenant_id AND q.run_id = j.id AND q.decision IS NULL \
-             WHERE j.tenant_id = $1 AND j.state = 'awaiting_approval' ORDER BY j.id LIMIT $2",
+             WHERE w.tenant_id = $1 AND w.state = 'awaiting_approval' ORDER BY w.id LIMIT $2",
         )
         .bind(self.id())
         .bind(limit)
@@ -260,10 +260,19 @@ impl TenantScope<'_> {
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        // The rank key as `retry_in` writes it: priority in steps, minus the time it is due.
         sqlx::query(
-            "UPDATE jobs SET state = 'available', run_at = $3, rank_key = priority * $4 - $3, \
-             max_attempts = max_attempts + 1, claimed_by = NULL, lease_until = NULL WHERE tenant_id = $1 AND id = $2",
+            "UPDATE jobs SET state = 'available', run_at = $3, max_attempts = max_attempts + 1, claimed_by = NULL \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.id())
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        // The rank key as a new job's: priority in steps, minus the time it is due.
+        sqlx::query(
+            "UPDATE queue SET state = 'available', run_at = $3, rank_key = priority * $4 - $3, claimed_by = NULL, \
+             lease_until = NULL WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.id())
         .bind(id)
@@ -377,6 +386,7 @@ impl TenantScope<'_> {
                     )
                     .await?;
                 }
+                leave_queue(&mut tx, id).await?;
                 sqlx::query("UPDATE jobs SET state = 'succeeded', output = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(self.id())
                     .bind(id)
@@ -395,6 +405,7 @@ impl TenantScope<'_> {
                 }
             }
             Verdict::Reject(reason) => {
+                leave_queue(&mut tx, id).await?;
                 sqlx::query("UPDATE jobs SET state = 'rejected' WHERE tenant_id = $1 AND id = $2")
                     .bind(self.id())
                     .bind(id)
@@ -464,4 +475,13 @@ fn answered(
 enum Verdict<'a> {
     Approve(Option<&'a Value>),
     Reject(Option<&'a str>),
+}
+
+/// Takes a run that was held for a person out of the queue: decided, it is finished.
+async fn leave_queue(tx: &mut crate::Tx, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM queue WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -11,7 +11,7 @@ use sqlx::Row as _;
 
 use crate::runs::{SUMMARY_COLUMNS, summary};
 use crate::totals::{ACTIVE_STATES, FINISHED_STATES, RUN_TOTALS_BUCKET_MICROS};
-use crate::{Backend, RunSummary, StoreError, TenantScope};
+use crate::{RunSummary, StoreError, TenantScope};
 
 /// A tenant's runs created since a time, by state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,26 +45,22 @@ pub struct AgentActivity {
 impl TenantScope<'_> {
     /// Its runs created at or after `since` (microseconds), counted by state, without reading its
     /// finished history: finished runs from `run_totals` for the whole hours after `since`, plus
-    /// those of the partial hour before the first (a range of `jobs_created`); runs under way on
-    /// SQLite from the partial index `jobs_active`, which holds only them, on PostgreSQL state by
-    /// state from the queue's own partial indexes (`jobs_available`, `jobs_scheduled`, ...).
+    /// those of the partial hour before the first (a range of `jobs_created`); runs under way
+    /// state by state from the queue's partial indexes (`queue_available`, `queue_scheduled`, ...).
     pub async fn run_counts_since(&self, since: i64) -> Result<RunCounts, StoreError> {
         let bucket = RUN_TOTALS_BUCKET_MICROS;
         // The first bucket that starts at or after `since`.
         let whole_from = (since + bucket - 1).div_euclid(bucket) * bucket;
-        let under_way = match self.store().backend() {
-            Backend::Sqlite => format!(
-                "UNION ALL SELECT state, 1 FROM jobs WHERE tenant_id = $1 AND created_at >= $2 AND state IN ({ACTIVE_STATES})"
-            ),
-            // One branch per state, so each can take that state's partial index.
-            Backend::Postgres => ACTIVE_STATES
-                .split(", ")
-                .map(|state| {
-                    format!("UNION ALL SELECT state, 1 FROM jobs WHERE tenant_id = $1 AND created_at >= $2 AND state = {state}")
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
-        };
+        // One branch per state, so each can take that state's partial index of the queue.
+        let under_way = ACTIVE_STATES
+            .split(", ")
+            .map(|state| {
+                format!(
+                    "UNION ALL SELECT state, 1 FROM queue WHERE tenant_id = $1 AND created_at >= $2 AND state = {state}"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
         let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
             "SELECT state, CAST(SUM(n) AS BIGINT) FROM ( \
                SELECT state, runs AS n FROM run_totals WHERE tenant_id = $1 AND hour >= $3 \
@@ -87,10 +83,10 @@ impl TenantScope<'_> {
         })
     }
 
-    /// How many of its runs wait for a person's decision (the partial index `jobs_awaiting`).
+    /// How many of its runs wait for a person's decision (the partial index `queue_awaiting`).
     pub async fn awaiting_approval_count(&self) -> Result<u64, StoreError> {
         let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE tenant_id = $1 AND state = 'awaiting_approval'")
+            sqlx::query_as("SELECT COUNT(*) FROM queue WHERE tenant_id = $1 AND state = 'awaiting_approval'")
                 .bind(self.id())
                 .fetch_one(self.store().pool())
                 .await?;

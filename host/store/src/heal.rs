@@ -73,8 +73,8 @@ impl Store {
     /// finished runs (of the plugin, any tenant) all trapped in that version.
     pub async fn trapping_plugins(&self, since: i64, streak: u32) -> Result<Vec<TrappingPlugin>, StoreError> {
         let candidates: Vec<(String, String)> = sqlx::query_as(
-            "SELECT DISTINCT j.plugin, j.plugin_hash FROM jobs j WHERE j.state = 'dead' AND j.error_kind = 'trap' \
-             AND j.finished_at > $1 AND j.plugin_hash IS NOT NULL AND NOT EXISTS \
+            "SELECT DISTINCT j.plugin, j.plugin_hash FROM queue d JOIN jobs j ON j.id = d.id \
+             WHERE d.state = 'dead' AND d.finished_at > $1 AND j.error_kind = 'trap' AND j.plugin_hash IS NOT NULL AND NOT EXISTS \
              (SELECT 1 FROM plugin_quarantine q WHERE q.plugin = j.plugin AND q.hash = j.plugin_hash) ORDER BY 1, 2",
         )
         .bind(since)
@@ -185,7 +185,7 @@ impl Store {
     /// are not waiting.
     pub async fn waiting_priorities(&self) -> Result<Vec<(i32, i64)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT priority, COUNT(*) FROM jobs WHERE state = 'available' GROUP BY priority ORDER BY priority",
+            "SELECT priority, COUNT(*) FROM queue WHERE state = 'available' GROUP BY priority ORDER BY priority",
         )
         .fetch_all(self.pool())
         .await?;
@@ -198,21 +198,27 @@ impl Store {
     /// its old place.
     pub async fn shed(&self, at_most: i32, until: i64) -> Result<Shed, StoreError> {
         let mut tx = self.write_tx().await?;
-        let held: Vec<(String,)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'scheduled', shed_from = run_at, run_at = $2 \
-             WHERE state = 'available' AND priority <= $1 RETURNING tenant_id",
+        let held: Vec<(i64, String)> = sqlx::query_as(
+            "UPDATE queue SET state = 'scheduled', shed_from = run_at, run_at = $2 \
+             WHERE state = 'available' AND priority <= $1 RETURNING id, tenant_id",
         )
         .bind(i64::from(at_most))
         .bind(until)
         .fetch_all(&mut *tx)
         .await?;
-        crate::queue::bump_available_each(&mut tx, &held, -1).await?;
-        sqlx::query("UPDATE jobs SET run_at = $1 WHERE shed_from IS NOT NULL AND state = 'scheduled' AND run_at < $1")
-            .bind(until)
-            .execute(&mut *tx)
-            .await?;
+        let later: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE queue SET run_at = $1 WHERE shed_from IS NOT NULL AND state = 'scheduled' AND run_at < $1 RETURNING id",
+        )
+        .bind(until)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Their runs show them waiting until then (held ones are in both lists; both set the same).
+        let ids = held.iter().map(|(id, _)| *id).chain(later.iter().map(|(id,)| *id));
+        self.mirror_shedding(&mut tx, ids).await?;
+        let tenants: Vec<(String,)> = held.iter().map(|(_, tenant)| (tenant.clone(),)).collect();
+        crate::queue::bump_available_each(&mut tx, &tenants, -1).await?;
         let (total,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE shed_from IS NOT NULL AND state = 'scheduled'")
+            sqlx::query_as("SELECT COUNT(*) FROM queue WHERE shed_from IS NOT NULL AND state = 'scheduled'")
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
@@ -225,23 +231,37 @@ impl Store {
     /// Lets every held-back job go: due again when it was due before it was held, so the next
     /// staging makes it available in its old place. Returns how many.
     pub async fn end_shedding(&self) -> Result<u64, StoreError> {
-        let freed = sqlx::query(
-            "UPDATE jobs SET run_at = shed_from, shed_from = NULL WHERE shed_from IS NOT NULL AND state = 'scheduled'",
+        let mut tx = self.write_tx().await?;
+        let freed: Vec<(i64,)> = sqlx::query_as(
+            "UPDATE queue SET run_at = shed_from, shed_from = NULL WHERE shed_from IS NOT NULL AND state = 'scheduled' \
+             RETURNING id",
         )
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        self.mirror_shedding(&mut tx, freed.iter().map(|(id,)| *id)).await?;
         // Jobs held back and then cancelled or otherwise ended keep no mark.
-        sqlx::query("UPDATE jobs SET shed_from = NULL WHERE shed_from IS NOT NULL AND state <> 'scheduled'")
-            .execute(self.pool())
+        sqlx::query("UPDATE queue SET shed_from = NULL WHERE shed_from IS NOT NULL AND state <> 'scheduled'")
+            .execute(&mut *tx)
             .await?;
-        Ok(freed)
+        tx.commit().await?;
+        Ok(freed.len() as u64)
+    }
+
+    /// Shows on the runs `ids` the state and due time shedding gave their queue rows.
+    async fn mirror_shedding(&self, tx: &mut crate::Tx, ids: impl Iterator<Item = i64>) -> Result<(), StoreError> {
+        crate::queue::set_jobs(
+            tx,
+            ids,
+            "state = (SELECT q.state FROM queue q WHERE q.id = jobs.id), \
+             run_at = (SELECT q.run_at FROM queue q WHERE q.id = jobs.id)",
+        )
+        .await
     }
 
     /// How many jobs load shedding holds back.
     pub async fn shed_count(&self) -> Result<u64, StoreError> {
         let (n,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE shed_from IS NOT NULL AND state = 'scheduled'")
+            sqlx::query_as("SELECT COUNT(*) FROM queue WHERE shed_from IS NOT NULL AND state = 'scheduled'")
                 .fetch_one(self.pool())
                 .await?;
         Ok(n as u64)

@@ -181,6 +181,30 @@ impl Placeholders {
         }
     }
 
+    /// `column IN (ids)` with the ids bound to the next placeholder as one parameter (bind
+    /// [`Placeholders::ids`] of them): the statement's text is the same for any number of ids, so
+    /// it is prepared once. Written out as literals, each batch size was a new statement to parse
+    /// and plan.
+    pub(crate) fn id_in(&mut self, column: &str) -> String {
+        let p = self.next();
+        if self.sqlite {
+            format!("{column} IN (SELECT value FROM json_each({p}))")
+        } else {
+            format!("{column} = ANY(CAST({p} AS BIGINT[]))")
+        }
+    }
+
+    /// The parameter [`Placeholders::id_in`] reads: a JSON array on SQLite, an array literal on
+    /// PostgreSQL.
+    pub(crate) fn ids(&self, ids: impl IntoIterator<Item = i64>) -> String {
+        let list = ids.into_iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",");
+        if self.sqlite {
+            format!("[{list}]")
+        } else {
+            format!("{{{list}}}")
+        }
+    }
+
     /// A FROM item `r` over the elements of a JSON array of arrays bound to the next placeholder
     /// (see [`json_rows`]): `r.value ->> i` is a row's field `i` as text (SQL NULL for JSON
     /// null), the same on both backends; integers need `CAST(… AS BIGINT)`.
@@ -247,6 +271,13 @@ impl Store {
     /// Opens the database at `url` (`sqlite:PATH`, `sqlite::memory:` or `postgres://…`) and
     /// applies any migration it lacks.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Connects to the database at `url` without migrating it.
+    async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -299,14 +330,12 @@ impl Store {
                 })
                 .connect_lazy_with(options),
         };
-        let store = Store {
+        Ok(Store {
             pool,
             writer,
             holds,
             backend,
-        };
-        migrate::run(&store).await?;
-        Ok(store)
+        })
     }
 
     /// Opens (creating) the SQLite database file `path`.

@@ -198,12 +198,31 @@ const MIGRATIONS: &[Migration] = &[
         ),
         postgres: include_str!("../migrations/0024_fewer_job_indexes_common.sql"),
     },
+    Migration {
+        version: 25,
+        name: "the queue beside the jobs (HOT updates of jobs on PostgreSQL)",
+        sqlite: concat!(
+            include_str!("../migrations/0025_queue_sqlite.sql"),
+            include_str!("../migrations/0025_queue_common.sql"),
+            include_str!("../migrations/0025_queue_sqlite_after.sql")
+        ),
+        postgres: concat!(
+            include_str!("../migrations/0025_queue_postgres.sql"),
+            include_str!("../migrations/0025_queue_common.sql"),
+            include_str!("../migrations/0025_queue_postgres_after.sql")
+        ),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").
 const MIGRATION_LOCK: i64 = 0x006d_632d_6d69_6772;
 
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    run_to(store, i64::MAX).await
+}
+
+/// Applies the migrations up to version `last` (tests start from an older schema with it).
+async fn run_to(store: &Store, last: i64) -> Result<(), StoreError> {
     let mut conn = store.pool().acquire().await?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS mc_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -216,7 +235,7 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
         _ => Err(e),
     })?;
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().take_while(|m| m.version <= last) {
         let mut tx = conn.begin().await?;
         if store.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -258,4 +277,152 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
         return Err(StoreError::SchemaTooNew { found, known });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// A job as schema 24 kept it: id, state, rank key, run at, lease until, node, parked, held
+    /// since, finished at.
+    type OldJob = (
+        i64,
+        &'static str,
+        i64,
+        i64,
+        Option<i64>,
+        Option<&'static str>,
+        i64,
+        Option<i64>,
+        Option<i64>,
+    );
+
+    /// A database at schema 24 with a job in every state, then migrated to this build's: the
+    /// queue holds exactly the jobs it has in hand, with their rank, lease, node and hold, and
+    /// the queue works on them.
+    async fn the_queue_starts_with_the_live_jobs(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        run_to(&store, 24).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('acme', 'acme', 0, 0); \
+             INSERT INTO queue_tenants (tenant_id, available, running, served_at) VALUES ('acme', 2, 2, 0);",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let jobs: [OldJob; 9] = [
+            (1, "succeeded", -1, 1, None, Some("a"), 0, None, Some(5)),
+            (2, "available", -20, 20, None, None, 0, None, None),
+            (3, "available", 10_000_000 - 30, 30, None, None, 0, None, None),
+            (4, "running", -4, 4, Some(1), Some("gone"), 0, None, None),
+            (5, "running", -5, 5, Some(i64::MAX), Some("alive"), 1, None, None),
+            (6, "scheduled", -6, i64::MAX, None, None, 0, Some(6), None),
+            (7, "awaiting_approval", -7, 7, None, None, 0, None, Some(7)),
+            (8, "dead", -8, 8, None, Some("a"), 0, None, Some(8)),
+            (9, "cancelled", -9, 9, None, None, 0, None, Some(9)),
+        ];
+        for (id, state, rank, run_at, lease, node, parked, shed, finished) in jobs {
+            sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, agent, plugin, input, trigger_kind, priority, rank_key, state, attempt, \
+                 max_attempts, run_at, lease_until, claimed_by, created_at, parked, shed_from, finished_at) \
+                 VALUES ($1, 'acme', 'a', 'noop', '{}', 'manual', 0, $2, $3, 1, 3, $4, $5, $6, $1, $7, $8, $9)",
+            )
+            .bind(id)
+            .bind(rank)
+            .bind(state)
+            .bind(run_at)
+            .bind(lease)
+            .bind(node)
+            .bind(parked)
+            .bind(shed)
+            .bind(finished)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        run(&store).await.unwrap();
+        type Row = (
+            i64,
+            String,
+            i64,
+            i64,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
+        let queue: Vec<Row> = sqlx::query_as(
+            "SELECT id, state, rank_key, run_at, lease_until, claimed_by, parked, shed_from, finished_at FROM queue ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let expected: Vec<Row> = jobs
+            .iter()
+            .filter(|j| {
+                matches!(
+                    j.1,
+                    "available" | "running" | "scheduled" | "awaiting_approval" | "dead"
+                )
+            })
+            .map(|j| (j.0, j.1.into(), j.2, j.3, j.4, j.5.map(Into::into), j.6, j.7, j.8))
+            .collect();
+        assert_eq!(queue, expected);
+        // The higher priority first, then the older; the lapsed lease comes back, the live one
+        // stays; a held job and the dead-lettered one are left alone.
+        let claim = async || -> Vec<i64> {
+            let claimed = store.claim("n", 10, std::time::Duration::from_secs(30)).await.unwrap();
+            claimed.iter().map(|j| j.id).collect()
+        };
+        assert_eq!(claim().await, [3, 2]);
+        assert_eq!(store.recover_expired(now_micros()).await.unwrap(), 1);
+        let states: Vec<(i64, String)> = sqlx::query_as("SELECT id, state FROM jobs ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let states: Vec<(i64, &str)> = states.iter().map(|(id, s)| (*id, s.as_str())).collect();
+        assert_eq!(
+            states,
+            [
+                (1, "succeeded"),
+                (2, "running"),
+                (3, "running"),
+                (4, "available"),
+                (5, "running"),
+                (6, "scheduled"),
+                (7, "awaiting_approval"),
+                (8, "dead"),
+                (9, "cancelled")
+            ]
+        );
+        assert_eq!(store.shed_count().await.unwrap(), 1);
+        assert!(store.retry_dead("acme", 8).await.unwrap());
+        assert!(store.retry_dead("acme", 9).await.unwrap());
+        assert_eq!(claim().await, [4, 8, 9]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_queue_starts_with_the_live_jobs_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        the_queue_starts_with_the_live_jobs(&format!("sqlite:{}", dir.path().join("mc.db").display())).await;
+    }
+
+    #[tokio::test]
+    async fn the_queue_starts_with_the_live_jobs_on_postgres() {
+        let name = format!("mc_test_migrate_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(mc_testkit::PG_ADMIN_URL).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        the_queue_starts_with_the_live_jobs(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 }

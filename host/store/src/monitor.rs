@@ -264,7 +264,7 @@ impl Store {
                 .fetch_all(self.pool())
                 .await?;
         let oldest: std::collections::HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-            "SELECT tenant_id, MIN(run_at) FROM jobs WHERE state = 'available' GROUP BY tenant_id",
+            "SELECT tenant_id, MIN(run_at) FROM queue WHERE state = 'available' GROUP BY tenant_id",
         )
         .fetch_all(self.pool())
         .await?
@@ -285,9 +285,9 @@ impl Store {
     /// `streak` finished runs all failed.
     pub async fn failing_automations(&self, since: i64, streak: u32) -> Result<Vec<FailingAutomation>, StoreError> {
         let candidates: Vec<(String, String)> = sqlx::query_as(
-            "SELECT DISTINCT j.tenant_id, j.automation FROM jobs j \
-             JOIN automations a ON a.tenant_id = j.tenant_id AND a.name = j.automation \
-             WHERE j.state = 'dead' AND j.finished_at > $1 AND a.enabled = 1 ORDER BY 1, 2",
+            "SELECT DISTINCT d.tenant_id, d.automation FROM queue d \
+             JOIN automations a ON a.tenant_id = d.tenant_id AND a.name = d.automation \
+             WHERE d.state = 'dead' AND d.finished_at > $1 AND a.enabled = 1 ORDER BY 1, 2",
         )
         .bind(since)
         .fetch_all(self.pool())

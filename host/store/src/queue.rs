@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sqlx::{Any, Transaction};
 
-use crate::{Backend, Placeholders, Store, StoreError, json_rows, now_micros};
+use crate::{Backend, Placeholders, Store, StoreError, Tx, json_rows, now_micros};
 
 /// One priority level is worth this much waiting: a job waiting this long ranks with a job one
 /// level above it that has just arrived. Ten seconds lets urgent work jump ahead while bounding a
@@ -220,10 +220,7 @@ pub fn fair_shares(max: usize, available: &[i64]) -> Vec<usize> {
 
 /// Keeps the candidates `(id, automation)`, in order, that fit their automation's `max_running`
 /// limit given how many of its runs are running already (`limits`: name → (max, running)).
-fn within_automation_limits(
-    candidates: Vec<(i64, Option<String>)>,
-    limits: &HashMap<String, (i64, i64)>,
-) -> Vec<(i64,)> {
+fn within_automation_limits(candidates: Vec<(i64, Option<String>)>, limits: &HashMap<String, (i64, i64)>) -> Vec<i64> {
     let mut taken: HashMap<&str, i64> = HashMap::new();
     candidates
         .into_iter()
@@ -237,7 +234,7 @@ fn within_automation_limits(
                 None => true,
             },
         )
-        .map(|(id, _)| (id,))
+        .map(|(id, _)| id)
         .collect()
 }
 
@@ -295,18 +292,30 @@ impl Store {
 
     /// Moves scheduled jobs whose time has come to available. Returns how many moved.
     pub async fn stage_due(&self, now: i64) -> Result<u64, StoreError> {
+        // Called four times a second by every node: a read first, so nothing takes the write
+        // lock while nothing is due.
+        let due: Option<(i64,)> =
+            sqlx::query_as("SELECT id FROM queue WHERE state = 'scheduled' AND run_at <= $1 LIMIT 1")
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.write_tx().await?;
         // Count what this statement moved, not what a prior read saw: on PostgreSQL another node
         // may stage the same rows concurrently, and its rows must not be counted twice.
-        let moved: Vec<(String,)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'available' WHERE state = 'scheduled' AND run_at <= $1 RETURNING tenant_id",
+        let moved: Vec<(i64, String)> = sqlx::query_as(
+            "UPDATE queue SET state = 'available' WHERE state = 'scheduled' AND run_at <= $1 RETURNING id, tenant_id",
         )
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
-        bump_available_each(&mut tx, &moved, 1).await?;
+        set_jobs(&mut tx, moved.iter().map(|(id, _)| *id), "state = 'available'").await?;
+        let tenants: Vec<(String,)> = moved.into_iter().map(|(_, tenant)| (tenant,)).collect();
+        bump_available_each(&mut tx, &tenants, 1).await?;
         tx.commit().await?;
-        Ok(moved.len() as u64)
+        Ok(tenants.len() as u64)
     }
 
     /// Claims up to `max` available jobs for `node`, leased for `lease`, fairly across tenants.
@@ -356,9 +365,9 @@ impl Store {
             // block the tenant's other work. The counts are exact across nodes: claims of one
             // tenant are serialised by its locked `queue_tenants` row (one writer at a time on
             // SQLite). The limits are read first and the candidates by a plain scan of the
-            // `jobs_available` index in rank order, a plan that does not depend on statistics.
+            // `queue_available` index in rank order, a plan that does not depend on statistics.
             let limits: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT a.name, a.max_running, (SELECT COUNT(*) FROM jobs r \
+                "SELECT a.name, a.max_running, (SELECT COUNT(*) FROM queue r \
                    WHERE r.tenant_id = a.tenant_id AND r.automation = a.name AND r.state = 'running') \
                  FROM automations a WHERE a.tenant_id = $1 AND a.max_running IS NOT NULL",
             )
@@ -383,7 +392,7 @@ impl Store {
             };
             let n = p.next();
             let sql = format!(
-                "SELECT id, automation FROM jobs WHERE tenant_id = {t} AND state = 'available' AND run_at <= {at}{passed_over} \
+                "SELECT id, automation FROM queue WHERE tenant_id = {t} AND state = 'available' AND run_at <= {at}{passed_over} \
                  ORDER BY rank_key DESC, id LIMIT {n}{skip_locked}"
             );
             let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql).bind(tenant).bind(now);
@@ -400,47 +409,27 @@ impl Store {
             if ids.is_empty() {
                 continue;
             }
-            let list = ids.iter().map(|(id,)| id.to_string()).collect::<Vec<_>>().join(",");
-            // Ids are integers from the database, so formatting them into the statement is safe;
-            // it keeps one statement per tenant whatever the batch size.
-            let rows: Vec<ClaimTuple> = sqlx::query_as(&format!(
-                "UPDATE jobs SET state = 'running', parked = 0, attempt = attempt + 1, claimed_by = $1, lease_until = $2, started_at = $3 \
-                 WHERE id IN ({list}) AND state = 'available' \
-                 RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts, \
-                 COALESCE(root_id, id)"
-            ))
-            .bind(node)
-            .bind(lease_until)
-            .bind(now)
-            .fetch_all(&mut *tx)
+            let mut jobs = take_from_queue(
+                &mut tx,
+                &Take {
+                    node,
+                    ids: &ids,
+                    lease_until,
+                    now,
+                },
+            )
             .await?;
-            let n = rows.len() as i64;
+            let n = jobs.len() as i64;
             sqlx::query("UPDATE queue_tenants SET available = available - $2, running = running + $2, served_at = $3 WHERE tenant_id = $1")
                 .bind(tenant)
                 .bind(n)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            taken += rows.len();
-            let mut jobs: Vec<ClaimedJob> = rows
-                .into_iter()
-                .map(|r| ClaimedJob {
-                    id: r.0,
-                    tenant: r.1,
-                    automation: r.2,
-                    agent: r.3,
-                    plugin: r.4,
-                    input: r.5,
-                    trigger: r.6,
-                    priority: r.7 as i32,
-                    attempt: r.8 as u32,
-                    max_attempts: r.9 as u32,
-                    lease_until,
-                    root: r.10,
-                })
-                .collect();
+            taken += jobs.len();
             // RETURNING does not promise an order: restore the claim order.
-            jobs.sort_by_key(|j| ids.iter().position(|(id,)| *id == j.id));
+            let order: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            jobs.sort_by_key(|j| order.get(&j.id).copied());
             per_tenant.push(jobs);
         }
         tx.commit().await?;
@@ -464,11 +453,14 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let mut p = Placeholders::new(self.backend() == Backend::Sqlite);
+        let (until, list, n) = (p.next(), p.id_in("id"), p.next());
+        // The lease is in no index, so on PostgreSQL this is a HOT update.
         let held: Vec<(i64,)> = sqlx::query_as(&format!(
-            "UPDATE jobs SET lease_until = $1 WHERE id IN ({list}) AND state = 'running' AND claimed_by = $2 RETURNING id"
+            "UPDATE queue SET lease_until = {until} WHERE {list} AND state = 'running' AND claimed_by = {n} RETURNING id"
         ))
         .bind(now_micros() + lease.as_micros() as i64)
+        .bind(p.ids(ids.iter().copied()))
         .bind(node)
         .fetch_all(self.pool())
         .await?;
@@ -497,78 +489,50 @@ impl Store {
         let now = now_micros();
         let mut recorded = vec![false; results.len()];
         let mut finished: BTreeMap<String, i64> = Default::default();
-        // One statement per chunk, so a batch costs a few round trips instead of one per job.
+        // A few statements per chunk, so a batch costs a few round trips instead of one per job.
         for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
-            // `now` is an integer of ours, safe to write into the statement.
-            let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
-                   WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
-                   THEN 'awaiting_approval' ELSE 'succeeded' END";
-            let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.parked";
-            // The statement and its parameters before the node's name.
-            let (sql, params) = if self.backend() == Backend::Sqlite {
-                // SQLite walks the JSON rows and finds each job by its rowid.
-                let mut p = Placeholders::new(true);
-                let sql = format!(
-                    "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {now}, \
-                     lease_until = NULL FROM {} \
-                     WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.claimed_by = {} AND jobs.state = 'running' \
-                     {returning}",
-                    p.json_rows(),
-                    p.next()
-                );
-                let rows = chunk
-                    .iter()
-                    .map(|f| serde_json::json!([f.id, f.output, f.logs]))
-                    .collect();
-                (sql, vec![json_rows(rows)])
-            } else {
-                // PostgreSQL finds the jobs by primary key and each result by key in one JSON
-                // object parsed once (a materialised one-row CTE). A join of the jobs with the
-                // rows of a JSON array let the planner, when statistics put few rows in
-                // `running`, rescan the whole array for every job: 250 × 250 comparisons and
-                // 40-95 ms a batch.
-                let sql = format!(
-                    "WITH d AS MATERIALIZED (SELECT CAST($1 AS jsonb) AS doc) \
-                     UPDATE jobs SET {state}, output = d.doc -> CAST(jobs.id AS TEXT) ->> 0, \
-                     logs = d.doc -> CAST(jobs.id AS TEXT) ->> 1, finished_at = {now}, lease_until = NULL FROM d \
-                     WHERE jobs.id = ANY(CAST($2 AS BIGINT[])) AND jobs.claimed_by = $3 AND jobs.state = 'running' \
-                     {returning}"
-                );
-                let doc: serde_json::Map<String, serde_json::Value> = chunk
-                    .iter()
-                    .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs])))
-                    .collect();
-                let ids = chunk.iter().map(|f| f.id.to_string()).collect::<Vec<_>>().join(",");
-                (
-                    sql,
-                    vec![serde_json::Value::Object(doc).to_string(), format!("{{{ids}}}")],
-                )
-            };
-            let mut q = sqlx::query_as::<_, (i64, String, Option<String>, String, i64)>(&sql);
-            for param in params {
-                q = q.bind(param);
+            // Out of the queue first: what this node still holds is what gets recorded.
+            let mut p = Placeholders::for_conn(&tx);
+            let (list, n) = (p.id_in("id"), p.next());
+            let held: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+                "DELETE FROM queue WHERE {list} AND claimed_by = {n} AND state = 'running' RETURNING id, tenant_id, parked"
+            ))
+            .bind(p.ids(chunk.iter().map(|f| f.id)))
+            .bind(node)
+            .fetch_all(&mut *tx)
+            .await?;
+            if held.is_empty() {
+                continue;
             }
-            let q = q.bind(node);
-            let done = q.fetch_all(&mut *tx).await?;
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
-            let mut fuel = Vec::with_capacity(done.len());
-            let mut succeeded = Vec::new();
-            for (id, tenant, automation, state, parked) in &done {
+            let mut kept: Vec<&Finished> = Vec::with_capacity(held.len());
+            for (id, tenant, parked) in &held {
                 if let Some(&pos) = position.get(id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
-                    fuel.push((*id, chunk[pos].fuel));
-                    // Output awaiting approval triggers nothing until a person approves it.
-                    if let Some(automation) = automation.as_deref().filter(|_| state == "succeeded") {
-                        succeeded.push(Succeeded {
-                            tenant,
-                            automation,
-                            id: *id,
-                            output: &chunk[pos].output,
-                        });
-                    }
+                    kept.push(&chunk[pos]);
                 }
                 *finished.entry(tenant.clone()).or_default() += unparked(*parked);
             }
+            let done = record_results(&mut tx, &kept, now).await?;
+            let mut fuel = Vec::with_capacity(done.len());
+            let mut succeeded = Vec::new();
+            let mut held_for_approval = Vec::new();
+            for (id, tenant, automation, state) in &done {
+                let Some(&pos) = position.get(id) else { continue };
+                fuel.push((*id, chunk[pos].fuel));
+                match (automation.as_deref(), state.as_str()) {
+                    // Output awaiting approval triggers nothing until a person approves it.
+                    (_, "awaiting_approval") => held_for_approval.push(*id),
+                    (Some(automation), _) => succeeded.push(Succeeded {
+                        tenant,
+                        automation,
+                        id: *id,
+                        output: &chunk[pos].output,
+                    }),
+                    (None, _) => {}
+                }
+            }
+            queue_rows_from_jobs(&mut tx, &held_for_approval).await?;
             enqueue_followers_of(&mut tx, &succeeded).await?;
             crate::metering::insert_fuel(&mut tx, &fuel, now).await?;
         }
@@ -602,7 +566,8 @@ impl Store {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
         let row: Option<(String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT tenant_id, attempt, max_attempts, priority, parked FROM jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running'{}",
+            "SELECT q.tenant_id, j.attempt, j.max_attempts, j.priority, q.parked FROM queue q JOIN jobs j ON j.id = q.id \
+             WHERE q.id = $1 AND q.claimed_by = $2 AND q.state = 'running'{}",
             self.for_update()
         ))
         .bind(id)
@@ -615,12 +580,20 @@ impl Store {
         let outcome = if retryable && attempt < max_attempts {
             let run_at = now + backoff(id, attempt as u32).as_micros() as i64;
             sqlx::query(
-                "UPDATE jobs SET state = 'scheduled', run_at = $2, rank_key = $3, error_kind = $4, error = $5, logs = $6, \
-                 lease_until = NULL, claimed_by = NULL, plugin_hash = $7 WHERE id = $1",
+                "UPDATE queue SET state = 'scheduled', run_at = $2, rank_key = $3, lease_until = NULL, claimed_by = NULL \
+                 WHERE id = $1",
             )
             .bind(id)
             .bind(run_at)
             .bind(rank_key(priority as i32, run_at))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE jobs SET state = 'scheduled', run_at = $2, error_kind = $3, error = $4, logs = $5, claimed_by = NULL, \
+                 plugin_hash = $6 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(run_at)
             .bind(kind)
             .bind(error)
             .bind(logs)
@@ -629,18 +602,23 @@ impl Store {
             .await?;
             Failed::Retrying { run_at }
         } else {
-            sqlx::query(
-                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, lease_until = NULL, \
-                 plugin_hash = $6 WHERE id = $1",
-            )
+            sqlx::query("UPDATE queue SET state = 'dead', finished_at = $2, lease_until = NULL WHERE id = $1")
                 .bind(id)
-                .bind(kind)
-                .bind(error)
                 .bind(now)
-                .bind(logs)
-                .bind(plugin_hash)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, plugin_hash = $6 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(kind)
+            .bind(error)
+            .bind(now)
+            .bind(logs)
+            .bind(plugin_hash)
+            .execute(&mut *tx)
+            .await?;
             Failed::Dead
         };
         bump_running(&mut tx, &tenant, -unparked(parked)).await?;
@@ -657,15 +635,19 @@ impl Store {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
         let row: Option<(String, i64)> = sqlx::query_as(
-            "UPDATE jobs SET state = 'awaiting_approval', logs = $3, lease_until = NULL, claimed_by = NULL \
+            "UPDATE queue SET state = 'awaiting_approval', lease_until = NULL, claimed_by = NULL \
              WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, parked",
         )
         .bind(id)
         .bind(node)
-        .bind(logs)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((tenant, parked)) = row else { return Ok(false) };
+        sqlx::query("UPDATE jobs SET state = 'awaiting_approval', logs = $2, claimed_by = NULL WHERE id = $1")
+            .bind(id)
+            .bind(logs)
+            .execute(&mut *tx)
+            .await?;
         bump_running(&mut tx, &tenant, -unparked(parked)).await?;
         crate::metering::insert_fuel(&mut tx, &[(id, fuel)], now).await?;
         tx.commit().await?;
@@ -679,7 +661,7 @@ impl Store {
         // Called every second on every node: a read first, so nothing takes the write lock while
         // every lease is alive.
         let lapsed: Option<(i64,)> =
-            sqlx::query_as("SELECT id FROM jobs WHERE state = 'running' AND lease_until < $1 LIMIT 1")
+            sqlx::query_as("SELECT id FROM queue WHERE state = 'running' AND lease_until < $1 LIMIT 1")
                 .bind(now)
                 .fetch_optional(self.pool())
                 .await?;
@@ -690,8 +672,8 @@ impl Store {
         // id, tenant, attempt, max attempts, priority, parked, the node that held it.
         type Expired = (i64, String, i64, i64, i64, i64, Option<String>);
         let expired: Vec<Expired> = sqlx::query_as(
-            "SELECT id, tenant_id, attempt, max_attempts, priority, parked, claimed_by FROM jobs \
-             WHERE state = 'running' AND lease_until < $1",
+            "SELECT q.id, q.tenant_id, j.attempt, j.max_attempts, j.priority, q.parked, q.claimed_by \
+             FROM queue q JOIN jobs j ON j.id = q.id WHERE q.state = 'running' AND q.lease_until < $1",
         )
         .bind(now)
         .fetch_all(&mut *tx)
@@ -702,19 +684,21 @@ impl Store {
         for (id, tenant, attempt, max_attempts, priority, parked, node) in &expired {
             // A lost node is the platform's fault, not the plugin's: the job always gets its run,
             // but a job that keeps killing nodes still ends dead after its attempts.
-            let (state, delta_available) = if attempt < max_attempts {
-                ("available", 1)
+            let requeue = attempt < max_attempts;
+            let (state, finished_at) = if requeue {
+                ("available", None)
             } else {
-                ("dead", 0)
+                ("dead", Some(now))
             };
             let changed = sqlx::query(
-                "UPDATE jobs SET state = $2, rank_key = $3, lease_until = NULL, claimed_by = NULL, error_kind = 'lease_expired', \
-                 error = 'the node running this job stopped responding' WHERE id = $1 AND state = 'running' AND lease_until < $4",
+                "UPDATE queue SET state = $2, rank_key = $3, lease_until = NULL, claimed_by = NULL, finished_at = $5 \
+                 WHERE id = $1 AND state = 'running' AND lease_until < $4",
             )
             .bind(id)
             .bind(state)
             .bind(rank_key(*priority as i32, now))
             .bind(now)
+            .bind(finished_at)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -722,16 +706,25 @@ impl Store {
                 // Recovered by another node, or its lease was renewed meanwhile.
                 continue;
             }
+            sqlx::query(
+                "UPDATE jobs SET state = $2, claimed_by = NULL, finished_at = $3, error_kind = 'lease_expired', \
+                 error = 'the node running this job stopped responding' WHERE id = $1",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(finished_at)
+            .execute(&mut *tx)
+            .await?;
             recovered += 1;
             let counts = per_node.entry(node.as_deref().unwrap_or("?")).or_default();
-            if delta_available > 0 {
+            if requeue {
                 counts.0 += 1;
             } else {
                 counts.1 += 1;
             }
             bump_running(&mut tx, tenant, -unparked(*parked)).await?;
-            if delta_available > 0 {
-                bump_available(&mut tx, tenant, delta_available).await?;
+            if requeue {
+                bump_available(&mut tx, tenant, 1).await?;
             }
         }
         for (node, (requeued, dead)) in per_node {
@@ -767,16 +760,24 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let mut tx = self.write_tx().await?;
-        let released: Vec<(String, i64)> = sqlx::query_as(&format!(
-            "UPDATE jobs SET state = 'available', attempt = attempt - 1, claimed_by = NULL, lease_until = NULL \
-             WHERE id IN ({list}) AND claimed_by = $1 AND state = 'running' RETURNING tenant_id, parked"
+        let mut p = Placeholders::for_conn(&tx);
+        let (list, n) = (p.id_in("id"), p.next());
+        let released: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+            "UPDATE queue SET state = 'available', claimed_by = NULL, lease_until = NULL \
+             WHERE {list} AND claimed_by = {n} AND state = 'running' RETURNING id, tenant_id, parked"
         ))
+        .bind(p.ids(ids.iter().copied()))
         .bind(node)
         .fetch_all(&mut *tx)
         .await?;
-        for (tenant, parked) in &released {
+        set_jobs(
+            &mut tx,
+            released.iter().map(|(id, _, _)| *id),
+            "state = 'available', attempt = attempt - 1, claimed_by = NULL",
+        )
+        .await?;
+        for (_, tenant, parked) in &released {
             bump_running(&mut tx, tenant, -unparked(*parked)).await?;
             bump_available(&mut tx, tenant, 1).await?;
         }
@@ -793,7 +794,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let flag = i64::from(parked);
         let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE jobs SET parked = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running' AND parked <> $3 \
+            "UPDATE queue SET parked = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running' AND parked <> $3 \
              RETURNING tenant_id",
         )
         .bind(id)
@@ -872,7 +873,7 @@ impl Store {
     }
 }
 
-pub(crate) async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
+pub(crate) async fn bump_available(tx: &mut Tx, tenant: &str, n: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO queue_tenants (tenant_id, available, running, served_at) VALUES ($1, $2, 0, 0) \
          ON CONFLICT (tenant_id) DO UPDATE SET available = queue_tenants.available + $2",
@@ -886,11 +887,7 @@ pub(crate) async fn bump_available(tx: &mut Transaction<'static, Any>, tenant: &
 
 /// Moves each tenant's available count by `sign` per row of `rows` naming it (the tenants a
 /// statement's `RETURNING tenant_id` gave back): one write per tenant, not per job.
-pub(crate) async fn bump_available_each(
-    tx: &mut Transaction<'static, Any>,
-    rows: &[(String,)],
-    sign: i64,
-) -> Result<(), StoreError> {
+pub(crate) async fn bump_available_each(tx: &mut Tx, rows: &[(String,)], sign: i64) -> Result<(), StoreError> {
     let mut per_tenant: BTreeMap<&str, i64> = BTreeMap::new();
     for (tenant,) in rows {
         *per_tenant.entry(tenant.as_str()).or_default() += sign;
@@ -907,7 +904,7 @@ pub(crate) fn unparked(parked: i64) -> i64 {
     if parked == 0 { 1 } else { 0 }
 }
 
-pub(crate) async fn bump_running(tx: &mut Transaction<'static, Any>, tenant: &str, n: i64) -> Result<(), StoreError> {
+pub(crate) async fn bump_running(tx: &mut Tx, tenant: &str, n: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE queue_tenants SET running = running + $2 WHERE tenant_id = $1")
         .bind(tenant)
         .bind(n)
@@ -930,10 +927,7 @@ fn starts_available(job: &NewJob, now: i64) -> bool {
 /// the same key waits for the other transaction instead of failing), and its existing id is then
 /// read back. Ids are assigned in the order of the array's elements on both backends, so the created
 /// rows, sorted by id, line up with the jobs that were not skipped.
-pub(crate) async fn enqueue_in(
-    tx: &mut Transaction<'static, Any>,
-    jobs: &[NewJob],
-) -> Result<Vec<Enqueued>, StoreError> {
+pub(crate) async fn enqueue_in(tx: &mut Tx, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError> {
     for j in jobs {
         check_new(j)?;
     }
@@ -959,17 +953,17 @@ pub(crate) async fn enqueue_in(
     let mut skipped: Vec<usize> = Vec::new();
     for chunk in fresh.chunks(ENQUEUE_CHUNK) {
         let mut p = Placeholders::for_conn(tx);
-        // `now` is an integer of ours, safe to write into the statement. (`WHERE true` keeps
-        // SQLite from reading `ON CONFLICT` as a join constraint of the SELECT.)
+        // (`WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint of the
+        // SELECT.)
+        let (at, rows) = (p.next(), p.json_rows());
         let sql = format!(
             "INSERT INTO jobs (created_at, attempt, tenant_id, automation, agent, plugin, input, trigger_kind, priority, \
-             rank_key, state, max_attempts, run_at, idempotency_key) \
-             SELECT {now}, 0, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, \
-             CAST(r.value ->> 6 AS BIGINT), CAST(r.value ->> 7 AS BIGINT), r.value ->> 8, CAST(r.value ->> 9 AS BIGINT), \
-             CAST(r.value ->> 10 AS BIGINT), r.value ->> 11 FROM {} WHERE true \
+             state, max_attempts, run_at, idempotency_key) \
+             SELECT {at}, 0, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, \
+             CAST(r.value ->> 6 AS BIGINT), r.value ->> 7, CAST(r.value ->> 8 AS BIGINT), \
+             CAST(r.value ->> 9 AS BIGINT), r.value ->> 10 FROM {rows} WHERE true \
              ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id, tenant_id, idempotency_key",
-            p.json_rows()
+             RETURNING id, tenant_id, idempotency_key"
         );
         let rows = chunk
             .iter()
@@ -989,7 +983,6 @@ pub(crate) async fn enqueue_in(
                     j.input,
                     j.trigger,
                     j.priority,
-                    rank_key(j.priority, run_at),
                     state,
                     j.max_attempts,
                     run_at,
@@ -997,9 +990,12 @@ pub(crate) async fn enqueue_in(
                 ])
             })
             .collect();
-        let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql).bind(json_rows(rows));
+        let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
+            .bind(now)
+            .bind(json_rows(rows));
         let mut created = q.fetch_all(&mut **tx).await?;
         created.sort_unstable_by_key(|(id, _, _)| *id);
+        queue_rows_from_jobs(tx, &created.iter().map(|(id, _, _)| *id).collect::<Vec<_>>()).await?;
         let created_keys: HashSet<(&str, &str)> = created
             .iter()
             .filter_map(|(_, tenant, key)| key.as_deref().map(|k| (tenant.as_str(), k)))
@@ -1047,7 +1043,7 @@ pub(crate) async fn enqueue_in(
 /// Enqueues, inside `tx`, the automations of `tenant` that run after `automation`, with `output`
 /// (of job `id`) as their input.
 pub(crate) async fn enqueue_followers(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     tenant: &str,
     automation: &str,
     id: i64,
@@ -1078,10 +1074,7 @@ type Follower = (String, String, String, String, String, i64);
 /// of all their automations, one enqueue. A burst of scheduled runs records a thousand results
 /// at a time, and reading each run's followers by itself cost the recorder a round trip and a
 /// scan of the tenant's automations per run.
-pub(crate) async fn enqueue_followers_of(
-    tx: &mut Transaction<'static, Any>,
-    done: &[Succeeded<'_>],
-) -> Result<(), StoreError> {
+pub(crate) async fn enqueue_followers_of(tx: &mut Tx, done: &[Succeeded<'_>]) -> Result<(), StoreError> {
     if done.is_empty() {
         return Ok(());
     }
@@ -1134,49 +1127,54 @@ pub(crate) async fn enqueue_followers_of(
 }
 
 /// [`Store::retry_dead`] inside a transaction.
-pub(crate) async fn retry_in(tx: &mut Transaction<'static, Any>, tenant: &str, id: i64) -> Result<bool, StoreError> {
-    let now = now_micros();
+pub(crate) async fn retry_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool, StoreError> {
     let revived: Option<(i64,)> = sqlx::query_as(
-        "UPDATE jobs SET state = 'available', attempt = 0, run_at = $3, rank_key = priority * $4 - $3, \
-         finished_at = NULL, claimed_by = NULL WHERE id = $1 AND tenant_id = $2 AND state IN ('dead', 'cancelled') RETURNING id",
+        "UPDATE jobs SET state = 'available', attempt = 0, run_at = $3, finished_at = NULL, claimed_by = NULL \
+         WHERE id = $1 AND tenant_id = $2 AND state IN ('dead', 'cancelled') RETURNING id",
     )
     .bind(id)
     .bind(tenant)
-    .bind(now)
-    .bind(PRIORITY_STEP.as_micros() as i64)
+    .bind(now_micros())
     .fetch_optional(&mut **tx)
     .await?;
     if revived.is_none() {
         return Ok(false);
     }
+    // A dead job is still in the queue (dead-lettered), a cancelled one is not.
+    sqlx::query("DELETE FROM queue WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    queue_rows_from_jobs(tx, &[id]).await?;
     bump_available(tx, tenant, 1).await?;
     Ok(true)
 }
 
 /// [`Store::cancel`] inside a transaction.
-pub(crate) async fn cancel_in(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    tenant: &str,
-    id: i64,
-) -> Result<bool, StoreError> {
+pub(crate) async fn cancel_in(tx: &mut Tx, backend: Backend, tenant: &str, id: i64) -> Result<bool, StoreError> {
     let lock = if backend == Backend::Postgres {
         " FOR UPDATE"
     } else {
         ""
     };
     let row: Option<(String, i64)> = sqlx::query_as(&format!(
-        "SELECT state, parked FROM jobs WHERE id = $1 AND tenant_id = $2{lock}"
+        "SELECT state, parked FROM queue WHERE id = $1 AND tenant_id = $2{lock}"
     ))
     .bind(id)
     .bind(tenant)
     .fetch_optional(&mut **tx)
     .await?;
+    // A job out of the queue has finished; one held for a person or dead-lettered is not
+    // waiting for a worker, and has its own ways out (a decision, a retry).
     let Some((state, parked)) = row else { return Ok(false) };
     if !matches!(state.as_str(), "scheduled" | "available" | "running") {
         return Ok(false);
     }
-    sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $2, lease_until = NULL WHERE id = $1")
+    sqlx::query("DELETE FROM queue WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE id = $1")
         .bind(id)
         .bind(now_micros())
         .execute(&mut **tx)
@@ -1187,4 +1185,159 @@ pub(crate) async fn cancel_in(
         _ => {}
     }
     Ok(true)
+}
+
+/// Sets `assignments` (our own SQL, never input) on the jobs rows `ids`: a change of queue rows
+/// mirrored on their jobs, in the same transaction.
+pub(crate) async fn set_jobs(
+    tx: &mut Tx,
+    ids: impl IntoIterator<Item = i64>,
+    assignments: &str,
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut p = Placeholders::for_conn(tx);
+    let list = p.id_in("id");
+    sqlx::query(&format!("UPDATE jobs SET {assignments} WHERE {list}"))
+        .bind(p.ids(ids))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the queue rows of the jobs `ids` from their rows in `jobs` (state, due time, and the rank
+/// key of their priority and due time): for jobs just created, and jobs that come back to the
+/// queue (a retry of a dead-lettered or cancelled run, output held for approval).
+pub(crate) async fn queue_rows_from_jobs(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut p = Placeholders::for_conn(tx);
+    let step = p.next();
+    let list = p.id_in("id");
+    sqlx::query(&format!(
+        "INSERT INTO queue (id, tenant_id, automation, priority, state, rank_key, run_at, created_at) \
+         SELECT id, tenant_id, automation, priority, state, priority * {step} - run_at, run_at, created_at FROM jobs WHERE {list}"
+    ))
+    .bind(PRIORITY_STEP.as_micros() as i64)
+    .bind(p.ids(ids.iter().copied()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What [`take_from_queue`] claims.
+struct Take<'a> {
+    node: &'a str,
+    /// Available jobs, chosen (and on PostgreSQL locked) by the claim.
+    ids: &'a [i64],
+    lease_until: i64,
+    now: i64,
+}
+
+/// Moves available jobs to running for a node (the queue row holds the node and its lease; the
+/// job row counts the attempt) and returns them as claimed, in no particular order.
+async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>, StoreError> {
+    let mut p = Placeholders::for_conn(tx);
+    let (n, until, list) = (p.next(), p.next(), p.id_in("id"));
+    let taken: Vec<(i64,)> = sqlx::query_as(&format!(
+        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until} \
+         WHERE {list} AND state = 'available' RETURNING id"
+    ))
+    .bind(take.node)
+    .bind(take.lease_until)
+    .bind(p.ids(take.ids.iter().copied()))
+    .fetch_all(&mut **tx)
+    .await?;
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut p = Placeholders::for_conn(tx);
+    let (n, at, list) = (p.next(), p.next(), p.id_in("id"));
+    let rows: Vec<ClaimTuple> = sqlx::query_as(&format!(
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = {n}, started_at = {at} WHERE {list} \
+         RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts, \
+         COALESCE(root_id, id)"
+    ))
+    .bind(take.node)
+    .bind(take.now)
+    .bind(p.ids(taken.into_iter().map(|(id,)| id)))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ClaimedJob {
+            id: r.0,
+            tenant: r.1,
+            automation: r.2,
+            agent: r.3,
+            plugin: r.4,
+            input: r.5,
+            trigger: r.6,
+            priority: r.7 as i32,
+            attempt: r.8 as u32,
+            max_attempts: r.9 as u32,
+            lease_until: take.lease_until,
+            root: r.10,
+        })
+        .collect())
+}
+
+/// A recorded result: the job, its tenant, its automation and the state it is in now.
+type Recorded = (i64, String, Option<String>, String);
+
+/// Writes each successful result on its running job's row: succeeded, or awaiting approval when
+/// its automation asks for one. (The caller has taken the jobs out of the queue.)
+async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<Vec<Recorded>, StoreError> {
+    if results.is_empty() {
+        return Ok(Vec::new());
+    }
+    let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
+           WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
+           THEN 'awaiting_approval' ELSE 'succeeded' END";
+    let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state";
+    let mut p = Placeholders::for_conn(tx);
+    if p.is_sqlite() {
+        // SQLite walks the JSON rows and finds each job by its rowid.
+        let at = p.next();
+        let rows = p.json_rows();
+        let sql = format!(
+            "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {at} FROM {rows} \
+             WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.state = 'running' {returning}"
+        );
+        let rows = results
+            .iter()
+            .map(|f| serde_json::json!([f.id, f.output, f.logs]))
+            .collect();
+        return Ok(sqlx::query_as(&sql)
+            .bind(now)
+            .bind(json_rows(rows))
+            .fetch_all(&mut **tx)
+            .await?);
+    }
+    {
+        // PostgreSQL finds the jobs by primary key and each result by key in one JSON object
+        // parsed once (a materialised one-row CTE). A join of the jobs with the rows of a JSON
+        // array let the planner, when statistics put few rows in `running`, rescan the whole
+        // array for every job: 250 × 250 comparisons and 40-95 ms a batch.
+        let doc: serde_json::Map<String, serde_json::Value> = results
+            .iter()
+            .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs])))
+            .collect();
+        let (d, at, list) = (p.next(), p.next(), p.id_in("jobs.id"));
+        let sql = format!(
+            "WITH d AS MATERIALIZED (SELECT CAST({d} AS jsonb) AS doc) \
+             UPDATE jobs SET {state}, output = d.doc -> CAST(jobs.id AS TEXT) ->> 0, \
+             logs = d.doc -> CAST(jobs.id AS TEXT) ->> 1, finished_at = {at} FROM d \
+             WHERE {list} AND jobs.state = 'running' {returning}"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(serde_json::Value::Object(doc).to_string())
+            .bind(now)
+            .bind(p.ids(results.iter().map(|f| f.id)))
+            .fetch_all(&mut **tx)
+            .await?)
+    }
 }

@@ -253,9 +253,9 @@ impl Store {
     pub async fn unfinished_automations(&self) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
         // One branch per state so each uses its partial index.
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT tenant_id, automation FROM jobs WHERE state = 'running' AND automation IS NOT NULL \
-             UNION SELECT tenant_id, automation FROM jobs WHERE state = 'available' AND automation IS NOT NULL \
-             UNION SELECT tenant_id, automation FROM jobs WHERE state = 'scheduled' AND automation IS NOT NULL",
+            "SELECT tenant_id, automation FROM queue WHERE state = 'running' AND automation IS NOT NULL \
+             UNION SELECT tenant_id, automation FROM queue WHERE state = 'available' AND automation IS NOT NULL \
+             UNION SELECT tenant_id, automation FROM queue WHERE state = 'scheduled' AND automation IS NOT NULL",
         )
         .fetch_all(self.pool())
         .await?;

@@ -11,8 +11,7 @@ use crate::{Backend, Store, StoreError};
 
 /// The states in which a run is finished; `run_totals` counts runs in these.
 pub(crate) const FINISHED_STATES: &str = "'succeeded', 'dead', 'cancelled', 'failed', 'rejected'";
-/// The states of a run under way; SQLite's partial index `jobs_active` holds runs in these (the
-/// same text as the index's predicate, so the planner proves the index usable).
+/// The states of a run under way, each with a partial index of the queue.
 pub(crate) const ACTIVE_STATES: &str = "'scheduled', 'available', 'running', 'awaiting_approval'";
 /// The width of a `run_totals` bucket: an hour, so a day that starts at a time zone's midnight
 /// (a whole or half hour away from UTC) is whole buckets and at most one partial hour.

@@ -1,0 +1,2 @@
+-- Runs under way are counted from the queue's partial indexes now.
+DROP INDEX jobs_active;
