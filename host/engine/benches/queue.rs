@@ -44,6 +44,7 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
     // The serving loop `missionctl serve` runs: claims, runs and commits overlap. It stops once
     // the tenant's counters show nothing available or running.
     let t = Instant::now();
+    let cpu = cpu_time();
     let watcher = store.clone();
     engine
         .clone()
@@ -58,6 +59,7 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         .await
         .unwrap();
     let run = t.elapsed();
+    let cpu = cpu_time() - cpu;
     let succeeded = store
         .jobs("bench", jobs as i64)
         .await
@@ -67,11 +69,30 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         .count();
     assert_eq!(succeeded, jobs, "every job succeeded exactly once");
     println!(
-        "| {name} | {jobs} | {:.0} | {:.0} |",
+        "| {name} | {jobs} | {:.0} | {:.0} | {:.1} |",
         jobs as f64 / enqueue.as_secs_f64(),
-        jobs as f64 / run.as_secs_f64()
+        jobs as f64 / run.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / jobs as f64
     );
     db.finish().await;
+}
+
+/// CPU time this process has used so far (user and system, all threads), from `/proc/self/stat`:
+/// what a job costs here, which noise from the machine's other work moves less than jobs per
+/// second. (The database server's own CPU is not in it.)
+fn cpu_time() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after its `)`; utime and
+    // stime are the 14th and 15th fields of the line, in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    std::time::Duration::from_millis(ticks * 10)
 }
 
 /// The store alone, no plugin and no engine: claim a batch the size the serving loop claims when
@@ -106,7 +127,7 @@ async fn store_only(name: &str, db: TestDb, jobs: usize) {
     let run = t.elapsed();
     eprintln!("{name}, store alone: claims took {tclaim:.2?}, recordings {tcomplete:.2?}");
     println!(
-        "| {name}, store alone (claim {STORE_BATCH} → complete, no plugin) | {jobs} | | {:.0} |",
+        "| {name}, store alone (claim {STORE_BATCH} → complete, no plugin) | {jobs} | | {:.0} | |",
         jobs as f64 / run.as_secs_f64()
     );
     db.finish().await;
@@ -152,7 +173,7 @@ async fn graphile(jobs: usize) {
             .is_ok_and(|o| o.status.success())
     };
     if !has("node") || !has("npm") {
-        println!("| graphile-worker | skipped: node and npm are not installed | | |");
+        println!("| graphile-worker | skipped: node and npm are not installed | | | |");
         return;
     }
     if !dir.join("node_modules").is_dir() {
@@ -162,7 +183,7 @@ async fn graphile(jobs: usize) {
             .status();
         if !ci.is_ok_and(|s| s.success()) {
             println!(
-                "| graphile-worker | skipped: `npm ci` failed in {} | | |",
+                "| graphile-worker | skipped: `npm ci` failed in {} | | | |",
                 dir.display()
             );
             return;
@@ -183,12 +204,15 @@ async fn graphile(jobs: usize) {
         let parsed: Option<serde_json::Value> = line.lines().last().and_then(|l| serde_json::from_str(l).ok());
         match parsed {
             Some(v) if out.status.success() => println!(
-                "| graphile-worker 0.17.3, {mode}, {processes} process{} (JavaScript no-op) | {jobs} | {:.0} | {:.0} |",
+                "| graphile-worker 0.17.3, {mode}, {processes} process{} (JavaScript no-op) | {jobs} | {:.0} | {:.0} | |",
                 if processes == 1 { "" } else { "es" },
                 v["enqueue_per_sec"].as_f64().unwrap_or(0.0),
                 v["drain_per_sec"].as_f64().unwrap_or(0.0)
             ),
-            _ => println!("| graphile-worker, {mode}, {processes} | failed: {} | | |", line.trim()),
+            _ => println!(
+                "| graphile-worker, {mode}, {processes} | failed: {} | | | |",
+                line.trim()
+            ),
         }
     }
 }
@@ -211,8 +235,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s |");
-    println!("|---|---|---|---|");
+    println!("| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s | our CPU µs per job |");
+    println!("|---|---|---|---|---|");
     rt.block_on(async {
         // `MC_BENCH_ONLY=sqlite|postgres|graphile` runs one part (for profiling).
         let only = std::env::var("MC_BENCH_ONLY").ok();

@@ -3,7 +3,8 @@
 -- A job that succeeded, was cancelled or rejected has none. `jobs.state` stays the whole truth
 -- and changes in the same transaction as the queue row; the queue holds what choosing and
 -- watching work needs (rank, due time, lease, node) under the partial indexes that used to be on
--- `jobs`.
+-- `jobs`. `claimed_by` is set on a queue row exactly while its job runs (a run keeps its last
+-- node in `jobs`).
 --
 -- Why: on PostgreSQL an UPDATE that changes a column any index mentions (in its key or in a
 -- partial index's predicate) writes a new entry into every index of the table; one that changes
@@ -14,8 +15,8 @@
 -- take the churn: a claim writes two entries and a result none (it deletes the row).
 INSERT INTO queue (id, tenant_id, automation, priority, state, rank_key, run_at, created_at, claimed_by, lease_until,
                    parked, shed_from, finished_at)
-    SELECT id, tenant_id, automation, priority, state, rank_key, run_at, created_at, claimed_by, lease_until, parked,
-           shed_from, finished_at
+    SELECT id, tenant_id, automation, priority, state, rank_key, run_at, created_at,
+           CASE WHEN state = 'running' THEN claimed_by END, lease_until, parked, shed_from, finished_at
     FROM jobs WHERE state IN ('scheduled', 'available', 'running', 'awaiting_approval', 'dead');
 
 -- Claims: a tenant's available work in rank order (see `rank_key` in 0002_jobs_common.sql).
@@ -42,3 +43,13 @@ ALTER TABLE jobs DROP COLUMN rank_key;
 ALTER TABLE jobs DROP COLUMN lease_until;
 ALTER TABLE jobs DROP COLUMN parked;
 ALTER TABLE jobs DROP COLUMN shed_from;
+
+-- A tenant's running jobs are counted as the runs its claims started (`queue_tenants`, written by
+-- claims) less the runs that stopped counting (`queue_left`, written by everything that ends or
+-- parks a run). A recording then never takes the row a claim needs: on PostgreSQL a claim skips a
+-- tenant whose row another transaction holds, and the recorder held it at every commit.
+ALTER TABLE queue_tenants RENAME COLUMN running TO started;
+CREATE TABLE queue_left (
+    tenant_id  TEXT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    runs       BIGINT NOT NULL
+);

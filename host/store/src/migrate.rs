@@ -368,7 +368,20 @@ mod tests {
                     "available" | "running" | "scheduled" | "awaiting_approval" | "dead"
                 )
             })
-            .map(|j| (j.0, j.1.into(), j.2, j.3, j.4, j.5.map(Into::into), j.6, j.7, j.8))
+            // Only a running job's row names its node.
+            .map(|j| {
+                (
+                    j.0,
+                    j.1.into(),
+                    j.2,
+                    j.3,
+                    j.4,
+                    j.5.filter(|_| j.1 == "running").map(Into::into),
+                    j.6,
+                    j.7,
+                    j.8,
+                )
+            })
             .collect();
         assert_eq!(queue, expected);
         // The higher priority first, then the older; the lapsed lease comes back, the live one

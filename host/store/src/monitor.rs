@@ -259,10 +259,12 @@ impl Store {
     /// Each tenant's queue: waiting and running jobs and how long the oldest has waited.
     pub async fn queue_health(&self) -> Result<Vec<QueueHealth>, StoreError> {
         let now = now_micros();
-        let counts: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT tenant_id, available, running FROM queue_tenants ORDER BY tenant_id")
-                .fetch_all(self.pool())
-                .await?;
+        let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT t.tenant_id, t.available, t.started - COALESCE(l.runs, 0) FROM queue_tenants t \
+                 LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id ORDER BY t.tenant_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let oldest: std::collections::HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
             "SELECT tenant_id, MIN(run_at) FROM queue WHERE state = 'available' GROUP BY tenant_id",
         )

@@ -8,6 +8,17 @@
 //! however many jobs another tenant has queued.
 //!
 //! Within a tenant, `rank_key` (priority with aging, see the migration) decides the order.
+//!
+//! Every operation changes a job's `queue` row and its `jobs` row in one transaction (migration
+//! 25): the queue row while the queue has the job in hand, the jobs row always.
+//!
+//! The node implies the state: `queue.claimed_by` is set exactly while the job runs, so a
+//! statement over a batch of ids that names the node needs no condition on the state, and must
+//! not have one. `state = 'running'` lets PostgreSQL's planner pick the partial index of running
+//! jobs when its statistics (taken while the queue had another shape) put few rows there, and
+//! test every running job against the batch, parsing the batch's id list again for each: 1,000 ×
+//! 250 ids a statement. Without it the primary key is the only index that fits, looked up once
+//! per id.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -336,9 +347,17 @@ impl Store {
         let lease_until = now + lease.as_micros() as i64;
         let mut tx = self.write_tx().await?;
         let skip_locked = self.skip_locked();
+        // The runs that stopped counting are read without a lock: one that stops meanwhile is
+        // still counted as running, which only errs on the side of the limit.
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
+        };
         let tenants: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT tenant_id, available, running FROM queue_tenants WHERE available > 0 AND ($2 < 0 OR running < $2) \
-             ORDER BY served_at, tenant_id LIMIT $1{skip_locked}"
+            "SELECT t.tenant_id, t.available, t.started - COALESCE(l.runs, 0) FROM queue_tenants t \
+             LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id \
+             WHERE t.available > 0 AND ($2 < 0 OR t.started - COALESCE(l.runs, 0) < $2) \
+             ORDER BY t.served_at, t.tenant_id LIMIT $1{lock}"
         ))
         .bind(MAX_TENANTS_PER_CLAIM)
         .bind(per_tenant.map_or(-1, |n| n as i64))
@@ -420,7 +439,7 @@ impl Store {
             )
             .await?;
             let n = jobs.len() as i64;
-            sqlx::query("UPDATE queue_tenants SET available = available - $2, running = running + $2, served_at = $3 WHERE tenant_id = $1")
+            sqlx::query("UPDATE queue_tenants SET available = available - $2, started = started + $2, served_at = $3 WHERE tenant_id = $1")
                 .bind(tenant)
                 .bind(n)
                 .bind(now)
@@ -455,9 +474,10 @@ impl Store {
         }
         let mut p = Placeholders::new(self.backend() == Backend::Sqlite);
         let (until, list, n) = (p.next(), p.id_in("id"), p.next());
-        // The lease is in no index, so on PostgreSQL this is a HOT update.
+        // The lease is in no index, so on PostgreSQL this is a HOT update. (No condition on the
+        // state: see "The node implies the state" in the module doc.)
         let held: Vec<(i64,)> = sqlx::query_as(&format!(
-            "UPDATE queue SET lease_until = {until} WHERE {list} AND state = 'running' AND claimed_by = {n} RETURNING id"
+            "UPDATE queue SET lease_until = {until} WHERE {list} AND claimed_by = {n} RETURNING id"
         ))
         .bind(now_micros() + lease.as_micros() as i64)
         .bind(p.ids(ids.iter().copied()))
@@ -495,7 +515,7 @@ impl Store {
             let mut p = Placeholders::for_conn(&tx);
             let (list, n) = (p.id_in("id"), p.next());
             let held: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
-                "DELETE FROM queue WHERE {list} AND claimed_by = {n} AND state = 'running' RETURNING id, tenant_id, parked"
+                "DELETE FROM queue WHERE {list} AND claimed_by = {n} RETURNING id, tenant_id, parked"
             ))
             .bind(p.ids(chunk.iter().map(|f| f.id)))
             .bind(node)
@@ -602,7 +622,7 @@ impl Store {
             .await?;
             Failed::Retrying { run_at }
         } else {
-            sqlx::query("UPDATE queue SET state = 'dead', finished_at = $2, lease_until = NULL WHERE id = $1")
+            sqlx::query("UPDATE queue SET state = 'dead', finished_at = $2, lease_until = NULL, claimed_by = NULL WHERE id = $1")
                 .bind(id)
                 .bind(now)
                 .execute(&mut *tx)
@@ -679,8 +699,10 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut recovered = 0;
-        // Per node: runs requeued, runs that had no attempt left.
+        // Per node: runs requeued, runs that had no attempt left. Per tenant: the change of its
+        // running and available jobs.
         let mut per_node: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut per_tenant: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for (id, tenant, attempt, max_attempts, priority, parked, node) in &expired {
             // A lost node is the platform's fault, not the plugin's: the job always gets its run,
             // but a job that keeps killing nodes still ends dead after its attempts.
@@ -717,14 +739,21 @@ impl Store {
             .await?;
             recovered += 1;
             let counts = per_node.entry(node.as_deref().unwrap_or("?")).or_default();
+            let moved = per_tenant.entry(tenant.as_str()).or_default();
+            moved.0 -= unparked(*parked);
             if requeue {
                 counts.0 += 1;
+                moved.1 += 1;
             } else {
                 counts.1 += 1;
             }
-            bump_running(&mut tx, tenant, -unparked(*parked)).await?;
-            if requeue {
-                bump_available(&mut tx, tenant, 1).await?;
+        }
+        // Counters in the order of their tenants, as every writer takes them, so two
+        // transactions never wait for each other's rows crosswise.
+        for (tenant, (running, available)) in per_tenant {
+            bump_running(&mut tx, tenant, running).await?;
+            if available > 0 {
+                bump_available(&mut tx, tenant, available).await?;
             }
         }
         for (node, (requeued, dead)) in per_node {
@@ -765,7 +794,7 @@ impl Store {
         let (list, n) = (p.id_in("id"), p.next());
         let released: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
             "UPDATE queue SET state = 'available', claimed_by = NULL, lease_until = NULL \
-             WHERE {list} AND claimed_by = {n} AND state = 'running' RETURNING id, tenant_id, parked"
+             WHERE {list} AND claimed_by = {n} RETURNING id, tenant_id, parked"
         ))
         .bind(p.ids(ids.iter().copied()))
         .bind(node)
@@ -810,11 +839,13 @@ impl Store {
 
     /// The tenant's queue counters: jobs available, and running but not parked.
     pub async fn queue_counts(&self, tenant: &str) -> Result<(i64, i64), StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT available, running FROM queue_tenants WHERE tenant_id = $1")
-                .bind(tenant)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT t.available, t.started - COALESCE(l.runs, 0) FROM queue_tenants t \
+             LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id WHERE t.tenant_id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.unwrap_or((0, 0)))
     }
 
@@ -875,7 +906,7 @@ impl Store {
 
 pub(crate) async fn bump_available(tx: &mut Tx, tenant: &str, n: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO queue_tenants (tenant_id, available, running, served_at) VALUES ($1, $2, 0, 0) \
+        "INSERT INTO queue_tenants (tenant_id, available, started, served_at) VALUES ($1, $2, 0, 0) \
          ON CONFLICT (tenant_id) DO UPDATE SET available = queue_tenants.available + $2",
     )
     .bind(tenant)
@@ -898,18 +929,22 @@ pub(crate) async fn bump_available_each(tx: &mut Tx, rows: &[(String,)], sign: i
     Ok(())
 }
 
-/// How much a running job that ends counts against `queue_tenants.running`: a parked one (waiting
+/// How much a running job that ends counts against its tenant's running jobs: a parked one (waiting
 /// for its children) was taken off the count when it parked.
 pub(crate) fn unparked(parked: i64) -> i64 {
     if parked == 0 { 1 } else { 0 }
 }
 
 pub(crate) async fn bump_running(tx: &mut Tx, tenant: &str, n: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE queue_tenants SET running = running + $2 WHERE tenant_id = $1")
-        .bind(tenant)
-        .bind(n)
-        .execute(&mut **tx)
-        .await?;
+    // Counted as runs that stopped counting (see migration 25), never on the claims' row.
+    sqlx::query(
+        "INSERT INTO queue_left (tenant_id, runs) VALUES ($1, $2) \
+         ON CONFLICT (tenant_id) DO UPDATE SET runs = queue_left.runs + $2",
+    )
+    .bind(tenant)
+    .bind(-n)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -962,9 +997,21 @@ pub(crate) async fn enqueue_in(tx: &mut Tx, jobs: &[NewJob]) -> Result<Vec<Enque
              SELECT {at}, 0, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5, \
              CAST(r.value ->> 6 AS BIGINT), r.value ->> 7, CAST(r.value ->> 8 AS BIGINT), \
              CAST(r.value ->> 9 AS BIGINT), r.value ->> 10 FROM {rows} WHERE true \
-             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id, tenant_id, idempotency_key"
+             ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
         );
+        // On PostgreSQL the same statement adds the queue rows; SQLite, which has no writing
+        // CTEs, adds them from the new rows by rowid next.
+        let sql = if p.is_sqlite() {
+            format!("{sql} RETURNING id, tenant_id, idempotency_key")
+        } else {
+            let step = p.next();
+            format!(
+                "WITH j AS ({sql} RETURNING id, tenant_id, automation, priority, state, run_at, created_at, idempotency_key), \
+                 q AS (INSERT INTO queue (id, tenant_id, automation, priority, state, rank_key, run_at, created_at) \
+                   SELECT id, tenant_id, automation, priority, state, priority * {step} - run_at, run_at, created_at FROM j) \
+                 SELECT id, tenant_id, idempotency_key FROM j"
+            )
+        };
         let rows = chunk
             .iter()
             .map(|&i| {
@@ -990,12 +1037,17 @@ pub(crate) async fn enqueue_in(tx: &mut Tx, jobs: &[NewJob]) -> Result<Vec<Enque
                 ])
             })
             .collect();
-        let q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
+        let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql)
             .bind(now)
             .bind(json_rows(rows));
+        if !p.is_sqlite() {
+            q = q.bind(PRIORITY_STEP.as_micros() as i64);
+        }
         let mut created = q.fetch_all(&mut **tx).await?;
         created.sort_unstable_by_key(|(id, _, _)| *id);
-        queue_rows_from_jobs(tx, &created.iter().map(|(id, _, _)| *id).collect::<Vec<_>>()).await?;
+        if p.is_sqlite() {
+            queue_rows_from_jobs(tx, &created.iter().map(|(id, _, _)| *id).collect::<Vec<_>>()).await?;
+        }
         let created_keys: HashSet<(&str, &str)> = created
             .iter()
             .filter_map(|(_, tenant, key)| key.as_deref().map(|k| (tenant.as_str(), k)))
@@ -1242,9 +1294,11 @@ struct Take<'a> {
 async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>, StoreError> {
     let mut p = Placeholders::for_conn(tx);
     let (n, until, list) = (p.next(), p.next(), p.id_in("id"));
+    // The candidates are the claim's own: locked by it on PostgreSQL, inside its exclusive
+    // transaction on SQLite. So no condition on their state, which would let PostgreSQL's planner
+    // scan a partial index instead of looking them up (see "The node implies the state" in the module doc).
     let taken: Vec<(i64,)> = sqlx::query_as(&format!(
-        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until} \
-         WHERE {list} AND state = 'available' RETURNING id"
+        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until} WHERE {list} RETURNING id"
     ))
     .bind(take.node)
     .bind(take.lease_until)
