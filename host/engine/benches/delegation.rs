@@ -94,6 +94,7 @@ async fn bench() {
         .apply(&mc_config::parse(&team, &known).expect("parse"))
         .await
         .expect("apply");
+    mc_testkit::shipped_prices(&store).await;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("bench-component-cache")),
         ..RuntimeConfig::default()

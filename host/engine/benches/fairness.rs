@@ -110,6 +110,7 @@ async fn measure(backend: &str, postgres: bool, arrival: Arrival, order: Order) 
             .await
             .unwrap();
     }
+    mc_testkit::shipped_prices(&store).await;
     for _ in 0..A_JOBS / ENQUEUE_BATCH {
         store.enqueue(&vec![job("a"); ENQUEUE_BATCH]).await.unwrap();
     }

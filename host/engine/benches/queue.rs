@@ -68,6 +68,13 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         .filter(|j| j.state == "succeeded")
         .count();
     assert_eq!(succeeded, jobs, "every job succeeded exactly once");
+    let (month, _) = mc_store::month_and_day(mc_store::now_micros());
+    let ledger = store.tenant("bench").ledger_of_month(&month).await.unwrap();
+    let fuel_rows = ledger.iter().filter(|r| r.kind == "fuel").count();
+    assert_eq!(
+        fuel_rows, jobs,
+        "every run has its fuel row in the ledger, as on a served node"
+    );
     println!(
         "| {name} | {jobs} | {:.0} | {:.0} | {:.1} |",
         jobs as f64 / enqueue.as_secs_f64(),
@@ -141,6 +148,7 @@ async fn fill(store: &Store, jobs: usize) {
     )
     .unwrap();
     store.apply(&config).await.unwrap();
+    mc_testkit::shipped_prices(store).await;
     let job = bench_job();
     for _ in 0..jobs / ENQUEUE_BATCH {
         store.enqueue(&vec![job.clone(); ENQUEUE_BATCH]).await.unwrap();

@@ -40,6 +40,7 @@ async fn measure(name: &str, db: TestDb, secs: u64) {
         .await
         .unwrap();
     db.store.apply(&mc_config::parse(&yaml, &known).unwrap()).await.unwrap();
+    mc_testkit::shipped_prices(&db.store).await;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(target_dir().join("test-component-cache")),
         max_instances: WORKERS as u32 + 8,

@@ -110,6 +110,17 @@ where
     }
 }
 
+/// Puts the shipped price book in force, as every serving node's gateway does when it starts: from
+/// then on each run's fuel is priced and written to the ledger when the run is recorded (with no
+/// price book a run has no fuel row, which no served node ever sees).
+pub async fn shipped_prices(store: &Store) {
+    let shipped = mc_ai::prices::PriceBook::shipped();
+    store
+        .ensure_price_book(mc_ai::prices::SHIPPED, shipped.fuel_per_billion)
+        .await
+        .expect("install the shipped price book");
+}
+
 /// Records one AI call as the gateway does: reserves its cost on the budgets of its tenant,
 /// agent and run (`entry.run_id` as the root run), then settles it, which writes its ledger row.
 /// Panics if a budget refuses it.
