@@ -393,6 +393,7 @@ impl TenantScope<'_> {
                     .bind(&final_output)
                     .execute(&mut *tx)
                     .await?;
+                crate::totals::count_finished(&mut tx, &[id], 1).await?;
                 crate::queue::enqueue_followers(&mut tx, self.id(), &automation, id, &final_output).await?;
                 Decision {
                     run_id: id,
@@ -411,6 +412,7 @@ impl TenantScope<'_> {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                crate::totals::count_finished(&mut tx, &[id], 1).await?;
                 Decision {
                     run_id: id,
                     decision: "rejected".into(),

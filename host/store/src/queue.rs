@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use sqlx::{Any, Transaction};
 
+use crate::totals::count_finished;
 use crate::{Backend, Placeholders, Store, StoreError, Tx, json_rows, now_micros};
 
 /// One priority level is worth this much waiting: a job waiting this long ranks with a job one
@@ -48,6 +49,8 @@ const COMPLETE_CHUNK: usize = 400;
 const ENQUEUE_CHUNK: usize = 1_000;
 /// Attempts a follow-up (`after`) job gets.
 const FOLLOW_UP_ATTEMPTS: u32 = 3;
+/// The states in which a job has a queue row.
+const LIVE: &str = "'scheduled', 'available', 'running', 'awaiting_approval', 'dead'";
 /// Most jobs one claim may take.
 pub const MAX_CLAIM: usize = 1_000;
 /// Most tenants one claim looks at; the rest wait for the next claim (they are least recently
@@ -410,16 +413,23 @@ impl Store {
                 )
             };
             let n = p.next();
-            let sql = format!(
-                "SELECT id, automation FROM queue WHERE tenant_id = {t} AND state = 'available' AND run_at <= {at}{passed_over} \
-                 ORDER BY rank_key DESC, id LIMIT {n}{skip_locked}"
+            let sql = rows_sql(
+                p.is_sqlite(),
+                &["id", "automation", "rank_key"],
+                &format!(
+                    "FROM queue WHERE tenant_id = {t} AND state = 'available' AND run_at <= {at}{passed_over} \
+                     ORDER BY rank_key DESC, id LIMIT {n}{skip_locked}"
+                ),
             );
-            let mut q = sqlx::query_as::<_, (i64, Option<String>)>(&sql).bind(tenant).bind(now);
+            let mut q = sqlx::query(&sql).bind(tenant).bind(now);
             if !full.is_empty() {
                 q = q.bind(json_rows(full.iter().map(|name| serde_json::json!([name])).collect()));
             }
             q = q.bind(limit as i64);
-            let candidates = q.fetch_all(&mut *tx).await?;
+            let mut candidates: Vec<(i64, Option<String>, i64)> = fetch_rows(&mut tx, p.is_sqlite(), q).await?;
+            // The rank order, which SQLite's JSON array does not promise to keep.
+            candidates.sort_by_key(|&(id, _, rank)| (std::cmp::Reverse(rank), id));
+            let candidates: Vec<(i64, Option<String>)> = candidates.into_iter().map(|(id, a, _)| (id, a)).collect();
             let limits: HashMap<String, (i64, i64)> = limits
                 .into_iter()
                 .map(|(name, max, running)| (name, (max, running)))
@@ -514,13 +524,25 @@ impl Store {
             // Out of the queue first: what this node still holds is what gets recorded.
             let mut p = Placeholders::for_conn(&tx);
             let (list, n) = (p.id_in("id"), p.next());
-            let held: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
-                "DELETE FROM queue WHERE {list} AND claimed_by = {n} RETURNING id, tenant_id, parked"
-            ))
-            .bind(p.ids(chunk.iter().map(|f| f.id)))
-            .bind(node)
-            .fetch_all(&mut *tx)
-            .await?;
+            let ids = p.ids(chunk.iter().map(|f| f.id));
+            let held_by_node = format!("FROM queue WHERE {list} AND claimed_by = {n}");
+            let held: Vec<(i64, String, i64)> = if p.is_sqlite() {
+                // Read, then delete: nothing comes between in SQLite's exclusive transaction.
+                let read = rows_sql(true, &["id", "tenant_id", "parked"], &held_by_node);
+                let held = fetch_rows(&mut tx, true, sqlx::query(&read).bind(&ids).bind(node)).await?;
+                sqlx::query(&format!("DELETE {held_by_node}"))
+                    .bind(&ids)
+                    .bind(node)
+                    .execute(&mut *tx)
+                    .await?;
+                held
+            } else {
+                sqlx::query_as(&format!("DELETE {held_by_node} RETURNING id, tenant_id, parked"))
+                    .bind(&ids)
+                    .bind(node)
+                    .fetch_all(&mut *tx)
+                    .await?
+            };
             if held.is_empty() {
                 continue;
             }
@@ -534,6 +556,7 @@ impl Store {
                 *finished.entry(tenant.clone()).or_default() += unparked(*parked);
             }
             let done = record_results(&mut tx, &kept, now).await?;
+            count_finished(&mut tx, &done.iter().map(|d| d.0).collect::<Vec<_>>(), 1).await?;
             let mut fuel = Vec::with_capacity(done.len());
             let mut succeeded = Vec::new();
             let mut held_for_approval = Vec::new();
@@ -639,6 +662,7 @@ impl Store {
             .bind(plugin_hash)
             .execute(&mut *tx)
             .await?;
+            count_finished(&mut tx, &[id], 1).await?;
             Failed::Dead
         };
         bump_running(&mut tx, &tenant, -unparked(parked)).await?;
@@ -703,6 +727,7 @@ impl Store {
         // running and available jobs.
         let mut per_node: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         let mut per_tenant: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        let mut died = Vec::new();
         for (id, tenant, attempt, max_attempts, priority, parked, node) in &expired {
             // A lost node is the platform's fault, not the plugin's: the job always gets its run,
             // but a job that keeps killing nodes still ends dead after its attempts.
@@ -746,8 +771,10 @@ impl Store {
                 moved.1 += 1;
             } else {
                 counts.1 += 1;
+                died.push(*id);
             }
         }
+        count_finished(&mut tx, &died, 1).await?;
         // Counters in the order of their tenants, as every writer takes them, so two
         // transactions never wait for each other's rows crosswise.
         for (tenant, (running, available)) in per_tenant {
@@ -835,6 +862,21 @@ impl Store {
         bump_running(&mut tx, &tenant, if parked { -1 } else { 1 }).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Jobs whose queue row disagrees with their state, as (job, its state, its queue row's
+    /// state): a job has a queue row, in its own state, exactly while it waits, runs, waits for a
+    /// person or is dead-lettered (see the module doc). Reads every job: for tests and checks by
+    /// hand, not for a serving path.
+    pub async fn queue_mismatches(&self) -> Result<Vec<(i64, Option<String>, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT j.id, j.state, q.state FROM jobs j LEFT JOIN queue q ON q.id = j.id \
+             WHERE (q.id IS NULL AND j.state IN ({LIVE})) OR (q.id IS NOT NULL AND q.state <> j.state) \
+             UNION ALL SELECT q.id, NULL, q.state FROM queue q LEFT JOIN jobs j ON j.id = q.id WHERE j.id IS NULL \
+             ORDER BY 1"
+        ))
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// The tenant's queue counters: jobs available, and running but not parked.
@@ -1180,18 +1222,28 @@ pub(crate) async fn enqueue_followers_of(tx: &mut Tx, done: &[Succeeded<'_>]) ->
 
 /// [`Store::retry_dead`] inside a transaction.
 pub(crate) async fn retry_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool, StoreError> {
-    let revived: Option<(i64,)> = sqlx::query_as(
-        "UPDATE jobs SET state = 'available', attempt = 0, run_at = $3, finished_at = NULL, claimed_by = NULL \
-         WHERE id = $1 AND tenant_id = $2 AND state IN ('dead', 'cancelled') RETURNING id",
-    )
+    let lock = if Placeholders::for_conn(tx).is_sqlite() {
+        ""
+    } else {
+        " FOR UPDATE"
+    };
+    let row: Option<(String,)> = sqlx::query_as(&format!(
+        "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2{lock}"
+    ))
     .bind(id)
     .bind(tenant)
-    .bind(now_micros())
     .fetch_optional(&mut **tx)
     .await?;
-    if revived.is_none() {
+    if !row.is_some_and(|(state,)| matches!(state.as_str(), "dead" | "cancelled")) {
         return Ok(false);
     }
+    // Out of the finished runs' totals while it is still counted there.
+    count_finished(tx, &[id], -1).await?;
+    sqlx::query("UPDATE jobs SET state = 'available', attempt = 0, run_at = $2, finished_at = NULL, claimed_by = NULL WHERE id = $1")
+        .bind(id)
+        .bind(now_micros())
+        .execute(&mut **tx)
+        .await?;
     // A dead job is still in the queue (dead-lettered), a cancelled one is not.
     sqlx::query("DELETE FROM queue WHERE id = $1")
         .bind(id)
@@ -1231,6 +1283,7 @@ pub(crate) async fn cancel_in(tx: &mut Tx, backend: Backend, tenant: &str, id: i
         .bind(now_micros())
         .execute(&mut **tx)
         .await?;
+    count_finished(tx, &[id], 1).await?;
     match state.as_str() {
         "available" => bump_available(tx, tenant, -1).await?,
         "running" => bump_running(tx, tenant, -unparked(parked)).await?,
@@ -1292,34 +1345,57 @@ struct Take<'a> {
 /// Moves available jobs to running for a node (the queue row holds the node and its lease; the
 /// job row counts the attempt) and returns them as claimed, in no particular order.
 async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>, StoreError> {
+    // The candidates are the claim's own: locked by it on PostgreSQL, inside its exclusive
+    // transaction on SQLite. So every one of them is taken, and no condition on their state,
+    // which would let PostgreSQL's planner scan a partial index instead of looking them up (see
+    // "The node implies the state" in the module doc).
     let mut p = Placeholders::for_conn(tx);
     let (n, until, list) = (p.next(), p.next(), p.id_in("id"));
-    // The candidates are the claim's own: locked by it on PostgreSQL, inside its exclusive
-    // transaction on SQLite. So no condition on their state, which would let PostgreSQL's planner
-    // scan a partial index instead of looking them up (see "The node implies the state" in the module doc).
-    let taken: Vec<(i64,)> = sqlx::query_as(&format!(
-        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until} WHERE {list} RETURNING id"
+    sqlx::query(&format!(
+        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until} WHERE {list}"
     ))
     .bind(take.node)
     .bind(take.lease_until)
     .bind(p.ids(take.ids.iter().copied()))
-    .fetch_all(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    if taken.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut p = Placeholders::for_conn(tx);
     let (n, at, list) = (p.next(), p.next(), p.id_in("id"));
-    let rows: Vec<ClaimTuple> = sqlx::query_as(&format!(
-        "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = {n}, started_at = {at} WHERE {list} \
-         RETURNING id, tenant_id, automation, agent, plugin, input, trigger_kind, priority, attempt, max_attempts, \
-         COALESCE(root_id, id)"
-    ))
-    .bind(take.node)
-    .bind(take.now)
-    .bind(p.ids(taken.into_iter().map(|(id,)| id)))
-    .fetch_all(&mut **tx)
-    .await?;
+    let update = format!(
+        "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = {n}, started_at = {at} WHERE {list}"
+    );
+    let columns = [
+        "id",
+        "tenant_id",
+        "automation",
+        "agent",
+        "plugin",
+        "input",
+        "trigger_kind",
+        "priority",
+        "attempt",
+        "max_attempts",
+        "COALESCE(root_id, id) AS root",
+    ];
+    let ids = p.ids(take.ids.iter().copied());
+    let rows: Vec<ClaimTuple> = if p.is_sqlite() {
+        sqlx::query(&update)
+            .bind(take.node)
+            .bind(take.now)
+            .bind(&ids)
+            .execute(&mut **tx)
+            .await?;
+        let mut p = Placeholders::for_conn(tx);
+        let sql = rows_sql(true, &columns, &format!("FROM jobs WHERE {}", p.id_in("id")));
+        fetch_rows(tx, true, sqlx::query(&sql).bind(&ids)).await?
+    } else {
+        sqlx::query_as(&format!("{update} RETURNING {}", columns.join(", ")))
+            .bind(take.node)
+            .bind(take.now)
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await?
+    };
     Ok(rows
         .into_iter()
         .map(|r| ClaimedJob {
@@ -1354,22 +1430,30 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
     let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state";
     let mut p = Placeholders::for_conn(tx);
     if p.is_sqlite() {
-        // SQLite walks the JSON rows and finds each job by its rowid.
+        // SQLite walks the JSON rows and finds each job by its rowid; then reads what it wrote
+        // back as one row (see `rows_sql`).
         let at = p.next();
         let rows = p.json_rows();
         let sql = format!(
             "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {at} FROM {rows} \
-             WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.state = 'running' {returning}"
+             WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.state = 'running'"
         );
         let rows = results
             .iter()
             .map(|f| serde_json::json!([f.id, f.output, f.logs]))
             .collect();
-        return Ok(sqlx::query_as(&sql)
+        sqlx::query(&sql)
             .bind(now)
             .bind(json_rows(rows))
-            .fetch_all(&mut **tx)
-            .await?);
+            .execute(&mut **tx)
+            .await?;
+        let mut p = Placeholders::for_conn(tx);
+        let read = rows_sql(
+            true,
+            &["id", "tenant_id", "automation", "state"],
+            &format!("FROM jobs WHERE {}", p.id_in("id")),
+        );
+        return fetch_rows(tx, true, sqlx::query(&read).bind(p.ids(results.iter().map(|f| f.id)))).await;
     }
     {
         // PostgreSQL finds the jobs by primary key and each result by key in one JSON object
@@ -1393,5 +1477,45 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
             .bind(p.ids(results.iter().map(|f| f.id)))
             .fetch_all(&mut **tx)
             .await?)
+    }
+}
+
+/// `SELECT {columns} {tail}`, for [`fetch_rows`]. On SQLite it is wrapped to give one row, the
+/// JSON array of the rows, built by SQLite itself: sqlx hands SQLite's rows over one at a time
+/// from its worker thread to the task, each copied and converted, a few microseconds a row, which
+/// on the queue's path (hundreds of rows a statement) was a third of the writer's time.
+/// Each of `columns` is a column's name or `expression AS name`.
+fn rows_sql(sqlite: bool, columns: &[&str], tail: &str) -> String {
+    let select = columns.join(", ");
+    if sqlite {
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|c| c.rsplit_once(" AS ").map_or(*c, |(_, name)| name))
+            .collect();
+        format!(
+            "SELECT json_group_array(json_array({})) FROM (SELECT {select} {tail})",
+            names.join(", ")
+        )
+    } else {
+        format!("SELECT {select} {tail}")
+    }
+}
+
+/// The rows of a statement made by [`rows_sql`], as tuples in the order of its columns.
+async fn fetch_rows<'q, T>(
+    tx: &mut Tx,
+    sqlite: bool,
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+) -> Result<Vec<T>, StoreError>
+where
+    T: serde::de::DeserializeOwned + for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    use sqlx::Row;
+    if sqlite {
+        let doc: String = query.fetch_one(&mut **tx).await?.try_get(0)?;
+        serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("rows read as JSON: {e}")))
+    } else {
+        let rows = query.fetch_all(&mut **tx).await?;
+        Ok(rows.iter().map(T::from_row).collect::<Result<_, _>>()?)
     }
 }

@@ -1117,3 +1117,95 @@ async fn running_totals_agree_with_the_ledger_and_the_runs() {
     })
     .await;
 }
+
+/// Every other way a run moves keeps the run totals, the queue and its counters in step with the
+/// runs: output held for a person and then approved or rejected, a plugin's own request answered,
+/// a lost node's runs requeued or dead, a node handing its runs back, a cancelled run retried.
+#[tokio::test]
+async fn totals_queue_and_counters_follow_every_move() {
+    on_both(|store| async move {
+        let tenant = "tenant: acme\nagents:\n  - { name: a, role: A, plugin: noop }\nautomations:\n  \
+                      - { name: held, agent: a, trigger: { manual: true }, approval: {} }\n";
+        store.apply(&config(tenant)).await.unwrap();
+        let new = |automation: Option<&str>, max_attempts: u32| mc_store::NewJob {
+            automation: automation.map(str::to_string),
+            agent: "a".into(),
+            plugin: "noop".into(),
+            max_attempts,
+            ..job("acme", 0)
+        };
+        let check = |label: &'static str| {
+            let store = store.clone();
+            async move {
+                assert_eq!(store.queue_mismatches().await.unwrap(), [], "{label}");
+                assert_counters(&store, "acme").await;
+                let jobs = store.jobs("acme", 1_000).await.unwrap();
+                let mut expected: std::collections::BTreeMap<String, u64> = Default::default();
+                for j in &jobs {
+                    *expected.entry(j.state.clone()).or_default() += 1;
+                }
+                let counts = store.tenant("acme").run_counts_since(0).await.unwrap();
+                assert_eq!(counts.by_state, expected, "{label}");
+            }
+        };
+        let ids: Vec<i64> = store
+            .enqueue(&[
+                new(Some("held"), 3),
+                new(Some("held"), 3),
+                new(None, 3),
+                new(None, 1),
+                new(None, 3),
+                new(None, 3),
+            ])
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id())
+            .collect();
+        let claimed = store.claim("n", 10, LEASE).await.unwrap();
+        assert_eq!(claimed.len(), 6);
+        check("claimed").await;
+        // Two outputs held for a person; one approved, one rejected.
+        let done = |id: i64| mc_store::Finished {
+            id,
+            output: "{}".into(),
+            logs: None,
+            fuel: 10,
+        };
+        store.complete_many("n", &[done(ids[0]), done(ids[1])]).await.unwrap();
+        check("held for approval").await;
+        let scope = store.tenant("acme");
+        let who = mc_store::Principal::local();
+        scope.approve(&who, ids[0], None).await.unwrap();
+        scope.reject(&who, ids[1], Some("no")).await.unwrap();
+        check("approved and rejected").await;
+        // A plugin's own request: suspended, answered, back in the queue.
+        assert!(store.suspend("n", ids[2], None, 5).await.unwrap());
+        assert_eq!(
+            scope.ask_approval(ids[2], 1, "ok?", "body").await.unwrap(),
+            mc_store::AskState::Pending
+        );
+        check("suspended").await;
+        scope.approve(&who, ids[2], None).await.unwrap();
+        check("answered").await;
+        // The node is lost: its runs come back, or die when they have no attempt left.
+        assert_eq!(
+            store
+                .recover_expired(mc_store::now_micros() + 2 * LEASE.as_micros() as i64)
+                .await
+                .unwrap(),
+            3
+        );
+        check("recovered").await;
+        // Another node hands its runs back; one is cancelled, then retried.
+        let again = store.claim("m", 10, LEASE).await.unwrap();
+        assert_eq!(again.len(), 3);
+        assert_eq!(store.release("m", &[ids[4]]).await.unwrap(), 1);
+        assert!(store.cancel("acme", ids[5]).await.unwrap());
+        check("released and cancelled").await;
+        assert!(store.retry_dead("acme", ids[5]).await.unwrap());
+        assert!(store.retry_dead("acme", ids[3]).await.unwrap());
+        check("retried").await;
+    })
+    .await;
+}
