@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mc_engine::{Engine, EngineConfig};
 use mc_runtime::{Runtime, RuntimeConfig};
@@ -43,6 +43,7 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
     ));
     // The serving loop `missionctl serve` runs: claims, runs and commits overlap. It stops once
     // the tenant's counters show nothing available or running.
+    let server = server_cpu(&db.url).await;
     let t = Instant::now();
     let cpu = cpu_time();
     let watcher = store.clone();
@@ -60,6 +61,10 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         .unwrap();
     let run = t.elapsed();
     let cpu = cpu_time() - cpu;
+    let server = match (server, server_cpu(&db.url).await) {
+        (Some(before), Some(after)) => format!("{:.1}", (after - before).as_secs_f64() * 1e6 / jobs as f64),
+        _ => "in this process".into(),
+    };
     let succeeded = store
         .jobs("bench", jobs as i64)
         .await
@@ -76,7 +81,7 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         "every run has its fuel row in the ledger, as on a served node"
     );
     println!(
-        "| {name} | {jobs} | {:.0} | {:.0} | {:.1} |",
+        "| {name} | {jobs} | {:.0} | {:.0} | {:.1} | {server} |",
         jobs as f64 / enqueue.as_secs_f64(),
         jobs as f64 / run.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / jobs as f64
@@ -84,22 +89,52 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
     db.finish().await;
 }
 
-/// CPU time this process has used so far (user and system, all threads), from `/proc/self/stat`:
-/// what a job costs here, which noise from the machine's other work moves less than jobs per
-/// second. (The database server's own CPU is not in it.)
-fn cpu_time() -> std::time::Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start after its `)`; utime and
-    // stime are the 14th and 15th fields of the line, in clock ticks of 1/100 s.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-    std::time::Duration::from_millis(ticks * 10)
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces): the line's
+/// 3rd field is the first.
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // The state (a letter) reads as 0; the rest are numbers.
+    rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect()
+}
+
+/// Clock ticks (1/100 s) of user and system CPU, the line's fields 14 and 15, and with `children`
+/// also 16 and 17 (of the children it has reaped).
+fn ticks(fields: &[u64], children: bool) -> u64 {
+    let last = if children { 15 } else { 13 };
+    fields.get(11..last).map_or(0, |f| f.iter().sum())
+}
+
+/// CPU time this process has used so far (user and system, all threads): what a job costs here,
+/// which noise from the machine's other work moves less than jobs per second. (The database
+/// server's own CPU is not in it: see [`server_cpu`].)
+fn cpu_time() -> Duration {
+    Duration::from_millis(ticks(&stat_fields("self"), false) * 10)
+}
+
+/// CPU time the local PostgreSQL server has used so far: its postmaster, the processes it started
+/// and those of them that ended. `None` when the server is not a process of this machine.
+async fn server_cpu(url: &str) -> Option<Duration> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+    let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    conn.close().await.ok()?;
+    // The line's 4th field is the parent.
+    let postmaster = *stat_fields(&backend.to_string()).get(1)?;
+    let mut total = ticks(&stat_fields(&postmaster.to_string()), true);
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            let fields = stat_fields(&name);
+            if fields.get(1) == Some(&postmaster) {
+                total += ticks(&fields, false);
+            }
+        }
+    }
+    Some(Duration::from_millis(total * 10))
 }
 
 /// The store alone, no plugin and no engine: claim a batch the size the serving loop claims when
@@ -108,7 +143,7 @@ fn cpu_time() -> std::time::Duration {
 async fn store_only(name: &str, db: TestDb, jobs: usize) {
     let store: Store = db.store.clone();
     fill(&store, jobs).await;
-    let lease = std::time::Duration::from_secs(30);
+    let lease = Duration::from_secs(30);
     let t = Instant::now();
     let mut done = 0;
     let (mut tclaim, mut tcomplete) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
@@ -134,7 +169,7 @@ async fn store_only(name: &str, db: TestDb, jobs: usize) {
     let run = t.elapsed();
     eprintln!("{name}, store alone: claims took {tclaim:.2?}, recordings {tcomplete:.2?}");
     println!(
-        "| {name}, store alone (claim {STORE_BATCH} → complete, no plugin) | {jobs} | | {:.0} | |",
+        "| {name}, store alone (claim {STORE_BATCH} → complete, no plugin) | {jobs} | | {:.0} | | |",
         jobs as f64 / run.as_secs_f64()
     );
     db.finish().await;
@@ -181,7 +216,7 @@ async fn graphile(jobs: usize) {
             .is_ok_and(|o| o.status.success())
     };
     if !has("node") || !has("npm") {
-        println!("| graphile-worker | skipped: node and npm are not installed | | | |");
+        println!("| graphile-worker | skipped: node and npm are not installed | | | | |");
         return;
     }
     if !dir.join("node_modules").is_dir() {
@@ -191,7 +226,7 @@ async fn graphile(jobs: usize) {
             .status();
         if !ci.is_ok_and(|s| s.success()) {
             println!(
-                "| graphile-worker | skipped: `npm ci` failed in {} | | | |",
+                "| graphile-worker | skipped: `npm ci` failed in {} | | | | |",
                 dir.display()
             );
             return;
@@ -212,13 +247,13 @@ async fn graphile(jobs: usize) {
         let parsed: Option<serde_json::Value> = line.lines().last().and_then(|l| serde_json::from_str(l).ok());
         match parsed {
             Some(v) if out.status.success() => println!(
-                "| graphile-worker 0.17.3, {mode}, {processes} process{} (JavaScript no-op) | {jobs} | {:.0} | {:.0} | |",
+                "| graphile-worker 0.17.3, {mode}, {processes} process{} (JavaScript no-op) | {jobs} | {:.0} | {:.0} | | |",
                 if processes == 1 { "" } else { "es" },
                 v["enqueue_per_sec"].as_f64().unwrap_or(0.0),
                 v["drain_per_sec"].as_f64().unwrap_or(0.0)
             ),
             _ => println!(
-                "| graphile-worker, {mode}, {processes} | failed: {} | | | |",
+                "| graphile-worker, {mode}, {processes} | failed: {} | | | | |",
                 line.trim()
             ),
         }
@@ -243,8 +278,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s | our CPU µs per job |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s | our CPU µs per job | database server CPU µs per job |"
+    );
+    println!("|---|---|---|---|---|---|");
     rt.block_on(async {
         // `MC_BENCH_ONLY=sqlite|postgres|graphile` runs one part (for profiling).
         let only = std::env::var("MC_BENCH_ONLY").ok();

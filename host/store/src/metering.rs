@@ -1113,10 +1113,22 @@ fn reply_upsert(tenant: &str, run: &str, seq: &str, hash: &str, reply: &str, at:
     )
 }
 
-/// Writes the fuel rows of runs being recorded in `tx`: `runs` is a JSON array of
-/// `[job id, fuel]`, priced with the price book in force. Without a price book nothing is written.
-pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[(i64, u64)], now: i64) -> Result<(), StoreError> {
-    let runs: Vec<_> = runs.iter().filter(|(_, fuel)| *fuel > 0).collect();
+/// A run attempt's fuel, as its ledger row records it.
+pub(crate) struct RunFuel<'a> {
+    pub id: i64,
+    pub tenant: &'a str,
+    pub agent: &'a str,
+    pub automation: Option<&'a str>,
+    pub attempt: i64,
+    pub fuel: u64,
+}
+
+/// Writes the fuel rows of run attempts being recorded in `tx`, priced with the price book in
+/// force. Without a price book nothing is written. The callers have each run's tenant, agent,
+/// automation and attempt at hand already: reading them again from the runs cost PostgreSQL an
+/// index scan per row.
+pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[RunFuel<'_>], now: i64) -> Result<(), StoreError> {
+    let runs: Vec<_> = runs.iter().filter(|r| r.fuel > 0).collect();
     if runs.is_empty() {
         return Ok(());
     }
@@ -1128,11 +1140,10 @@ pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[(i64, u64)], now: i64) -> R
     let (pn, pd, pm, rows) = (p.next(), p.next(), p.next(), p.json_rows());
     let insert = format!(
         "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, fuel, price_version, cost) \
-         SELECT {pn}, {pd}, {pm}, jobs.tenant_id, 'fuel', jobs.agent, jobs.automation, CAST(jobs.id AS TEXT), jobs.attempt, \
-         CAST(r.value ->> 1 AS BIGINT), pb.version, \
-         (CAST(r.value ->> 1 AS BIGINT) * pb.fuel_per_billion + 500000000) / 1000000000 \
-         FROM {rows} JOIN jobs ON jobs.id = CAST(r.value ->> 0 AS BIGINT) \
-         CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb"
+         SELECT {pn}, {pd}, {pm}, r.value ->> 1, 'fuel', r.value ->> 2, r.value ->> 3, r.value ->> 0, \
+         CAST(r.value ->> 4 AS BIGINT), CAST(r.value ->> 5 AS BIGINT), pb.version, \
+         (CAST(r.value ->> 5 AS BIGINT) * pb.fuel_per_billion + 500000000) / 1000000000 \
+         FROM {rows} CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb"
     );
     // On PostgreSQL the same statement writes the rows' running-totals deltas, one per key
     // (migration 22); SQLite's triggers write its totals.
@@ -1147,7 +1158,11 @@ pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[(i64, u64)], now: i64) -> R
              SUM(fuel), SUM(cost) FROM l GROUP BY tenant_id, month, day, agent, COALESCE(automation, '')"
         )
     };
-    let json = crate::json_rows(runs.iter().map(|(id, fuel)| serde_json::json!([id, fuel])).collect());
+    let json = crate::json_rows(
+        runs.iter()
+            .map(|r| serde_json::json!([r.id.to_string(), r.tenant, r.agent, r.automation, r.attempt, r.fuel]))
+            .collect(),
+    );
     sqlx::query(&sql)
         .bind(now)
         .bind(day)

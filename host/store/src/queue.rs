@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use sqlx::{Any, Transaction};
 
+use crate::metering::{RunFuel, insert_fuel};
 use crate::totals::count_finished;
 use crate::{Backend, Placeholders, Store, StoreError, Tx, json_rows, now_micros};
 
@@ -560,9 +561,16 @@ impl Store {
             let mut fuel = Vec::with_capacity(done.len());
             let mut succeeded = Vec::new();
             let mut held_for_approval = Vec::new();
-            for (id, tenant, automation, state) in &done {
+            for (id, tenant, automation, state, agent, attempt) in &done {
                 let Some(&pos) = position.get(id) else { continue };
-                fuel.push((*id, chunk[pos].fuel));
+                fuel.push(RunFuel {
+                    id: *id,
+                    tenant,
+                    agent,
+                    automation: automation.as_deref(),
+                    attempt: *attempt,
+                    fuel: chunk[pos].fuel,
+                });
                 match (automation.as_deref(), state.as_str()) {
                     // Output awaiting approval triggers nothing until a person approves it.
                     (_, "awaiting_approval") => held_for_approval.push(*id),
@@ -577,7 +585,7 @@ impl Store {
             }
             queue_rows_from_jobs(&mut tx, &held_for_approval).await?;
             enqueue_followers_of(&mut tx, &succeeded).await?;
-            crate::metering::insert_fuel(&mut tx, &fuel, now).await?;
+            insert_fuel(&mut tx, &fuel, now).await?;
         }
         for (tenant, n) in &finished {
             bump_running(&mut tx, tenant, -n).await?;
@@ -608,16 +616,17 @@ impl Store {
         } = *attempt;
         let now = now_micros();
         let mut tx = self.write_tx().await?;
-        let row: Option<(String, i64, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT q.tenant_id, j.attempt, j.max_attempts, j.priority, q.parked FROM queue q JOIN jobs j ON j.id = q.id \
-             WHERE q.id = $1 AND q.claimed_by = $2 AND q.state = 'running'{}",
+        type Row = (String, i64, i64, i64, i64, String, Option<String>);
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT q.tenant_id, j.attempt, j.max_attempts, j.priority, q.parked, j.agent, j.automation \
+             FROM queue q JOIN jobs j ON j.id = q.id WHERE q.id = $1 AND q.claimed_by = $2 AND q.state = 'running'{}",
             self.for_update()
         ))
         .bind(id)
         .bind(node)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((tenant, attempt, max_attempts, priority, parked)) = row else {
+        let Some((tenant, attempt, max_attempts, priority, parked, agent, automation)) = row else {
             return Ok(None);
         };
         let outcome = if retryable && attempt < max_attempts {
@@ -667,7 +676,15 @@ impl Store {
         };
         bump_running(&mut tx, &tenant, -unparked(parked)).await?;
         // The fuel of a failed attempt was burnt all the same (an endless loop burns the most).
-        crate::metering::insert_fuel(&mut tx, &[(id, fuel)], now).await?;
+        let spent = RunFuel {
+            id,
+            tenant: &tenant,
+            agent: &agent,
+            automation: automation.as_deref(),
+            attempt,
+            fuel,
+        };
+        insert_fuel(&mut tx, &[spent], now).await?;
         tx.commit().await?;
         Ok(Some(outcome))
     }
@@ -687,13 +704,24 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((tenant, parked)) = row else { return Ok(false) };
-        sqlx::query("UPDATE jobs SET state = 'awaiting_approval', logs = $2, claimed_by = NULL WHERE id = $1")
-            .bind(id)
-            .bind(logs)
-            .execute(&mut *tx)
-            .await?;
+        let (agent, automation, attempt): (String, Option<String>, i64) = sqlx::query_as(
+            "UPDATE jobs SET state = 'awaiting_approval', logs = $2, claimed_by = NULL WHERE id = $1 \
+             RETURNING agent, automation, attempt",
+        )
+        .bind(id)
+        .bind(logs)
+        .fetch_one(&mut *tx)
+        .await?;
         bump_running(&mut tx, &tenant, -unparked(parked)).await?;
-        crate::metering::insert_fuel(&mut tx, &[(id, fuel)], now).await?;
+        let spent = RunFuel {
+            id,
+            tenant: &tenant,
+            agent: &agent,
+            automation: automation.as_deref(),
+            attempt,
+            fuel,
+        };
+        insert_fuel(&mut tx, &[spent], now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1415,8 +1443,9 @@ async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>
         .collect())
 }
 
-/// A recorded result: the job, its tenant, its automation and the state it is in now.
-type Recorded = (i64, String, Option<String>, String);
+/// A recorded result: the job, its tenant, its automation, the state it is in now, its agent and
+/// its attempt.
+type Recorded = (i64, String, Option<String>, String, String, i64);
 
 /// Writes each successful result on its running job's row: succeeded, or awaiting approval when
 /// its automation asks for one. (The caller has taken the jobs out of the queue.)
@@ -1427,7 +1456,7 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
     let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
            WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
            THEN 'awaiting_approval' ELSE 'succeeded' END";
-    let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state";
+    let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.agent, jobs.attempt";
     let mut p = Placeholders::for_conn(tx);
     if p.is_sqlite() {
         // SQLite walks the JSON rows and finds each job by its rowid; then reads what it wrote
@@ -1450,7 +1479,7 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
         let mut p = Placeholders::for_conn(tx);
         let read = rows_sql(
             true,
-            &["id", "tenant_id", "automation", "state"],
+            &["id", "tenant_id", "automation", "state", "agent", "attempt"],
             &format!("FROM jobs WHERE {}", p.id_in("id")),
         );
         return fetch_rows(tx, true, sqlx::query(&read).bind(p.ids(results.iter().map(|f| f.id)))).await;
