@@ -1,7 +1,8 @@
 //! The plugins this node runs: loaded by name from the plugin directory and kept; a file that
 //! changed (a new version deployed) is loaded again at the next run, without a restart; and a
 //! version the monitor quarantined is refused before it runs (the list is read from the store at
-//! most once per [`QUARANTINE_REFRESH`], not once per run).
+//! most once per [`QUARANTINE_REFRESH`], not once per run, and runs check it without waiting on
+//! each other).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,17 +28,23 @@ struct Loaded {
     checked: Instant,
 }
 
+/// Quarantined versions: (plugin, reason) by version hash (a hash names one plugin's one version).
+type Reasons = HashMap<String, (String, String)>;
+
+/// The quarantine list as last read, and when it was read.
 #[derive(Default)]
 struct Quarantined {
-    /// Reasons by `(plugin, hash)`.
-    reasons: HashMap<(String, String), String>,
+    reasons: Arc<Reasons>,
     read: Option<Instant>,
 }
 
 pub(crate) struct Plugins {
     dir: PathBuf,
     loaded: Mutex<HashMap<String, Loaded>>,
-    quarantined: tokio::sync::Mutex<Quarantined>,
+    /// Read by every run without waiting; replaced once a [`QUARANTINE_REFRESH`].
+    quarantined: Mutex<Quarantined>,
+    /// Held while the list is read again, so one run reads it and the others go on with the old.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,7 +63,8 @@ impl Plugins {
         Plugins {
             dir,
             loaded: Mutex::new(HashMap::new()),
-            quarantined: tokio::sync::Mutex::new(Quarantined::default()),
+            quarantined: Mutex::new(Quarantined::default()),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -92,6 +100,15 @@ impl Plugins {
         Ok(plugin)
     }
 
+    /// The list as last read, and whether it is due to be read again.
+    fn snapshot(&self) -> (Arc<Reasons>, bool) {
+        let q = lock(&self.quarantined);
+        (
+            q.reasons.clone(),
+            q.read.is_none_or(|at| at.elapsed() >= QUARANTINE_REFRESH),
+        )
+    }
+
     /// Why version `hash` of plugin `name` is quarantined, if it is.
     pub(crate) async fn quarantined(
         &self,
@@ -99,16 +116,39 @@ impl Plugins {
         name: &str,
         hash: &str,
     ) -> Result<Option<String>, StoreError> {
-        let mut q = self.quarantined.lock().await;
-        if q.read.is_none_or(|at| at.elapsed() >= QUARANTINE_REFRESH) {
-            q.reasons = store
-                .quarantined()
-                .await?
-                .into_iter()
-                .map(|r| ((r.plugin, r.hash), r.reason))
-                .collect();
-            q.read = Some(Instant::now());
+        let lookup = |reasons: &Reasons| {
+            reasons
+                .get(hash)
+                .filter(|(plugin, _)| plugin == name)
+                .map(|(_, reason)| reason.clone())
+        };
+        let (reasons, stale) = self.snapshot();
+        if !stale {
+            return Ok(lookup(&reasons));
         }
-        Ok(q.reasons.get(&(name.to_string(), hash.to_string())).cloned())
+        let _refreshing = match self.refreshing.try_lock() {
+            Ok(guard) => guard,
+            // Another run is reading it: this one goes by the list as it was a moment ago,
+            // unless it was never read.
+            Err(_) if lock(&self.quarantined).read.is_some() => return Ok(lookup(&reasons)),
+            Err(_) => self.refreshing.lock().await,
+        };
+        // Read meanwhile by the run this one waited for?
+        let (reasons, stale) = self.snapshot();
+        if !stale {
+            return Ok(lookup(&reasons));
+        }
+        let fresh: Reasons = store
+            .quarantined()
+            .await?
+            .into_iter()
+            .map(|r| (r.hash, (r.plugin, r.reason)))
+            .collect();
+        let found = lookup(&fresh);
+        *lock(&self.quarantined) = Quarantined {
+            reasons: Arc::new(fresh),
+            read: Some(Instant::now()),
+        };
+        Ok(found)
     }
 }

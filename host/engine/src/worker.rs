@@ -59,6 +59,17 @@ where
     }
 }
 
+/// What every run of one agent in a batch shares, worked out once for the batch: its grants
+/// (parsed host patterns, opened secrets), or why its runs cannot run.
+enum Prepared {
+    Ready(Arc<Grants>),
+    /// The agent's grants cannot be honoured: its runs fail with this.
+    Refused(String),
+}
+
+/// A batch's agents by (tenant, agent): `None` for an agent that no longer exists.
+type Batch = HashMap<(String, String), Option<Arc<Prepared>>>;
+
 /// A success on its way to the recorder, and who to tell once it is recorded.
 type Recorded = (Finished, tokio::sync::oneshot::Sender<()>);
 
@@ -112,7 +123,11 @@ impl Engine {
     /// Runs one claimed job as `agent` (looked up when `None`) and returns how it ended, without
     /// recording it. Everything logged meanwhile carries the run's tenant, automation, agent, id
     /// and attempt (a `run` span), and the end of the run is logged at `info`.
-    async fn execute(self: &Arc<Self>, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
+    async fn execute(
+        self: &Arc<Self>,
+        job: &ClaimedJob,
+        prepared: Option<Arc<Prepared>>,
+    ) -> Result<Execution, EngineError> {
         let span = tracing::info_span!(
             "run",
             tenant = %job.tenant,
@@ -123,7 +138,7 @@ impl Engine {
         );
         async move {
             let started = std::time::Instant::now();
-            let ended = self.run_job(job, agent).await;
+            let ended = self.run_job(job, prepared).await;
             let ms = started.elapsed().as_millis() as u64;
             match &ended {
                 Ok(Execution::Succeeded { fuel, .. }) => tracing::info!(ms, fuel, "run succeeded"),
@@ -138,7 +153,11 @@ impl Engine {
         .await
     }
 
-    async fn run_job(self: &Arc<Self>, job: &ClaimedJob, agent: Option<AgentRow>) -> Result<Execution, EngineError> {
+    async fn run_job(
+        self: &Arc<Self>,
+        job: &ClaimedJob,
+        prepared: Option<Arc<Prepared>>,
+    ) -> Result<Execution, EngineError> {
         let plugin = match self.plugin(&job.plugin) {
             Ok(p) => p,
             Err(e) => return Ok(Execution::refused("load", e)),
@@ -164,17 +183,17 @@ impl Engine {
                 plugin_hash: Some(plugin.hash().to_string()),
             });
         }
-        let agent = match agent {
-            Some(a) => Some(a),
-            None => self.store.tenant(&job.tenant).agent(&job.agent).await?,
+        let prepared = match prepared {
+            Some(p) => Some(p),
+            None => self.prepare(&job.tenant, &job.agent).await?,
         };
-        let Some(agent) = agent else {
-            let error = format!("agent `{}` no longer exists in tenant `{}`", job.agent, job.tenant);
-            return Ok(Execution::refused("config", error));
-        };
-        let grants = match self.grants(&job.tenant, &agent).await? {
-            Ok(g) => g,
-            Err(error) => return Ok(Execution::refused("config", error)),
+        let grants = match prepared.as_deref() {
+            Some(Prepared::Ready(grants)) => grants.clone(),
+            Some(Prepared::Refused(error)) => return Ok(Execution::refused("config", error.clone())),
+            None => {
+                let error = format!("agent `{}` no longer exists in tenant `{}`", job.agent, job.tenant);
+                return Ok(Execution::refused("config", error));
+            }
         };
         let cancel = CancelToken::new();
         lock(&self.running).insert(job.id, cancel.clone());
@@ -189,7 +208,7 @@ impl Engine {
                 attempt: job.attempt,
                 trigger: job.trigger.clone(),
             },
-            grants: Arc::new(grants),
+            grants,
             limits: Limits::default(),
             services: Services {
                 ai: self.ai.clone(),
@@ -202,7 +221,9 @@ impl Engine {
         };
         // The job stays in `running` (heartbeated) until its outcome is recorded: the caller
         // removes it.
-        let outcome = self.runtime.run(&plugin, request).await;
+        // Boxed: the run's future is most of a job task's size, and tokio copies a task's future
+        // when it is spawned and its output when it is read.
+        let outcome = Box::pin(self.runtime.run(&plugin, request)).await;
         Ok(match outcome {
             Ok(o) => {
                 let logs = logs_json(&o.logs);
@@ -283,15 +304,27 @@ impl Engine {
         }))
     }
 
-    /// The agents a batch of jobs runs as, each read once.
-    async fn agents_of(&self, jobs: &[ClaimedJob]) -> Result<HashMap<(String, String), Option<AgentRow>>, EngineError> {
-        let mut agents: HashMap<(String, String), Option<AgentRow>> = HashMap::new();
+    /// What the runs of `agent` need, read and worked out once: `None` when the agent no longer
+    /// exists.
+    async fn prepare(&self, tenant: &str, agent: &str) -> Result<Option<Arc<Prepared>>, EngineError> {
+        let Some(row) = self.store.tenant(tenant).agent(agent).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(match self.grants(tenant, &row).await? {
+            Ok(grants) => Prepared::Ready(Arc::new(grants)),
+            Err(error) => Prepared::Refused(error),
+        })))
+    }
+
+    /// Each agent a batch of jobs runs as, prepared once for all its runs.
+    async fn batch(&self, jobs: &[ClaimedJob]) -> Result<Batch, EngineError> {
+        let mut batch: Batch = HashMap::new();
         for j in jobs {
-            if let std::collections::hash_map::Entry::Vacant(slot) = agents.entry((j.tenant.clone(), j.agent.clone())) {
-                slot.insert(self.store.tenant(&j.tenant).agent(&j.agent).await?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = batch.entry((j.tenant.clone(), j.agent.clone())) {
+                slot.insert(self.prepare(&j.tenant, &j.agent).await?);
             }
         }
-        Ok(agents)
+        Ok(batch)
     }
 
     /// Records a failed execution against the job's lease.
@@ -353,14 +386,14 @@ impl Engine {
             )
             .await?;
         let n = jobs.len();
-        let agents = self.agents_of(&jobs).await?;
+        let batch = self.batch(&jobs).await?;
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         let mut set = JoinSet::new();
         for job in jobs {
             let engine = self.clone();
-            let agent = agents.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
+            let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
             set.spawn(async move {
-                let ended = engine.execute(&job, agent).await;
+                let ended = engine.execute(&job, prepared).await;
                 (job.id, ended)
             });
         }
@@ -454,8 +487,8 @@ impl Engine {
                 empty_claims = 0;
                 self.config.poll
             };
-            let agents = match self.agents_of(&claimed).await {
-                Ok(agents) => agents,
+            let batch = match self.batch(&claimed).await {
+                Ok(batch) => batch,
                 Err(e) => {
                     // The jobs stay claimed; each looks its agent up itself.
                     tracing::warn!(error = %e, "reading the batch's agents failed");
@@ -465,11 +498,11 @@ impl Engine {
             for job in claimed {
                 let engine = self.clone();
                 let done = done.clone();
-                let agent = agents.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
+                let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
                 set.spawn(async move {
                     // The slot stays taken until the outcome is recorded: when recording falls
                     // behind, claiming slows down instead of piling up finished runs.
-                    let ended = match engine.execute(&job, agent).await {
+                    let ended = match engine.execute(&job, prepared).await {
                         Ok(Execution::Succeeded { output, logs, fuel }) => {
                             let (ack, recorded) = tokio::sync::oneshot::channel();
                             // The recorder outlives every job task (it ends when all senders are gone).
