@@ -614,6 +614,11 @@ fn several_nodes_share_the_queue_and_a_killed_node_loses_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(tokio.block_on(db.store.queue_counts("acme")).unwrap(), (0, 0));
+    assert_eq!(
+        tokio.block_on(db.store.queue_mismatches()).unwrap(),
+        [],
+        "the queue agrees with the runs"
+    );
     // What the survivor recorded: the dead node's runs, requeued, as one resolved incident.
     let requeued: Vec<_> = tokio
         .block_on(db.store.incidents(50))
@@ -1662,6 +1667,11 @@ fn a_postgres_restart_under_load_is_recorded_and_loses_no_run() {
     assert_eq!(all.len(), JOBS, "no run lost or added");
     assert!(all.iter().all(|j| j.output.is_some()));
     assert_eq!(tokio.block_on(store.queue_counts("acme")).unwrap(), (0, 0));
+    assert_eq!(
+        tokio.block_on(store.queue_mismatches()).unwrap(),
+        [],
+        "the queue agrees with the runs"
+    );
     for j in &all {
         let ledger = tokio
             .block_on(store.tenant("acme").ledger_of_run(&j.id.to_string()))

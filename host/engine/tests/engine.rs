@@ -302,6 +302,11 @@ async fn shutdown_releases_unfinished_jobs_to_other_nodes() {
             "released, and the attempt not counted"
         );
         assert_eq!(store.queue_counts("acme").await.unwrap(), (1, 0));
+        assert_eq!(
+            store.queue_mismatches().await.unwrap(),
+            [],
+            "the queue agrees with the runs"
+        );
     })
     .await;
 }
@@ -386,6 +391,11 @@ async fn a_database_restart_under_load_loses_no_job() {
     assert_eq!(jobs.len(), JOBS, "no job lost or added");
     assert!(jobs.iter().all(|j| j.state == "succeeded" && j.output.is_some()));
     assert_eq!(store.queue_counts("acme").await.unwrap(), (0, 0));
+    assert_eq!(
+        store.queue_mismatches().await.unwrap(),
+        [],
+        "the queue agrees with the runs"
+    );
     store.close().await;
 }
 
