@@ -674,7 +674,6 @@ impl Store {
             count_finished(&mut tx, &[id], 1).await?;
             Failed::Dead
         };
-        bump_running(&mut tx, &tenant, -unparked(parked)).await?;
         // The fuel of a failed attempt was burnt all the same (an endless loop burns the most).
         let spent = RunFuel {
             id,
@@ -684,7 +683,7 @@ impl Store {
             attempt,
             fuel,
         };
-        insert_fuel(&mut tx, &[spent], now).await?;
+        end_attempt(&mut tx, parked, spent, now).await?;
         tx.commit().await?;
         Ok(Some(outcome))
     }
@@ -712,7 +711,6 @@ impl Store {
         .bind(logs)
         .fetch_one(&mut *tx)
         .await?;
-        bump_running(&mut tx, &tenant, -unparked(parked)).await?;
         let spent = RunFuel {
             id,
             tenant: &tenant,
@@ -721,7 +719,7 @@ impl Store {
             attempt,
             fuel,
         };
-        insert_fuel(&mut tx, &[spent], now).await?;
+        end_attempt(&mut tx, parked, spent, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1003,6 +1001,13 @@ pub(crate) async fn bump_available_each(tx: &mut Tx, rows: &[(String,)], sign: i
 /// for its children) was taken off the count when it parked.
 pub(crate) fn unparked(parked: i64) -> i64 {
     if parked == 0 { 1 } else { 0 }
+}
+
+/// An attempt that ended without a result (it failed, or waits for a person): it no longer counts
+/// as running (unless it was parked already) and its fuel is billed.
+async fn end_attempt(tx: &mut Tx, parked: i64, spent: RunFuel<'_>, now: i64) -> Result<(), StoreError> {
+    bump_running(tx, spent.tenant, -unparked(parked)).await?;
+    insert_fuel(tx, &[spent], now).await
 }
 
 pub(crate) async fn bump_running(tx: &mut Tx, tenant: &str, n: i64) -> Result<(), StoreError> {
