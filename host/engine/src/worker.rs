@@ -65,10 +65,12 @@ enum Prepared {
     Ready(Arc<Grants>),
     /// The agent's grants cannot be honoured: its runs fail with this.
     Refused(String),
+    /// The agent no longer exists.
+    Gone,
 }
 
-/// A batch's agents by (tenant, agent): `None` for an agent that no longer exists.
-type Batch = HashMap<(String, String), Option<Arc<Prepared>>>;
+/// A batch's agents by (tenant, agent).
+type Batch = HashMap<(String, String), Arc<Prepared>>;
 
 /// A success on its way to the recorder, and who to tell once it is recorded.
 type Recorded = (Finished, tokio::sync::oneshot::Sender<()>);
@@ -120,7 +122,8 @@ impl Engine {
         self.plugins.get(&self.runtime, name)
     }
 
-    /// Runs one claimed job as `agent` (looked up when `None`) and returns how it ended, without
+    /// Runs one claimed job with what its agent's runs share (worked out here when `None`) and
+    /// returns how it ended, without
     /// recording it. Everything logged meanwhile carries the run's tenant, automation, agent, id
     /// and attempt (a `run` span), and the end of the run is logged at `info`.
     async fn execute(
@@ -184,13 +187,13 @@ impl Engine {
             });
         }
         let prepared = match prepared {
-            Some(p) => Some(p),
+            Some(p) => p,
             None => self.prepare(&job.tenant, &job.agent).await?,
         };
-        let grants = match prepared.as_deref() {
-            Some(Prepared::Ready(grants)) => grants.clone(),
-            Some(Prepared::Refused(error)) => return Ok(Execution::refused("config", error.clone())),
-            None => {
+        let grants = match &*prepared {
+            Prepared::Ready(grants) => grants.clone(),
+            Prepared::Refused(error) => return Ok(Execution::refused("config", error.clone())),
+            Prepared::Gone => {
                 let error = format!("agent `{}` no longer exists in tenant `{}`", job.agent, job.tenant);
                 return Ok(Execution::refused("config", error));
             }
@@ -304,16 +307,15 @@ impl Engine {
         }))
     }
 
-    /// What the runs of `agent` need, read and worked out once: `None` when the agent no longer
-    /// exists.
-    async fn prepare(&self, tenant: &str, agent: &str) -> Result<Option<Arc<Prepared>>, EngineError> {
+    /// What the runs of `agent` need, read and worked out once.
+    async fn prepare(&self, tenant: &str, agent: &str) -> Result<Arc<Prepared>, EngineError> {
         let Some(row) = self.store.tenant(tenant).agent(agent).await? else {
-            return Ok(None);
+            return Ok(Arc::new(Prepared::Gone));
         };
-        Ok(Some(Arc::new(match self.grants(tenant, &row).await? {
+        Ok(Arc::new(match self.grants(tenant, &row).await? {
             Ok(grants) => Prepared::Ready(Arc::new(grants)),
             Err(error) => Prepared::Refused(error),
-        })))
+        }))
     }
 
     /// Each agent a batch of jobs runs as, prepared once for all its runs.
@@ -391,7 +393,7 @@ impl Engine {
         let mut set = JoinSet::new();
         for job in jobs {
             let engine = self.clone();
-            let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
+            let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned();
             set.spawn(async move {
                 let ended = engine.execute(&job, prepared).await;
                 (job.id, ended)
@@ -498,7 +500,7 @@ impl Engine {
             for job in claimed {
                 let engine = self.clone();
                 let done = done.clone();
-                let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned().flatten();
+                let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned();
                 set.spawn(async move {
                     // The slot stays taken until the outcome is recorded: when recording falls
                     // behind, claiming slows down instead of piling up finished runs.

@@ -214,9 +214,8 @@ impl Store {
         .await?;
         // Their runs show them waiting until then (held ones are in both lists; both set the same).
         let ids = held.iter().map(|(id, _)| *id).chain(later.iter().map(|(id,)| *id));
-        self.mirror_shedding(&mut tx, ids).await?;
-        let tenants: Vec<(String,)> = held.iter().map(|(_, tenant)| (tenant.clone(),)).collect();
-        crate::queue::bump_available_each(&mut tx, &tenants, -1).await?;
+        mirror_shedding(&mut tx, ids).await?;
+        crate::queue::bump_available_each(&mut tx, held.iter().map(|(_, tenant)| tenant.as_str()), -1).await?;
         let (total,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM queue WHERE shed_from IS NOT NULL AND state = 'scheduled'")
                 .fetch_one(&mut *tx)
@@ -238,24 +237,13 @@ impl Store {
         )
         .fetch_all(&mut *tx)
         .await?;
-        self.mirror_shedding(&mut tx, freed.iter().map(|(id,)| *id)).await?;
+        mirror_shedding(&mut tx, freed.iter().map(|(id,)| *id)).await?;
         // Jobs held back and then cancelled or otherwise ended keep no mark.
         sqlx::query("UPDATE queue SET shed_from = NULL WHERE shed_from IS NOT NULL AND state <> 'scheduled'")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(freed.len() as u64)
-    }
-
-    /// Shows on the runs `ids` the state and due time shedding gave their queue rows.
-    async fn mirror_shedding(&self, tx: &mut crate::Tx, ids: impl Iterator<Item = i64>) -> Result<(), StoreError> {
-        crate::queue::set_jobs(
-            tx,
-            ids,
-            "state = (SELECT q.state FROM queue q WHERE q.id = jobs.id), \
-             run_at = (SELECT q.run_at FROM queue q WHERE q.id = jobs.id)",
-        )
-        .await
     }
 
     /// How many jobs load shedding holds back.
@@ -289,4 +277,15 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Shows on the runs `ids` the state and due time shedding gave their queue rows.
+async fn mirror_shedding(tx: &mut crate::Tx, ids: impl Iterator<Item = i64>) -> Result<(), StoreError> {
+    crate::queue::set_jobs(
+        tx,
+        ids,
+        "state = (SELECT q.state FROM queue q WHERE q.id = jobs.id), \
+         run_at = (SELECT q.run_at FROM queue q WHERE q.id = jobs.id)",
+    )
+    .await
 }

@@ -1146,7 +1146,7 @@ pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[RunFuel<'_>], now: i64) -> 
          FROM {rows} CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb"
     );
     // On PostgreSQL the same statement writes the rows' running-totals deltas, one per key
-    // (migration 22); SQLite's triggers write its totals.
+    // (migration 22); SQLite's trigger writes its totals.
     let sql = if p.is_sqlite() {
         insert
     } else {

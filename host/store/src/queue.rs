@@ -327,10 +327,9 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         set_jobs(&mut tx, moved.iter().map(|(id, _)| *id), "state = 'available'").await?;
-        let tenants: Vec<(String,)> = moved.into_iter().map(|(_, tenant)| (tenant,)).collect();
-        bump_available_each(&mut tx, &tenants, 1).await?;
+        bump_available_each(&mut tx, moved.iter().map(|(_, tenant)| tenant.as_str()), 1).await?;
         tx.commit().await?;
-        Ok(tenants.len() as u64)
+        Ok(moved.len() as u64)
     }
 
     /// Claims up to `max` available jobs for `node`, leased for `lease`, fairly across tenants.
@@ -966,7 +965,7 @@ impl Store {
     /// it already finished. A running job's node learns of it at its next heartbeat.
     pub async fn cancel(&self, tenant: &str, id: i64) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let cancelled = cancel_in(&mut tx, self.backend(), tenant, id).await?;
+        let cancelled = cancel_in(&mut tx, tenant, id).await?;
         tx.commit().await?;
         Ok(cancelled)
     }
@@ -984,12 +983,16 @@ pub(crate) async fn bump_available(tx: &mut Tx, tenant: &str, n: i64) -> Result<
     Ok(())
 }
 
-/// Moves each tenant's available count by `sign` per row of `rows` naming it (the tenants a
-/// statement's `RETURNING tenant_id` gave back): one write per tenant, not per job.
-pub(crate) async fn bump_available_each(tx: &mut Tx, rows: &[(String,)], sign: i64) -> Result<(), StoreError> {
+/// Moves each tenant's available count by `sign` per time `tenants` names it (the tenants of the
+/// jobs a statement moved): one write per tenant, not per job.
+pub(crate) async fn bump_available_each<'a>(
+    tx: &mut Tx,
+    tenants: impl IntoIterator<Item = &'a str>,
+    sign: i64,
+) -> Result<(), StoreError> {
     let mut per_tenant: BTreeMap<&str, i64> = BTreeMap::new();
-    for (tenant,) in rows {
-        *per_tenant.entry(tenant.as_str()).or_default() += sign;
+    for tenant in tenants {
+        *per_tenant.entry(tenant).or_default() += sign;
     }
     for (tenant, n) in per_tenant {
         bump_available(tx, tenant, n).await?;
@@ -1253,13 +1256,18 @@ pub(crate) async fn enqueue_followers_of(tx: &mut Tx, done: &[Succeeded<'_>]) ->
     Ok(())
 }
 
-/// [`Store::retry_dead`] inside a transaction.
-pub(crate) async fn retry_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool, StoreError> {
-    let lock = if Placeholders::for_conn(tx).is_sqlite() {
+/// [`Store::for_update`] for a statement run in `tx`.
+fn for_update_in(tx: &Tx) -> &'static str {
+    if Placeholders::for_conn(tx).is_sqlite() {
         ""
     } else {
         " FOR UPDATE"
-    };
+    }
+}
+
+/// [`Store::retry_dead`] inside a transaction.
+pub(crate) async fn retry_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool, StoreError> {
+    let lock = for_update_in(tx);
     let row: Option<(String,)> = sqlx::query_as(&format!(
         "SELECT state FROM jobs WHERE id = $1 AND tenant_id = $2{lock}"
     ))
@@ -1288,12 +1296,8 @@ pub(crate) async fn retry_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool,
 }
 
 /// [`Store::cancel`] inside a transaction.
-pub(crate) async fn cancel_in(tx: &mut Tx, backend: Backend, tenant: &str, id: i64) -> Result<bool, StoreError> {
-    let lock = if backend == Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+pub(crate) async fn cancel_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool, StoreError> {
+    let lock = for_update_in(tx);
     let row: Option<(String, i64)> = sqlx::query_as(&format!(
         "SELECT state, parked FROM queue WHERE id = $1 AND tenant_id = $2{lock}"
     ))
@@ -1411,24 +1415,9 @@ async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>
         "COALESCE(root_id, id) AS root",
     ];
     let ids = p.ids(take.ids.iter().copied());
-    let rows: Vec<ClaimTuple> = if p.is_sqlite() {
-        sqlx::query(&update)
-            .bind(take.node)
-            .bind(take.now)
-            .bind(&ids)
-            .execute(&mut **tx)
-            .await?;
-        let mut p = Placeholders::for_conn(tx);
-        let sql = rows_sql(true, &columns, &format!("FROM jobs WHERE {}", p.id_in("id")));
-        fetch_rows(tx, true, sqlx::query(&sql).bind(&ids)).await?
-    } else {
-        sqlx::query_as(&format!("{update} RETURNING {}", columns.join(", ")))
-            .bind(take.node)
-            .bind(take.now)
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?
-    };
+    let sql = returning_sql(p.is_sqlite(), &update, &columns);
+    let query = sqlx::query(&sql).bind(take.node).bind(take.now).bind(&ids);
+    let rows: Vec<ClaimTuple> = updated_jobs(tx, query, &columns, take.ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| ClaimedJob {
@@ -1461,14 +1450,13 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
     let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
            WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
            THEN 'awaiting_approval' ELSE 'succeeded' END";
-    let returning = "RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.agent, jobs.attempt";
+    let columns = ["id", "tenant_id", "automation", "state", "agent", "attempt"];
+    let ids: Vec<i64> = results.iter().map(|f| f.id).collect();
     let mut p = Placeholders::for_conn(tx);
     if p.is_sqlite() {
-        // SQLite walks the JSON rows and finds each job by its rowid; then reads what it wrote
-        // back as one row (see `rows_sql`).
-        let at = p.next();
-        let rows = p.json_rows();
-        let sql = format!(
+        // SQLite walks the JSON rows and finds each job by its rowid.
+        let (at, rows) = (p.next(), p.json_rows());
+        let update = format!(
             "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {at} FROM {rows} \
              WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.state = 'running'"
         );
@@ -1476,20 +1464,9 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
             .iter()
             .map(|f| serde_json::json!([f.id, f.output, f.logs]))
             .collect();
-        sqlx::query(&sql)
-            .bind(now)
-            .bind(json_rows(rows))
-            .execute(&mut **tx)
-            .await?;
-        let mut p = Placeholders::for_conn(tx);
-        let read = rows_sql(
-            true,
-            &["id", "tenant_id", "automation", "state", "agent", "attempt"],
-            &format!("FROM jobs WHERE {}", p.id_in("id")),
-        );
-        return fetch_rows(tx, true, sqlx::query(&read).bind(p.ids(results.iter().map(|f| f.id)))).await;
-    }
-    {
+        let sql = returning_sql(true, &update, &columns);
+        updated_jobs(tx, sqlx::query(&sql).bind(now).bind(json_rows(rows)), &columns, &ids).await
+    } else {
         // PostgreSQL finds the jobs by primary key and each result by key in one JSON object
         // parsed once (a materialised one-row CTE). A join of the jobs with the rows of a JSON
         // array let the planner, when statistics put few rows in `running`, rescan the whole
@@ -1499,19 +1476,48 @@ async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<
             .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs])))
             .collect();
         let (d, at, list) = (p.next(), p.next(), p.id_in("jobs.id"));
-        let sql = format!(
+        let update = format!(
             "WITH d AS MATERIALIZED (SELECT CAST({d} AS jsonb) AS doc) \
              UPDATE jobs SET {state}, output = d.doc -> CAST(jobs.id AS TEXT) ->> 0, \
              logs = d.doc -> CAST(jobs.id AS TEXT) ->> 1, finished_at = {at} FROM d \
-             WHERE {list} AND jobs.state = 'running' {returning}"
+             WHERE {list} AND jobs.state = 'running'"
         );
-        Ok(sqlx::query_as(&sql)
+        let sql = returning_sql(false, &update, &columns);
+        let query = sqlx::query(&sql)
             .bind(serde_json::Value::Object(doc).to_string())
             .bind(now)
-            .bind(p.ids(results.iter().map(|f| f.id)))
-            .fetch_all(&mut **tx)
-            .await?)
+            .bind(p.ids(ids.iter().copied()));
+        updated_jobs(tx, query, &columns, &ids).await
     }
+}
+
+/// An UPDATE of `jobs` for [`updated_jobs`]: on PostgreSQL with `RETURNING` the `columns`; on
+/// SQLite as it is, the rows read back after it as one row (see [`rows_sql`]).
+fn returning_sql(sqlite: bool, update: &str, columns: &[&str]) -> String {
+    if sqlite {
+        update.to_string()
+    } else {
+        format!("{update} RETURNING {}", columns.join(", "))
+    }
+}
+
+/// Runs an UPDATE made by [`returning_sql`] and returns the `columns` of the jobs `ids` it wrote.
+async fn updated_jobs<'q, T>(
+    tx: &mut Tx,
+    update: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    columns: &[&str],
+    ids: &[i64],
+) -> Result<Vec<T>, StoreError>
+where
+    T: serde::de::DeserializeOwned + for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+{
+    let mut p = Placeholders::for_conn(tx);
+    if !p.is_sqlite() {
+        return fetch_rows(tx, false, update).await;
+    }
+    update.execute(&mut **tx).await?;
+    let read = rows_sql(true, columns, &format!("FROM jobs WHERE {}", p.id_in("id")));
+    fetch_rows(tx, true, sqlx::query(&read).bind(p.ids(ids.iter().copied()))).await
 }
 
 /// `SELECT {columns} {tail}`, for [`fetch_rows`]. On SQLite it is wrapped to give one row, the

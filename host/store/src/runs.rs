@@ -392,7 +392,7 @@ impl TenantScope<'_> {
     /// heartbeat.
     pub async fn cancel_run(&self, who: &Principal, id: i64) -> Result<(), AccessError> {
         let mut tx = self.store().write_tx().await?;
-        if !crate::queue::cancel_in(&mut tx, self.store().backend(), self.id(), id).await? {
+        if !crate::queue::cancel_in(&mut tx, self.id(), id).await? {
             return Err(match self.run_state(id).await? {
                 None => no_run(id),
                 Some(state) => {

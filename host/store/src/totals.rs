@@ -4,8 +4,8 @@
 //! it (on SQLite by its trigger), the runs' by [`count_finished`], which every transaction that
 //! moves a run into or out of a finished state calls (migration 25 replaced the triggers on
 //! `jobs`, which SQLite ran row by row on every update of every run: 4-8 µs a row, more than the
-//! update itself). `running_totals_agree_with_the_ledger_and_the_runs` in the store's tests holds
-//! every such path to the runs themselves.
+//! update itself). The store tests `running_totals_agree_with_the_ledger_and_the_runs` and
+//! `totals_queue_and_counters_follow_every_move` hold every such path to the runs themselves.
 //!
 //! On SQLite each key is one row, updated in place. On PostgreSQL each statement that changes a
 //! total appends a delta row (`fresh`), because one row per key would make concurrent nodes queue,
