@@ -15,9 +15,10 @@ use mc_runtime::{Runtime, RuntimeConfig};
 use crate::exit;
 use crate::manage::StoreArgs;
 
-/// Most jobs one node runs at once; each holds a plugin instance and a database connection now
-/// and then, and the machine has only so many cores.
-const MAX_WORKERS: usize = 256;
+/// Most jobs one node runs at once. A slot costs a task and, while its run executes, a pooled
+/// plugin instance (address space reserved, memory only as touched); short runs need many slots
+/// to keep both the cores and the database busy (the queue benchmark runs 1,000).
+const MAX_WORKERS: usize = 1_024;
 /// Longest lease accepted: a dead node's work waits this long before another node takes it.
 const MAX_LEASE_SECS: u64 = 3_600;
 

@@ -46,6 +46,7 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
     let server = server_cpu(&db.url).await;
     let t = Instant::now();
     let cpu = cpu_time();
+    let machine = machine_ticks();
     let watcher = store.clone();
     engine
         .clone()
@@ -61,6 +62,7 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         .unwrap();
     let run = t.elapsed();
     let cpu = cpu_time() - cpu;
+    let idle = idle_share(machine, machine_ticks());
     let server = match (server, server_cpu(&db.url).await) {
         (Some(before), Some(after)) => format!("{:.1}", (after - before).as_secs_f64() * 1e6 / jobs as f64),
         _ => "in this process".into(),
@@ -81,12 +83,34 @@ async fn measure(name: &str, db: TestDb, jobs: usize) {
         "every run has its fuel row in the ledger, as on a served node"
     );
     println!(
-        "| {name} | {jobs} | {:.0} | {:.0} | {:.1} | {server} |",
+        "| {name} | {jobs} | {:.0} | {:.0} | {:.1} | {server} | {:.0}% |",
         jobs as f64 / enqueue.as_secs_f64(),
         jobs as f64 / run.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / jobs as f64
+        cpu.as_secs_f64() * 1e6 / jobs as f64,
+        idle * 100.0
     );
     db.finish().await;
+}
+
+/// The machine's CPU ticks so far from `/proc/stat`: (idle and waiting for I/O, all).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    (cpu.get(3..5).map_or(0, |f| f.iter().sum()), cpu.iter().sum())
+}
+
+/// The share of the machine's CPU time left idle between two readings of [`machine_ticks`]: what
+/// the drain leaves unused of both cores (a queue that is not CPU-bound waits on something).
+fn idle_share(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let all = after.1.saturating_sub(before.1).max(1);
+    after.0.saturating_sub(before.0) as f64 / all as f64
 }
 
 /// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces): the line's
@@ -279,9 +303,9 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s | our CPU µs per job | database server CPU µs per job |"
+        "| backend | jobs | enqueue jobs/s | claim → run → complete jobs/s | our CPU µs per job | database server CPU µs per job | machine idle |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     rt.block_on(async {
         // `MC_BENCH_ONLY=sqlite|postgres|graphile` runs one part (for profiling).
         let only = std::env::var("MC_BENCH_ONLY").ok();

@@ -367,7 +367,12 @@ async fn a_database_restart_under_load_loses_no_job() {
         }
     };
     // Under way, not finished: then the server goes away for a few seconds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while count("succeeded").await < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 10 jobs succeeded in a minute before the restart (are the plugins built? `make plugins`)"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cluster.stop_server();
