@@ -170,7 +170,7 @@ async fn store_only(name: &str, db: TestDb, jobs: usize) {
     let lease = Duration::from_secs(30);
     let t = Instant::now();
     let mut done = 0;
-    let (mut tclaim, mut tcomplete) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let (mut tclaim, mut tcomplete) = (Duration::ZERO, Duration::ZERO);
     while done < jobs {
         let tc = Instant::now();
         let claimed = store.claim("bench", STORE_BATCH, lease).await.unwrap();

@@ -123,9 +123,9 @@ impl Engine {
     }
 
     /// Runs one claimed job with what its agent's runs share (worked out here when `None`) and
-    /// returns how it ended, without
-    /// recording it. Everything logged meanwhile carries the run's tenant, automation, agent, id
-    /// and attempt (a `run` span), and the end of the run is logged at `info`.
+    /// returns how it ended, without recording it. Everything logged meanwhile carries the run's
+    /// tenant, automation, agent, id and attempt (a `run` span), and the end of the run is logged
+    /// at `info`.
     async fn execute(
         self: &Arc<Self>,
         job: &ClaimedJob,
