@@ -125,7 +125,7 @@ async fn measure(pool: &sqlx::AnyPool, db: &TestDb, lease_secs: u64, purpose: Pu
     let t = Instant::now();
     let held: BTreeMap<String, Vec<i64>> = loop {
         let running: Vec<(i64, String)> = sqlx::query_as(&format!(
-            "SELECT id, claimed_by FROM jobs WHERE state = 'running' AND id IN ({})",
+            "SELECT id, claimed_by FROM runs WHERE state = 'running' AND id IN ({})",
             enqueued.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
         ))
         .fetch_all(pool)
@@ -151,7 +151,7 @@ async fn measure(pool: &sqlx::AnyPool, db: &TestDb, lease_secs: u64, purpose: Pu
     let t = Instant::now();
     let rows: Vec<Row> = loop {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT id, state, attempt, claimed_by, started_at, finished_at FROM jobs WHERE id IN ({}) ORDER BY id",
+            "SELECT id, state, attempt, claimed_by, started_at, finished_at FROM runs WHERE id IN ({}) ORDER BY id",
             enqueued.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
         ))
         .fetch_all(pool)

@@ -166,7 +166,7 @@ async fn measure(backend: &str, postgres: bool, arrival: Arrival, order: Order) 
         .await
         .unwrap();
     type Row = (i64, String, i64, Option<i64>, Option<i64>);
-    let rows: Vec<Row> = sqlx::query_as("SELECT id, state, created_at, started_at, finished_at FROM jobs ORDER BY id")
+    let rows: Vec<Row> = sqlx::query_as("SELECT id, state, created_at, started_at, finished_at FROM runs ORDER BY id")
         .fetch_all(&pool)
         .await
         .unwrap();

@@ -287,7 +287,10 @@ impl TenantScope<'_> {
     async fn decide(&self, who: &Principal, id: i64, verdict: Verdict<'_>) -> Result<Decision, ApprovalError> {
         let mut tx = self.store().write_tx().await?;
         let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT state, automation, output FROM jobs WHERE tenant_id = $1 AND id = $2{}",
+            // The state as it is now (a running job's is on its queue row; see `runs`), of the
+            // job's own row, which is what the lock is for.
+            "SELECT COALESCE((SELECT q.state FROM queue q WHERE q.id = jobs.id AND q.state = 'running'), state), \
+             automation, output FROM jobs WHERE tenant_id = $1 AND id = $2{}",
             self.store().for_update()
         ))
         .bind(self.id())

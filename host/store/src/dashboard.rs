@@ -116,7 +116,7 @@ impl TenantScope<'_> {
             .join(", ");
         let rows = sqlx::query(&format!(
             "SELECT {run_columns}, a.name, COALESCE(c.cost, 0) FROM agents a \
-             LEFT JOIN jobs j ON j.tenant_id = a.tenant_id AND j.id = \
+             LEFT JOIN runs j ON j.tenant_id = a.tenant_id AND j.id = \
                  (SELECT MAX(k.id) FROM jobs k WHERE k.tenant_id = a.tenant_id AND k.agent = a.name) \
              LEFT JOIN (SELECT agent, CAST(SUM(cost) AS BIGINT) AS cost FROM ledger_totals \
                  WHERE tenant_id = $1 AND month = $2 GROUP BY agent) c ON c.agent = a.name \

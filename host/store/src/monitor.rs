@@ -707,7 +707,7 @@ async fn histogram(
 impl Store {
     /// What `/metrics` reports beside the latest snapshot.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
-        let runs_by_state = sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+        let runs_by_state = sqlx::query_as("SELECT state, COUNT(*) FROM runs GROUP BY state ORDER BY state")
             .fetch_all(self.pool())
             .await?;
         let ai_by_tenant = sqlx::query_as(
@@ -808,7 +808,7 @@ impl TenantScope<'_> {
                  OR j.started_at - e.tick > {grace}) THEN 1 ELSE 0 END), 0) AS BIGINT), \
                CAST(COALESCE(SUM(CASE WHEN e.outcome = 'fired' AND j.state = 'dead' AND j.error_kind IN ({platform}) \
                  THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM tick_events e LEFT JOIN jobs j ON j.tenant_id = e.tenant_id AND j.id = e.job_id \
+             FROM tick_events e LEFT JOIN runs j ON j.tenant_id = e.tenant_id AND j.id = e.job_id \
              WHERE e.tenant_id = $1 AND e.tick >= $2 AND e.tick < $3"
         ))
         .bind(self.id())

@@ -10,7 +10,10 @@
 //! Within a tenant, `rank_key` (priority with aging, see the migration) decides the order.
 //!
 //! Every operation changes a job's `queue` row and its `jobs` row in one transaction (migration
-//! 25): the queue row while the queue has the job in hand, the jobs row always.
+//! 25): the queue row while the queue has the job in hand, the jobs row always; except a claim,
+//! which writes the queue row alone (migration 26). A running job's attempt, start and node are
+//! on its queue row, and whatever ends the attempt copies them to the job's row. Readers of runs
+//! read the `runs` view, which takes them from the queue row while the job runs.
 //!
 //! The node implies the state: `queue.claimed_by` is set exactly while the job runs, so a
 //! statement over a batch of ids that names the node needs no condition on the state, and must
@@ -27,7 +30,7 @@ use std::time::Duration;
 use sqlx::{Any, Transaction};
 
 use crate::metering::{RunFuel, insert_fuel};
-use crate::totals::count_finished;
+use crate::totals::{count_finished, count_runs};
 use crate::{Backend, Placeholders, Store, StoreError, Tx, json_rows, now_micros};
 
 /// One priority level is worth this much waiting: a job waiting this long ranks with a job one
@@ -526,9 +529,14 @@ impl Store {
             let (list, n) = (p.id_in("id"), p.next());
             let ids = p.ids(chunk.iter().map(|f| f.id));
             let held_by_node = format!("FROM queue WHERE {list} AND claimed_by = {n}");
-            let held: Vec<(i64, String, i64)> = if p.is_sqlite() {
+            // The attempt and its start leave with the queue row, for the job's row.
+            let held: Vec<(i64, String, i64, i64, Option<i64>)> = if p.is_sqlite() {
                 // Read, then delete: nothing comes between in SQLite's exclusive transaction.
-                let read = rows_sql(true, &["id", "tenant_id", "parked"], &held_by_node);
+                let read = rows_sql(
+                    true,
+                    &["id", "tenant_id", "parked", "attempt", "started_at"],
+                    &held_by_node,
+                );
                 let held = fetch_rows(&mut tx, true, sqlx::query(&read).bind(&ids).bind(node)).await?;
                 sqlx::query(&format!("DELETE {held_by_node}"))
                     .bind(&ids)
@@ -537,30 +545,36 @@ impl Store {
                     .await?;
                 held
             } else {
-                sqlx::query_as(&format!("DELETE {held_by_node} RETURNING id, tenant_id, parked"))
-                    .bind(&ids)
-                    .bind(node)
-                    .fetch_all(&mut *tx)
-                    .await?
+                sqlx::query_as(&format!(
+                    "DELETE {held_by_node} RETURNING id, tenant_id, parked, attempt, started_at"
+                ))
+                .bind(&ids)
+                .bind(node)
+                .fetch_all(&mut *tx)
+                .await?
             };
             if held.is_empty() {
                 continue;
             }
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
-            let mut kept: Vec<&Finished> = Vec::with_capacity(held.len());
-            for (id, tenant, parked) in &held {
+            let mut kept: Vec<Ended> = Vec::with_capacity(held.len());
+            for (id, tenant, parked, attempt, started_at) in &held {
                 if let Some(&pos) = position.get(id) {
                     recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
-                    kept.push(&chunk[pos]);
+                    kept.push(Ended {
+                        result: &chunk[pos],
+                        attempt: *attempt,
+                        started_at: *started_at,
+                    });
                 }
                 *finished.entry(tenant.clone()).or_default() += unparked(*parked);
             }
-            let done = record_results(&mut tx, &kept, now).await?;
-            count_finished(&mut tx, &done.iter().map(|d| d.0).collect::<Vec<_>>(), 1).await?;
+            let done = record_results(&mut tx, &kept, node, now).await?;
+            count_runs(&mut tx, done.iter().map(|d| (d.1.as_str(), d.6, d.3.as_str())), 1).await?;
             let mut fuel = Vec::with_capacity(done.len());
             let mut succeeded = Vec::new();
             let mut held_for_approval = Vec::new();
-            for (id, tenant, automation, state, agent, attempt) in &done {
+            for (id, tenant, automation, state, agent, attempt, _) in &done {
                 let Some(&pos) = position.get(id) else { continue };
                 fuel.push(RunFuel {
                     id: *id,
@@ -615,9 +629,9 @@ impl Store {
         } = *attempt;
         let now = now_micros();
         let mut tx = self.write_tx().await?;
-        type Row = (String, i64, i64, i64, i64, String, Option<String>);
+        type Row = (String, i64, Option<i64>, i64, i64, i64, String, Option<String>);
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT q.tenant_id, j.attempt, j.max_attempts, j.priority, q.parked, j.agent, j.automation \
+            "SELECT q.tenant_id, q.attempt, q.started_at, j.max_attempts, j.priority, q.parked, j.agent, j.automation \
              FROM queue q JOIN jobs j ON j.id = q.id WHERE q.id = $1 AND q.claimed_by = $2 AND q.state = 'running'{}",
             self.for_update()
         ))
@@ -625,7 +639,7 @@ impl Store {
         .bind(node)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((tenant, attempt, max_attempts, priority, parked, agent, automation)) = row else {
+        let Some((tenant, attempt, started_at, max_attempts, priority, parked, agent, automation)) = row else {
             return Ok(None);
         };
         let outcome = if retryable && attempt < max_attempts {
@@ -641,7 +655,7 @@ impl Store {
             .await?;
             sqlx::query(
                 "UPDATE jobs SET state = 'scheduled', run_at = $2, error_kind = $3, error = $4, logs = $5, claimed_by = NULL, \
-                 plugin_hash = $6 WHERE id = $1",
+                 plugin_hash = $6, attempt = $7, started_at = $8 WHERE id = $1",
             )
             .bind(id)
             .bind(run_at)
@@ -649,6 +663,8 @@ impl Store {
             .bind(error)
             .bind(logs)
             .bind(plugin_hash)
+            .bind(attempt)
+            .bind(started_at)
             .execute(&mut *tx)
             .await?;
             Failed::Retrying { run_at }
@@ -659,8 +675,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, plugin_hash = $6 \
-                 WHERE id = $1",
+                "UPDATE jobs SET state = 'dead', error_kind = $2, error = $3, finished_at = $4, logs = $5, plugin_hash = $6, \
+                 attempt = $7, started_at = $8, claimed_by = $9 WHERE id = $1",
             )
             .bind(id)
             .bind(kind)
@@ -668,6 +684,9 @@ impl Store {
             .bind(now)
             .bind(logs)
             .bind(plugin_hash)
+            .bind(attempt)
+            .bind(started_at)
+            .bind(node)
             .execute(&mut *tx)
             .await?;
             count_finished(&mut tx, &[id], 1).await?;
@@ -693,21 +712,25 @@ impl Store {
     pub async fn suspend(&self, node: &str, id: i64, logs: Option<&str>, fuel: u64) -> Result<bool, StoreError> {
         let now = now_micros();
         let mut tx = self.write_tx().await?;
-        let row: Option<(String, i64)> = sqlx::query_as(
+        let row: Option<(String, i64, i64, Option<i64>)> = sqlx::query_as(
             "UPDATE queue SET state = 'awaiting_approval', lease_until = NULL, claimed_by = NULL \
-             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, parked",
+             WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING tenant_id, parked, attempt, started_at",
         )
         .bind(id)
         .bind(node)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((tenant, parked)) = row else { return Ok(false) };
-        let (agent, automation, attempt): (String, Option<String>, i64) = sqlx::query_as(
-            "UPDATE jobs SET state = 'awaiting_approval', logs = $2, claimed_by = NULL WHERE id = $1 \
-             RETURNING agent, automation, attempt",
+        let Some((tenant, parked, attempt, started_at)) = row else {
+            return Ok(false);
+        };
+        let (agent, automation): (String, Option<String>) = sqlx::query_as(
+            "UPDATE jobs SET state = 'awaiting_approval', logs = $2, claimed_by = NULL, attempt = $3, started_at = $4 \
+             WHERE id = $1 RETURNING agent, automation",
         )
         .bind(id)
         .bind(logs)
+        .bind(attempt)
+        .bind(started_at)
         .fetch_one(&mut *tx)
         .await?;
         let spent = RunFuel {
@@ -738,10 +761,10 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.write_tx().await?;
-        // id, tenant, attempt, max attempts, priority, parked, the node that held it.
-        type Expired = (i64, String, i64, i64, i64, i64, Option<String>);
+        // id, tenant, attempt, max attempts, priority, parked, the node that held it, its start.
+        type Expired = (i64, String, i64, i64, i64, i64, Option<String>, Option<i64>);
         let expired: Vec<Expired> = sqlx::query_as(
-            "SELECT q.id, q.tenant_id, j.attempt, j.max_attempts, j.priority, q.parked, q.claimed_by \
+            "SELECT q.id, q.tenant_id, q.attempt, j.max_attempts, j.priority, q.parked, q.claimed_by, q.started_at \
              FROM queue q JOIN jobs j ON j.id = q.id WHERE q.state = 'running' AND q.lease_until < $1",
         )
         .bind(now)
@@ -753,7 +776,7 @@ impl Store {
         let mut per_node: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         let mut per_tenant: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         let mut died = Vec::new();
-        for (id, tenant, attempt, max_attempts, priority, parked, node) in &expired {
+        for (id, tenant, attempt, max_attempts, priority, parked, node, started_at) in &expired {
             // A lost node is the platform's fault, not the plugin's: the job always gets its run,
             // but a job that keeps killing nodes still ends dead after its attempts.
             let requeue = attempt < max_attempts;
@@ -780,11 +803,13 @@ impl Store {
             }
             sqlx::query(
                 "UPDATE jobs SET state = $2, claimed_by = NULL, finished_at = $3, error_kind = 'lease_expired', \
-                 error = 'the node running this job stopped responding' WHERE id = $1",
+                 error = 'the node running this job stopped responding', attempt = $4, started_at = $5 WHERE id = $1",
             )
             .bind(id)
             .bind(state)
             .bind(finished_at)
+            .bind(attempt)
+            .bind(started_at)
             .execute(&mut *tx)
             .await?;
             recovered += 1;
@@ -844,19 +869,15 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut p = Placeholders::for_conn(&tx);
         let (list, n) = (p.id_in("id"), p.next());
+        // The attempt does not count. The jobs' rows show them as they were before the claim
+        // (see the module doc), which is what they are again.
         let released: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
-            "UPDATE queue SET state = 'available', claimed_by = NULL, lease_until = NULL \
-             WHERE {list} AND claimed_by = {n} RETURNING id, tenant_id, parked"
+            "UPDATE queue SET state = 'available', claimed_by = NULL, lease_until = NULL, attempt = attempt - 1, \
+             started_at = NULL WHERE {list} AND claimed_by = {n} RETURNING id, tenant_id, parked"
         ))
         .bind(p.ids(ids.iter().copied()))
         .bind(node)
         .fetch_all(&mut *tx)
-        .await?;
-        set_jobs(
-            &mut tx,
-            released.iter().map(|(id, _, _)| *id),
-            "state = 'available', attempt = attempt - 1, claimed_by = NULL",
-        )
         .await?;
         for (_, tenant, parked) in &released {
             bump_running(&mut tx, tenant, -unparked(*parked)).await?;
@@ -891,12 +912,13 @@ impl Store {
 
     /// Jobs whose queue row disagrees with their state, as (job, its state, its queue row's
     /// state): a job has a queue row, in its own state, exactly while it waits, runs, waits for a
-    /// person or is dead-lettered (see the module doc). Reads every job: for tests and checks by
-    /// hand, not for a serving path.
+    /// person or is dead-lettered, except that a running job's row shows it available (see the
+    /// module doc). Reads every job: for tests and checks by hand, not for a serving path.
     pub async fn queue_mismatches(&self) -> Result<Vec<(i64, Option<String>, Option<String>)>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT j.id, j.state, q.state FROM jobs j LEFT JOIN queue q ON q.id = j.id \
-             WHERE (q.id IS NULL AND j.state IN ({LIVE})) OR (q.id IS NOT NULL AND q.state <> j.state) \
+             WHERE (q.id IS NULL AND j.state IN ({LIVE})) OR j.state = 'running' \
+             OR (q.id IS NOT NULL AND q.state <> j.state AND NOT (q.state = 'running' AND j.state = 'available')) \
              UNION ALL SELECT q.id, NULL, q.state FROM queue q LEFT JOIN jobs j ON j.id = q.id WHERE j.id IS NULL \
              ORDER BY 1"
         ))
@@ -935,7 +957,7 @@ impl Store {
         );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, tenant_id, automation, agent, state, attempt, max_attempts, run_at, output, error_kind, error, claimed_by, \
-             created_at FROM jobs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+             created_at FROM runs WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(tenant)
         .bind(limit)
@@ -1298,8 +1320,9 @@ pub(crate) async fn retry_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool,
 /// [`Store::cancel`] inside a transaction.
 pub(crate) async fn cancel_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool, StoreError> {
     let lock = for_update_in(tx);
-    let row: Option<(String, i64)> = sqlx::query_as(&format!(
-        "SELECT state, parked FROM queue WHERE id = $1 AND tenant_id = $2{lock}"
+    type Row = (String, i64, i64, Option<i64>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT state, parked, attempt, started_at, claimed_by FROM queue WHERE id = $1 AND tenant_id = $2{lock}"
     ))
     .bind(id)
     .bind(tenant)
@@ -1307,7 +1330,9 @@ pub(crate) async fn cancel_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool
     .await?;
     // A job out of the queue has finished; one held for a person or dead-lettered is not
     // waiting for a worker, and has its own ways out (a decision, a retry).
-    let Some((state, parked)) = row else { return Ok(false) };
+    let Some((state, parked, attempt, started_at, node)) = row else {
+        return Ok(false);
+    };
     if !matches!(state.as_str(), "scheduled" | "available" | "running") {
         return Ok(false);
     }
@@ -1315,11 +1340,19 @@ pub(crate) async fn cancel_in(tx: &mut Tx, tenant: &str, id: i64) -> Result<bool
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now_micros())
-        .execute(&mut **tx)
-        .await?;
+    // A running job's attempt, start and node are on its queue row (see the module doc); a job
+    // that waits has neither a start nor a node there, and keeps those of its last attempt.
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $2, attempt = $3, started_at = COALESCE($4, started_at), \
+         claimed_by = COALESCE($5, claimed_by) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now_micros())
+    .bind(attempt)
+    .bind(started_at.filter(|_| state == "running"))
+    .bind(node)
+    .execute(&mut **tx)
+    .await?;
     count_finished(tx, &[id], 1).await?;
     match state.as_str() {
         "available" => bump_available(tx, tenant, -1).await?,
@@ -1360,8 +1393,9 @@ pub(crate) async fn queue_rows_from_jobs(tx: &mut Tx, ids: &[i64]) -> Result<(),
     let step = p.next();
     let list = p.id_in("id");
     sqlx::query(&format!(
-        "INSERT INTO queue (id, tenant_id, automation, priority, state, rank_key, run_at, created_at) \
-         SELECT id, tenant_id, automation, priority, state, priority * {step} - run_at, run_at, created_at FROM jobs WHERE {list}"
+        "INSERT INTO queue (id, tenant_id, automation, priority, state, rank_key, run_at, created_at, attempt, started_at) \
+         SELECT id, tenant_id, automation, priority, state, priority * {step} - run_at, run_at, created_at, attempt, started_at \
+         FROM jobs WHERE {list}"
     ))
     .bind(PRIORITY_STEP.as_micros() as i64)
     .bind(p.ids(ids.iter().copied()))
@@ -1379,45 +1413,48 @@ struct Take<'a> {
     now: i64,
 }
 
-/// Moves available jobs to running for a node (the queue row holds the node and its lease; the
-/// job row counts the attempt) and returns them as claimed, in no particular order.
+/// Moves available jobs to running for a node and returns them as claimed, in no particular
+/// order. Only their queue rows change: each holds the node, its lease, the attempt it starts and
+/// when (the job's row learns them when the attempt ends; see the module doc).
 async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>, StoreError> {
     // The candidates are the claim's own: locked by it on PostgreSQL, inside its exclusive
     // transaction on SQLite. So every one of them is taken, and no condition on their state,
     // which would let PostgreSQL's planner scan a partial index instead of looking them up (see
     // "The node implies the state" in the module doc).
     let mut p = Placeholders::for_conn(tx);
-    let (n, until, list) = (p.next(), p.next(), p.id_in("id"));
+    let (n, until, at, list) = (p.next(), p.next(), p.next(), p.id_in("id"));
+    let ids = p.ids(take.ids.iter().copied());
     sqlx::query(&format!(
-        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until} WHERE {list}"
+        "UPDATE queue SET state = 'running', parked = 0, claimed_by = {n}, lease_until = {until}, \
+         attempt = attempt + 1, started_at = {at} WHERE {list}"
     ))
     .bind(take.node)
     .bind(take.lease_until)
-    .bind(p.ids(take.ids.iter().copied()))
+    .bind(take.now)
+    .bind(&ids)
     .execute(&mut **tx)
     .await?;
     let mut p = Placeholders::for_conn(tx);
-    let (n, at, list) = (p.next(), p.next(), p.id_in("id"));
-    let update = format!(
-        "UPDATE jobs SET state = 'running', attempt = attempt + 1, claimed_by = {n}, started_at = {at} WHERE {list}"
-    );
+    let list = p.id_in("j.id");
     let columns = [
-        "id",
-        "tenant_id",
-        "automation",
-        "agent",
-        "plugin",
-        "input",
-        "trigger_kind",
-        "priority",
-        "attempt",
-        "max_attempts",
-        "COALESCE(root_id, id) AS root",
+        "j.id AS id",
+        "j.tenant_id AS tenant_id",
+        "j.automation AS automation",
+        "j.agent AS agent",
+        "j.plugin AS plugin",
+        "j.input AS input",
+        "j.trigger_kind AS trigger_kind",
+        "j.priority AS priority",
+        "q.attempt AS attempt",
+        "j.max_attempts AS max_attempts",
+        "COALESCE(j.root_id, j.id) AS root",
     ];
-    let ids = p.ids(take.ids.iter().copied());
-    let sql = returning_sql(p.is_sqlite(), &update, &columns);
-    let query = sqlx::query(&sql).bind(take.node).bind(take.now).bind(&ids);
-    let rows: Vec<ClaimTuple> = updated_jobs(tx, query, &columns, take.ids).await?;
+    let sql = rows_sql(
+        p.is_sqlite(),
+        &columns,
+        &format!("FROM jobs j JOIN queue q ON q.id = j.id WHERE {list}"),
+    );
+    let rows: Vec<ClaimTuple> = fetch_rows(tx, p.is_sqlite(), sqlx::query(&sql).bind(&ids)).await?;
     Ok(rows
         .into_iter()
         .map(|r| ClaimedJob {
@@ -1437,54 +1474,82 @@ async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>
         .collect())
 }
 
-/// A recorded result: the job, its tenant, its automation, the state it is in now, its agent and
-/// its attempt.
-type Recorded = (i64, String, Option<String>, String, String, i64);
+/// A recorded result: the job, its tenant, its automation, the state it is in now, its agent, its
+/// attempt and when it was created.
+type Recorded = (i64, String, Option<String>, String, String, i64, i64);
 
-/// Writes each successful result on its running job's row: succeeded, or awaiting approval when
-/// its automation asks for one. (The caller has taken the jobs out of the queue.)
-async fn record_results(tx: &mut Tx, results: &[&Finished], now: i64) -> Result<Vec<Recorded>, StoreError> {
+/// A successful attempt on its way to its job's row, with what its queue row held of it.
+struct Ended<'a> {
+    result: &'a Finished,
+    attempt: i64,
+    started_at: Option<i64>,
+}
+
+/// Writes each successful result on its job's row with the attempt it ended (run by `node`):
+/// succeeded, or awaiting approval when its automation asks for one. (The caller has taken the
+/// jobs out of the queue, which proves `node` held them.)
+async fn record_results(tx: &mut Tx, results: &[Ended<'_>], node: &str, now: i64) -> Result<Vec<Recorded>, StoreError> {
     if results.is_empty() {
         return Ok(Vec::new());
     }
     let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
            WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
            THEN 'awaiting_approval' ELSE 'succeeded' END";
-    let columns = ["id", "tenant_id", "automation", "state", "agent", "attempt"];
-    let ids: Vec<i64> = results.iter().map(|f| f.id).collect();
+    let columns = [
+        "id",
+        "tenant_id",
+        "automation",
+        "state",
+        "agent",
+        "attempt",
+        "created_at",
+    ];
+    let ids: Vec<i64> = results.iter().map(|e| e.result.id).collect();
+    let fields = |e: &Ended| serde_json::json!([e.result.output, e.result.logs, e.attempt, e.started_at]);
     let mut p = Placeholders::for_conn(tx);
     if p.is_sqlite() {
         // SQLite walks the JSON rows and finds each job by its rowid.
-        let (at, rows) = (p.next(), p.json_rows());
+        let (n, at, rows) = (p.next(), p.next(), p.json_rows());
         let update = format!(
-            "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, finished_at = {at} FROM {rows} \
-             WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT) AND jobs.state = 'running'"
+            "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, \
+             attempt = CAST(r.value ->> 3 AS BIGINT), started_at = CAST(r.value ->> 4 AS BIGINT), claimed_by = {n}, \
+             finished_at = {at} FROM {rows} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT)"
         );
         let rows = results
             .iter()
-            .map(|f| serde_json::json!([f.id, f.output, f.logs]))
+            .map(|e| {
+                let mut row = fields(e);
+                if let serde_json::Value::Array(v) = &mut row {
+                    v.insert(0, e.result.id.into());
+                }
+                row
+            })
             .collect();
         let sql = returning_sql(true, &update, &columns);
-        updated_jobs(tx, sqlx::query(&sql).bind(now).bind(json_rows(rows)), &columns, &ids).await
+        let query = sqlx::query(&sql).bind(node).bind(now).bind(json_rows(rows));
+        updated_jobs(tx, query, &columns, &ids).await
     } else {
         // PostgreSQL finds the jobs by primary key and each result by key in one JSON object
         // parsed once (a materialised one-row CTE). A join of the jobs with the rows of a JSON
         // array let the planner, when statistics put few rows in `running`, rescan the whole
         // array for every job: 250 × 250 comparisons and 40-95 ms a batch.
-        let doc: serde_json::Map<String, serde_json::Value> = results
-            .iter()
-            .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs])))
-            .collect();
-        let (d, at, list) = (p.next(), p.next(), p.id_in("jobs.id"));
+        let doc: serde_json::Map<String, serde_json::Value> =
+            results.iter().map(|e| (e.result.id.to_string(), fields(e))).collect();
+        let (d, n, at, list) = (p.next(), p.next(), p.next(), p.id_in("jobs.id"));
+        let field = |i: usize| format!("d.doc -> CAST(jobs.id AS TEXT) ->> {i}");
         let update = format!(
             "WITH d AS MATERIALIZED (SELECT CAST({d} AS jsonb) AS doc) \
-             UPDATE jobs SET {state}, output = d.doc -> CAST(jobs.id AS TEXT) ->> 0, \
-             logs = d.doc -> CAST(jobs.id AS TEXT) ->> 1, finished_at = {at} FROM d \
-             WHERE {list} AND jobs.state = 'running'"
+             UPDATE jobs SET {state}, output = {}, logs = {}, attempt = CAST({} AS BIGINT), \
+             started_at = CAST({} AS BIGINT), claimed_by = {n}, finished_at = {at} FROM d WHERE {list}",
+            field(0),
+            field(1),
+            field(2),
+            field(3)
         );
         let sql = returning_sql(false, &update, &columns);
         let query = sqlx::query(&sql)
             .bind(serde_json::Value::Object(doc).to_string())
+            .bind(node)
             .bind(now)
             .bind(p.ids(ids.iter().copied()));
         updated_jobs(tx, query, &columns, &ids).await

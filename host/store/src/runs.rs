@@ -154,7 +154,7 @@ impl TenantScope<'_> {
         let filtered = filter.state.is_some() || filter.automation.is_some() || filter.agent.is_some();
         if !filtered {
             let rows = sqlx::query(&format!(
-                "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+                "SELECT {SUMMARY_COLUMNS} FROM runs WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
             ))
             .bind(self.id())
             .bind(before)
@@ -176,7 +176,7 @@ impl TenantScope<'_> {
         let (rows, floor) = match self.store().backend() {
             crate::Backend::Postgres => {
                 let rows = sqlx::query(&format!(
-                    "SELECT * FROM (SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id < $2 \
+                    "SELECT * FROM (SELECT {SUMMARY_COLUMNS} FROM runs WHERE tenant_id = $1 AND id < $2 \
                      ORDER BY id DESC LIMIT {FILTER_WINDOW}) AS w WHERE {filters} ORDER BY id DESC LIMIT $6"
                 ))
                 .bind(self.id())
@@ -192,7 +192,7 @@ impl TenantScope<'_> {
             crate::Backend::Sqlite => {
                 let floor = window_floor(tx, self.id(), before).await?;
                 let rows = sqlx::query(&format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id < $2 AND {filters} \
+                    "SELECT {SUMMARY_COLUMNS} FROM runs WHERE tenant_id = $1 AND id < $2 AND {filters} \
                      AND id >= $7 ORDER BY id DESC LIMIT $6"
                 ))
                 .bind(self.id())
@@ -226,7 +226,7 @@ impl TenantScope<'_> {
     /// tenant has.
     pub async fn runs_update(&self, after: i64, watching: &[i64]) -> Result<Vec<RunSummary>, StoreError> {
         let mut runs: Vec<RunSummary> = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            "SELECT {SUMMARY_COLUMNS} FROM runs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
         ))
         .bind(self.id())
         .bind(after)
@@ -242,7 +242,7 @@ impl TenantScope<'_> {
                 .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let sql = format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE tenant_id = $1 AND id IN ({ids})");
+            let sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE tenant_id = $1 AND id IN ({ids})");
             let mut q = sqlx::query(&sql).bind(self.id());
             for id in watching {
                 q = q.bind(*id);
@@ -260,7 +260,7 @@ impl TenantScope<'_> {
     /// One of its runs.
     pub async fn run(&self, id: i64) -> Result<Option<RunDetail>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS}, input, output FROM jobs WHERE tenant_id = $1 AND id = $2"
+            "SELECT {SUMMARY_COLUMNS}, input, output FROM runs WHERE tenant_id = $1 AND id = $2"
         ))
         .bind(self.id())
         .bind(id)
@@ -438,7 +438,7 @@ impl TenantScope<'_> {
     }
 
     async fn run_state(&self, id: i64) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT state FROM jobs WHERE tenant_id = $1 AND id = $2")
+        let row: Option<(String,)> = sqlx::query_as("SELECT state FROM runs WHERE tenant_id = $1 AND id = $2")
             .bind(self.id())
             .bind(id)
             .fetch_optional(self.store().pool())

@@ -266,7 +266,7 @@ impl Store {
     /// on-time measurements; and how many ticks were recorded missed or skipped.
     pub async fn tick_start_delays(&self, tenant: &str) -> Result<(Vec<(i64, Option<i64>)>, i64), StoreError> {
         let fired: Vec<(i64, Option<i64>)> = sqlx::query_as(
-            "SELECT e.tick, j.started_at FROM tick_events e LEFT JOIN jobs j ON j.id = e.job_id \
+            "SELECT e.tick, j.started_at FROM tick_events e LEFT JOIN runs j ON j.id = e.job_id \
              WHERE e.tenant_id = $1 AND e.outcome = 'fired' ORDER BY e.tick",
         )
         .bind(tenant)

@@ -63,6 +63,50 @@ pub(crate) async fn count_finished(tx: &mut crate::Tx, ids: &[i64], sign: i64) -
     Ok(())
 }
 
+/// [`count_finished`] for runs whose tenant, creation time and state the caller has in hand (from
+/// the RETURNING of the statement that moved them), without reading the runs again: the recorder
+/// counts a few hundred at a time, and reading them back was one lookup a run.
+pub(crate) async fn count_runs<'a>(
+    tx: &mut crate::Tx,
+    runs: impl IntoIterator<Item = (&'a str, i64, &'a str)>,
+    sign: i64,
+) -> Result<(), StoreError> {
+    let mut keys: std::collections::BTreeMap<(&str, i64, &str), i64> = Default::default();
+    for (tenant, created_at, state) in runs {
+        if FINISHED_STATES.contains(&format!("'{state}'")) {
+            let hour = created_at - created_at.rem_euclid(RUN_TOTALS_BUCKET_MICROS);
+            *keys.entry((tenant, hour, state)).or_default() += sign;
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let rows = keys
+        .into_iter()
+        .map(|((tenant, hour, state), n)| serde_json::json!([tenant, hour, state, n]))
+        .collect();
+    let mut p = crate::Placeholders::for_conn(tx);
+    let select = format!(
+        "SELECT r.value ->> 0, CAST(r.value ->> 1 AS BIGINT), r.value ->> 2, CAST(r.value ->> 3 AS BIGINT) FROM {}",
+        p.json_rows()
+    );
+    // SQLite keeps a row per key; PostgreSQL appends a delta (see the module doc). (`WHERE true`
+    // keeps SQLite from reading `ON CONFLICT` as a join constraint of the SELECT.)
+    let sql = if p.is_sqlite() {
+        format!(
+            "INSERT INTO run_totals (tenant_id, hour, state, runs) {select} WHERE true \
+             ON CONFLICT (tenant_id, hour, state) DO UPDATE SET runs = runs + excluded.runs"
+        )
+    } else {
+        format!("INSERT INTO run_totals (tenant_id, hour, state, runs) {select}")
+    };
+    sqlx::query(&sql)
+        .bind(crate::json_rows(rows))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Folds every key with fresh deltas into one row (PostgreSQL; SQLite keeps one row per key
     /// already). Returns how many rows it replaced.

@@ -146,7 +146,7 @@ impl TenantScope<'_> {
         }
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let rows: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT id, state, output, error FROM jobs WHERE tenant_id = $1 AND id IN ({list})"
+            "SELECT id, state, output, error FROM runs WHERE tenant_id = $1 AND id IN ({list})"
         ))
         .bind(self.id())
         .fetch_all(self.store().pool())
@@ -183,7 +183,7 @@ impl TenantScope<'_> {
                AND l.run_id = CAST(j.id AS TEXT)), 0) AS BIGINT), \
              CAST(COALESCE((SELECT SUM(l.fuel) FROM ledger l WHERE l.tenant_id = j.tenant_id \
                AND l.run_id = CAST(j.id AS TEXT)), 0) AS BIGINT) \
-             FROM jobs j WHERE j.tenant_id = $1 \
+             FROM runs j WHERE j.tenant_id = $1 \
                AND j.id IN (SELECT CAST($2 AS BIGINT) UNION ALL SELECT r.id FROM jobs r WHERE r.tenant_id = $1 AND r.root_id = $2) \
              ORDER BY j.id",
         )

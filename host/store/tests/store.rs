@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 25);
+    assert_eq!(n, 26);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 25)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 26)"
     );
 }
 
@@ -334,6 +334,74 @@ async fn priorities_order_work_and_waiting_jobs_age() {
         store.enqueue(&[high, waited]).await.unwrap();
         let first = store.claim("n", 1, LEASE).await.unwrap();
         assert_eq!(first[0].input, "{\"n\":1}");
+    })
+    .await;
+}
+
+/// A claim writes only the job's queue row (migration 26); what people see of a run still
+/// follows each attempt: its state, attempt, start and node while it runs, and the same on the
+/// job's row once the attempt ends, whichever way it ends.
+#[tokio::test]
+async fn a_running_job_shows_its_attempt_start_and_node_whichever_way_it_ends() {
+    on_both(|store| async move {
+        with_tenants(&store).await;
+        let id = store
+            .enqueue(&[mc_store::NewJob {
+                max_attempts: 3,
+                ..job("acme", 1)
+            }])
+            .await
+            .unwrap()[0]
+            .id();
+        let acme = store.tenant("acme");
+        // (state, attempt, node, whether it has a start), as the runs API and the jobs list see it.
+        let seen = async || {
+            let run = acme.run(id).await.unwrap().unwrap().summary;
+            let row = store.jobs("acme", 1).await.unwrap().remove(0);
+            assert_eq!((row.state.as_str(), row.attempt), (run.state.as_str(), run.attempt));
+            assert_eq!(store.queue_mismatches().await.unwrap(), []);
+            (run.state, run.attempt, row.claimed_by, run.started_at)
+        };
+        let before = mc_store::now_micros();
+        assert_eq!(store.claim("n1", 1, LEASE).await.unwrap()[0].attempt, 1);
+        let (state, attempt, node, started) = seen().await;
+        assert_eq!((state.as_str(), attempt, node.as_deref()), ("running", 1, Some("n1")));
+        assert!(started.is_some_and(|t| t >= before), "started {started:?}");
+        // A node that shuts down hands it back: the attempt does not count.
+        assert_eq!(store.release("n1", &[id]).await.unwrap(), 1);
+        assert_eq!(seen().await.0, "available");
+        assert_eq!(seen().await.1, 0);
+        assert_eq!(store.claim("n2", 1, LEASE).await.unwrap()[0].attempt, 1);
+        let failure = mc_store::FailedAttempt {
+            kind: "trap",
+            error: "boom",
+            retryable: true,
+            logs: None,
+            fuel: 0,
+            plugin_hash: None,
+        };
+        assert!(store.fail("n2", id, &failure).await.unwrap().is_some());
+        let (state, attempt, node, first_start) = seen().await;
+        assert_eq!((state.as_str(), attempt, node), ("scheduled", 1, None));
+        assert!(first_start.is_some());
+        // The retry is due within a second (the first backoff); claims take it from then on.
+        store.stage_due(mc_store::now_micros() + 3_600_000_000).await.unwrap();
+        let again = loop {
+            let claimed = store.claim("n3", 1, LEASE).await.unwrap();
+            if let Some(j) = claimed.into_iter().next() {
+                break j;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(again.attempt, 2);
+        let (state, attempt, node, second_start) = seen().await;
+        assert_eq!((state.as_str(), attempt, node.as_deref()), ("running", 2, Some("n3")));
+        assert!(second_start > first_start);
+        assert!(store.complete("n3", id, "{}").await.unwrap());
+        let (state, attempt, node, started) = seen().await;
+        assert_eq!((state.as_str(), attempt, node.as_deref()), ("succeeded", 2, Some("n3")));
+        assert_eq!(started, second_start);
+        assert_counters(&store, "acme").await;
     })
     .await;
 }
