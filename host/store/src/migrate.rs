@@ -390,6 +390,20 @@ mod tests {
             })
             .collect();
         assert_eq!(queue, expected);
+        // Migration 26: a job running as it migrates keeps its attempt on its queue row, and its
+        // row in `jobs` shows it as a claim leaves it now (available, the attempts before).
+        let live: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, state, attempt FROM runs WHERE id IN (4, 5) ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(live, [(4, "running".into(), 1), (5, "running".into(), 1)]);
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, attempt FROM jobs WHERE id IN (4, 5)")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, [("available".into(), 0), ("available".into(), 0)]);
+        assert_eq!(store.queue_mismatches().await.unwrap(), []);
         // The higher priority first, then the older; the lapsed lease comes back, the live one
         // stays; a held job and the dead-lettered one are left alone.
         let claim = async || -> Vec<i64> {
