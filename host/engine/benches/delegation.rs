@@ -9,6 +9,10 @@
 //! are the store's own timestamps (claimed to recorded), so how often this bench looks does not
 //! enter them; the director's includes claiming, running and recording its four children. The added time is the director's duration minus the baseline's, per pair, at p50.
 
+/// The allocator `missionctl` serves with (see its `main`), so the engine is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -11,6 +11,10 @@
 //! serving loop claimed each row's jobs (claims, pauses, throughput): what B's wait in one queue is
 //! made of.
 
+/// The allocator `missionctl` serves with (see its `main`), so the engine is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,10 @@
 //! local server), with the engine's serving loop (what `missionctl serve` runs). Prints jobs per
 //! second for each phase, and graphile-worker's figures on the same server in the same run.
 
+/// The allocator `missionctl` serves with (see its `main`), so the engine is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
