@@ -1508,27 +1508,26 @@ async fn record_results(tx: &mut Tx, results: &[Ended<'_>], node: &str, now: i64
         "created_at",
     ];
     let ids: Vec<i64> = results.iter().map(|e| e.result.id).collect();
-    let fields = |e: &Ended| serde_json::json!([e.result.output, e.result.logs, e.attempt, e.started_at]);
+    // One array per result, the same on both backends: fields 0-3 are written, 4 finds the job.
+    let row = |e: &Ended| serde_json::json!([e.result.output, e.result.logs, e.attempt, e.started_at, e.result.id]);
+    let assignments = |field: &dyn Fn(usize) -> String, node: &str, at: &str| {
+        format!(
+            "{state}, output = {}, logs = {}, attempt = CAST({} AS BIGINT), started_at = CAST({} AS BIGINT), \
+             claimed_by = {node}, finished_at = {at}",
+            field(0),
+            field(1),
+            field(2),
+            field(3)
+        )
+    };
     let mut p = Placeholders::for_conn(tx);
     if p.is_sqlite() {
         // SQLite walks the JSON rows and finds each job by its rowid.
         let (n, at, rows) = (p.next(), p.next(), p.json_rows());
-        let update = format!(
-            "UPDATE jobs SET {state}, output = r.value ->> 1, logs = r.value ->> 2, \
-             attempt = CAST(r.value ->> 3 AS BIGINT), started_at = CAST(r.value ->> 4 AS BIGINT), claimed_by = {n}, \
-             finished_at = {at} FROM {rows} WHERE jobs.id = CAST(r.value ->> 0 AS BIGINT)"
-        );
-        let rows = results
-            .iter()
-            .map(|e| {
-                let mut row = fields(e);
-                if let serde_json::Value::Array(v) = &mut row {
-                    v.insert(0, e.result.id.into());
-                }
-                row
-            })
-            .collect();
+        let set = assignments(&|i| format!("r.value ->> {i}"), &n, &at);
+        let update = format!("UPDATE jobs SET {set} FROM {rows} WHERE jobs.id = CAST(r.value ->> 4 AS BIGINT)");
         let sql = returning_sql(true, &update, &columns);
+        let rows = results.iter().map(row).collect();
         let query = sqlx::query(&sql).bind(node).bind(now).bind(json_rows(rows));
         updated_rows(tx, query, "jobs", &columns, &ids).await
     } else {
@@ -1537,17 +1536,11 @@ async fn record_results(tx: &mut Tx, results: &[Ended<'_>], node: &str, now: i64
         // array let the planner, when statistics put few rows in `running`, rescan the whole
         // array for every job: 250 × 250 comparisons and 40-95 ms a batch.
         let doc: serde_json::Map<String, serde_json::Value> =
-            results.iter().map(|e| (e.result.id.to_string(), fields(e))).collect();
+            results.iter().map(|e| (e.result.id.to_string(), row(e))).collect();
         let (d, n, at, list) = (p.next(), p.next(), p.next(), p.id_in("jobs.id"));
-        let field = |i: usize| format!("d.doc -> CAST(jobs.id AS TEXT) ->> {i}");
+        let set = assignments(&|i| format!("d.doc -> CAST(jobs.id AS TEXT) ->> {i}"), &n, &at);
         let update = format!(
-            "WITH d AS MATERIALIZED (SELECT CAST({d} AS jsonb) AS doc) \
-             UPDATE jobs SET {state}, output = {}, logs = {}, attempt = CAST({} AS BIGINT), \
-             started_at = CAST({} AS BIGINT), claimed_by = {n}, finished_at = {at} FROM d WHERE {list}",
-            field(0),
-            field(1),
-            field(2),
-            field(3)
+            "WITH d AS MATERIALIZED (SELECT CAST({d} AS jsonb) AS doc) UPDATE jobs SET {set} FROM d WHERE {list}"
         );
         let sql = returning_sql(false, &update, &columns);
         let query = sqlx::query(&sql)

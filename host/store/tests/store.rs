@@ -338,6 +338,15 @@ async fn priorities_order_work_and_waiting_jobs_age() {
     .await;
 }
 
+/// Enqueues one job of acme with `max_attempts`; its id.
+async fn one_job(store: &Store, max_attempts: u32) -> i64 {
+    let job = mc_store::NewJob {
+        max_attempts,
+        ..job("acme", 1)
+    };
+    store.enqueue(&[job]).await.unwrap()[0].id()
+}
+
 /// A claim writes only the job's queue row (migration 26); what people see of a run still
 /// follows each attempt: its state, attempt, start and node while it runs, and the same on the
 /// job's row once the attempt ends, whichever way it ends.
@@ -345,14 +354,7 @@ async fn priorities_order_work_and_waiting_jobs_age() {
 async fn a_running_job_shows_its_attempt_start_and_node_whichever_way_it_ends() {
     on_both(|store| async move {
         with_tenants(&store).await;
-        let id = store
-            .enqueue(&[mc_store::NewJob {
-                max_attempts: 3,
-                ..job("acme", 1)
-            }])
-            .await
-            .unwrap()[0]
-            .id();
+        let id = one_job(&store, 3).await;
         let acme = store.tenant("acme");
         // (state, attempt, node, whether it has a start), as the runs API and the jobs list see it.
         let seen = async || {
@@ -410,14 +412,7 @@ async fn a_running_job_shows_its_attempt_start_and_node_whichever_way_it_ends() 
 async fn failures_retry_with_backoff_then_go_dead() {
     on_both(|store| async move {
         with_tenants(&store).await;
-        let id = store
-            .enqueue(&[mc_store::NewJob {
-                max_attempts: 2,
-                ..job("acme", 1)
-            }])
-            .await
-            .unwrap()[0]
-            .id();
+        let id = one_job(&store, 2).await;
         let j = store.claim("n", 1, LEASE).await.unwrap().remove(0);
         let before = mc_store::now_micros();
         let Some(mc_store::Failed::Retrying { run_at }) = store
