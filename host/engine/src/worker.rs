@@ -23,6 +23,16 @@ pub const FOLD_TOTALS_EVERY: std::time::Duration = std::time::Duration::from_sec
 
 /// Most results one commit records.
 const RECORD_BATCH: usize = 400;
+/// Jobs a node holds per worker slot, counting those whose run has ended and whose result waits
+/// for the recorder: a slot is free again when its run ends, so the runs go on while results are
+/// committed, and up to this many times the slots' jobs are claimed and unrecorded at once. When
+/// recording falls behind, claiming stops at this bound instead of piling up finished runs (each
+/// holds its output and its lease until committed).
+const HELD_PER_SLOT: usize = 3;
+/// Recorders committing results side by side on PostgreSQL, each its own batch in its own
+/// transaction: with one, the serving loop waited on its commits (busy 97% of a drain) while a
+/// core sat idle. On SQLite one: it has one writer.
+const RECORDERS_POSTGRES: usize = 2;
 /// While the queue is deep, the serving loop claims once this fraction (1/n) of its slots is free.
 const SATURATED_CLAIM_SHARE: usize = 4;
 /// First pause after a claim came back empty; it doubles with each further empty claim, up to the
@@ -424,7 +434,18 @@ impl Engine {
         // Successes go to one recorder that commits whatever has accumulated in one transaction:
         // under load a commit covers many jobs, when idle each is recorded at once.
         let (done, results) = tokio::sync::mpsc::unbounded_channel::<Recorded>();
-        let recorder = tokio::spawn(self.clone().record_loop(results));
+        let results = Arc::new(tokio::sync::Mutex::new(results));
+        let recorders = match self.store.backend() {
+            mc_store::Backend::Postgres => RECORDERS_POSTGRES,
+            mc_store::Backend::Sqlite => 1,
+        };
+        let recorders: Vec<_> = (0..recorders)
+            .map(|_| tokio::spawn(self.clone().record_loop(results.clone())))
+            .collect();
+        // Runs under way (a slot each); the job tasks in `set` also include the runs that ended
+        // and wait for their outcome to be recorded.
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let run_ended = Arc::new(tokio::sync::Notify::new());
         let mut staged_at: Option<std::time::Instant> = None;
         let mut saturated = false;
         let mut empty_claims: u32 = 0;
@@ -435,10 +456,14 @@ impl Engine {
                 }
             }
             // Runs waiting for their children hold no slot: the children may need it.
-            let busy = set
-                .len()
-                .saturating_sub(self.parked.load(std::sync::atomic::Ordering::SeqCst));
-            let free = self.config.workers.saturating_sub(busy);
+            let parked = self.parked.load(std::sync::atomic::Ordering::SeqCst);
+            let busy = running.load(std::sync::atomic::Ordering::SeqCst).saturating_sub(parked);
+            let held = set.len().saturating_sub(parked);
+            let free = self
+                .config
+                .workers
+                .saturating_sub(busy)
+                .min((self.config.workers * HELD_PER_SLOT).saturating_sub(held));
             // While the queue is deep (the last claim got all it asked for), wait until a share of
             // the slots is free and claim them together: one claim per job costs a transaction
             // per job. Otherwise every free slot is filled at once.
@@ -501,10 +526,15 @@ impl Engine {
                 let engine = self.clone();
                 let done = done.clone();
                 let prepared = batch.get(&(job.tenant.clone(), job.agent.clone())).cloned();
+                let (running, run_ended) = (running.clone(), run_ended.clone());
+                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 set.spawn(async move {
-                    // The slot stays taken until the outcome is recorded: when recording falls
-                    // behind, claiming slows down instead of piling up finished runs.
-                    let ended = match engine.execute(&job, prepared).await {
+                    let execution = engine.execute(&job, prepared).await;
+                    // The slot is free for the next run; the job stays held (its lease, its
+                    // task) until its outcome is recorded (see `HELD_PER_SLOT`).
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    run_ended.notify_one();
+                    let ended = match execution {
                         Ok(Execution::Succeeded { output, logs, fuel }) => {
                             let (ack, recorded) = tokio::sync::oneshot::channel();
                             // The recorder outlives every job task (it ends when all senders are gone).
@@ -532,6 +562,7 @@ impl Engine {
                     _ = tokio::time::sleep(pause) => {}
                     _ = self.wake.notified() => {}
                     _ = set.join_next(), if !set.is_empty() => {}
+                    _ = run_ended.notified() => {}
                     _ = stop.cancelled() => {}
                 }
             }
@@ -551,19 +582,28 @@ impl Engine {
             }
         }
         drop(done);
-        let _ = recorder.await;
+        for recorder in recorders {
+            let _ = recorder.await;
+        }
     }
 
     /// Records successes as they arrive, each commit covering everything that has accumulated.
-    async fn record_loop(self: Arc<Self>, mut results: tokio::sync::mpsc::UnboundedReceiver<Recorded>) {
-        while let Some(first) = results.recv().await {
+    /// Recorders share `results`: one takes a batch while another commits its own.
+    async fn record_loop(
+        self: Arc<Self>,
+        results: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Recorded>>>,
+    ) {
+        loop {
+            let mut receiver = results.lock().await;
+            let Some(first) = receiver.recv().await else { break };
             let mut pending = vec![first];
             while pending.len() < RECORD_BATCH {
-                match results.try_recv() {
+                match receiver.try_recv() {
                     Ok(r) => pending.push(r),
                     Err(_) => break,
                 }
             }
+            drop(receiver);
             let (batch, acks): (Vec<Finished>, Vec<_>) = pending.into_iter().unzip();
             let node = &self.config.node_id;
             let recorded = retrying(self.config.lease, "recording results", || {

@@ -366,6 +366,25 @@ pub fn month_and_day(at_micros: i64) -> (String, String) {
     (day[..7].to_string(), day)
 }
 
+/// The first microsecond of a month (`YYYY-MM`, valid) and of the month after it, UTC.
+fn month_bounds(month: &str) -> Result<(i64, i64), StoreError> {
+    let start = |month: &str| -> Result<i64, StoreError> {
+        let at: jiff::Timestamp = format!("{month}-01T00:00:00Z")
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("not a month: {month}: {e}")))?;
+        Ok(at.as_microsecond())
+    };
+    let invalid = |_| StoreError::Invalid(format!("not a month: {month}"));
+    let year: i32 = month[..4].parse().map_err(invalid)?;
+    let number: i32 = month[5..].parse().map_err(invalid)?;
+    let next = if number == 12 {
+        format!("{:04}-01", year + 1)
+    } else {
+        format!("{year:04}-{:02}", number + 1)
+    };
+    Ok((start(month)?, start(&next)?))
+}
+
 /// Checks a month written `YYYY-MM`.
 pub fn valid_month(month: &str) -> Result<(), String> {
     let ok = month.len() == 7
@@ -1123,6 +1142,21 @@ pub(crate) struct RunFuel<'a> {
     pub fuel: u64,
 }
 
+/// The fuel rows of a recording on PostgreSQL, as two writing CTEs over `j`, the jobs the
+/// recording wrote (with `tenant_id`, `agent`, `automation`, `id`, `attempt` and `fuel`), in a
+/// statement whose parameters 4-6 are the time, day and month: what [`insert_fuel`] writes for
+/// them, in the recording's one statement (`record_chunk_postgres` in the queue).
+pub(crate) const FUEL_ROWS_FROM_J: &str = "l AS (INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, \
+     run_id, attempt, fuel, price_version, cost) \
+     SELECT $4, $5, $6, j.tenant_id, 'fuel', j.agent, j.automation, CAST(j.id AS TEXT), j.attempt, j.fuel, pb.version, \
+     (j.fuel * pb.fuel_per_billion + 500000000) / 1000000000 \
+     FROM j CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb \
+     WHERE j.fuel > 0 RETURNING tenant_id, month, day, agent, automation, fuel, cost), \
+     lt AS (INSERT INTO ledger_totals (tenant_id, month, day, agent, automation, model, kind, entries, input_tokens, \
+     output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost) \
+     SELECT tenant_id, month, day, agent, COALESCE(automation, ''), '', 'fuel', COUNT(*), 0, 0, 0, 0, 0, \
+     SUM(fuel), SUM(cost) FROM l GROUP BY tenant_id, month, day, agent, COALESCE(automation, ''))";
+
 /// Writes the fuel rows of run attempts being recorded in `tx`, priced with the price book in
 /// force. Without a price book nothing is written. The callers have each run's tenant, agent,
 /// automation and attempt at hand already: reading them again from the runs cost PostgreSQL an
@@ -1182,10 +1216,13 @@ impl TenantScope<'_> {
         self.ledger_where("run_id = $2", run_id).await
     }
 
-    /// The ledger rows of a month (`YYYY-MM`), in order.
+    /// The ledger rows of a month (`YYYY-MM`), in order. The month's bounds in time let
+    /// PostgreSQL find its rows by the ledger's range index over `at` (migration 27).
     pub async fn ledger_of_month(&self, month: &str) -> Result<Vec<LedgerRow>, StoreError> {
         valid_month(month).map_err(StoreError::Invalid)?;
-        self.ledger_where("month = $2", month).await
+        let (from, until) = month_bounds(month)?;
+        self.ledger_where(&format!("month = $2 AND at >= {from} AND at < {until}"), month)
+            .await
     }
 
     async fn ledger_where(&self, condition: &str, value: &str) -> Result<Vec<LedgerRow>, StoreError> {
@@ -1333,5 +1370,22 @@ impl TenantScope<'_> {
                 })
                 .collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_bounds;
+
+    #[test]
+    fn a_month_is_bounded_by_its_first_microsecond_and_the_next_month_s() {
+        // 2026-12-01T00:00:00Z and 2027-01-01T00:00:00Z; February of a leap year has 29 days.
+        assert_eq!(
+            month_bounds("2026-12").unwrap(),
+            (1_796_083_200_000_000, 1_798_761_600_000_000)
+        );
+        let (from, until) = month_bounds("2028-02").unwrap();
+        assert_eq!(until - from, 29 * 86_400_000_000);
+        assert!(month_bounds("2026-13").is_err());
     }
 }

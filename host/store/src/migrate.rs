@@ -218,6 +218,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0026_live_runs.sql"),
         postgres: include_str!("../migrations/0026_live_runs.sql"),
     },
+    Migration {
+        version: 27,
+        name: "the ledger's month index on PostgreSQL a range index over its time",
+        // SQLite keeps its month index (it has no range indexes).
+        sqlite: "SELECT 1;",
+        postgres: include_str!("../migrations/0027_ledger_range_postgres.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -256,6 +256,8 @@ fn within_automation_limits(candidates: Vec<(i64, Option<String>)>, limits: &Has
         .collect()
 }
 
+/// What a claim reads of a job: its `jobs` row's id, tenant, automation, agent, plugin, input,
+/// trigger, priority, most attempts and root, and the attempt it starts.
 type ClaimTuple = (
     i64,
     String,
@@ -264,6 +266,7 @@ type ClaimTuple = (
     String,
     String,
     String,
+    i64,
     i64,
     i64,
     i64,
@@ -358,8 +361,12 @@ impl Store {
             Backend::Sqlite => "",
             Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
         };
-        let tenants: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT t.tenant_id, t.available, t.started - COALESCE(l.runs, 0) FROM queue_tenants t \
+        // Whether a tenant has automations with a `max_running` limit decides how its jobs are
+        // claimed (below).
+        let tenants: Vec<(String, i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT t.tenant_id, t.available, t.started - COALESCE(l.runs, 0), \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM automations a WHERE a.tenant_id = t.tenant_id \
+               AND a.max_running IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) FROM queue_tenants t \
              LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id \
              WHERE t.available > 0 AND ($2 < 0 OR t.started - COALESCE(l.runs, 0) < $2) \
              ORDER BY t.served_at, t.tenant_id LIMIT $1{lock}"
@@ -373,7 +380,7 @@ impl Store {
         }
         let claimable: Vec<i64> = tenants
             .iter()
-            .map(|(_, available, running)| match per_tenant {
+            .map(|(_, available, running, _)| match per_tenant {
                 Some(limit) => (*available).min(limit as i64 - running),
                 None => *available,
             })
@@ -381,8 +388,14 @@ impl Store {
         let shares = fair_shares(max, &claimable);
         let mut per_tenant: Vec<Vec<ClaimedJob>> = Vec::new();
         let mut taken = 0usize;
-        for ((tenant, _, _), limit) in tenants.iter().zip(shares) {
+        for ((tenant, _, _, limited), limit) in tenants.iter().zip(shares) {
             if limit == 0 {
+                continue;
+            }
+            if *limited == 0 && self.backend() == Backend::Postgres {
+                let jobs = take_postgres(&mut tx, tenant, limit, node, lease_until, now).await?;
+                taken += jobs.len();
+                per_tenant.push(jobs);
                 continue;
             }
             // Jobs of automations at their `max_running` limit are passed over, so they never
@@ -390,14 +403,18 @@ impl Store {
             // tenant are serialised by its locked `queue_tenants` row (one writer at a time on
             // SQLite). The limits are read first and the candidates by a plain scan of the
             // `queue_available` index in rank order, a plan that does not depend on statistics.
-            let limits: Vec<(String, i64, i64)> = sqlx::query_as(
-                "SELECT a.name, a.max_running, (SELECT COUNT(*) FROM queue r \
+            let limits: Vec<(String, i64, i64)> = if *limited == 0 {
+                Vec::new()
+            } else {
+                sqlx::query_as(
+                    "SELECT a.name, a.max_running, (SELECT COUNT(*) FROM queue r \
                    WHERE r.tenant_id = a.tenant_id AND r.automation = a.name AND r.state = 'running') \
                  FROM automations a WHERE a.tenant_id = $1 AND a.max_running IS NOT NULL",
-            )
-            .bind(tenant)
-            .fetch_all(&mut *tx)
-            .await?;
+                )
+                .bind(tenant)
+                .fetch_all(&mut *tx)
+                .await?
+            };
             let full: Vec<&str> = limits
                 .iter()
                 .filter(|(_, max, running)| running >= max)
@@ -520,69 +537,21 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let now = now_micros();
         let mut recorded = vec![false; results.len()];
+        // Runs that stopped counting as running, per tenant (SQLite's path; PostgreSQL's
+        // statement counts its own).
         let mut finished: BTreeMap<String, i64> = Default::default();
         // A few statements per chunk, so a batch costs a few round trips instead of one per job.
         for (chunk_no, chunk) in results.chunks(COMPLETE_CHUNK).enumerate() {
-            // Out of the queue first: what this node still holds is what gets recorded.
-            let mut p = Placeholders::for_conn(&tx);
-            let (list, n) = (p.id_in("id"), p.next());
-            let ids = p.ids(chunk.iter().map(|f| f.id));
-            let held_by_node = format!("FROM queue WHERE {list} AND claimed_by = {n}");
-            // The attempt and its start leave with the queue row, for the job's row.
-            let held: Vec<(i64, String, i64, i64, Option<i64>)> = if p.is_sqlite() {
-                // Read, then delete: nothing comes between in SQLite's exclusive transaction.
-                let read = rows_sql(
-                    true,
-                    &["id", "tenant_id", "parked", "attempt", "started_at"],
-                    &held_by_node,
-                );
-                let held = fetch_rows(&mut tx, true, sqlx::query(&read).bind(&ids).bind(node)).await?;
-                sqlx::query(&format!("DELETE {held_by_node}"))
-                    .bind(&ids)
-                    .bind(node)
-                    .execute(&mut *tx)
-                    .await?;
-                held
-            } else {
-                sqlx::query_as(&format!(
-                    "DELETE {held_by_node} RETURNING id, tenant_id, parked, attempt, started_at"
-                ))
-                .bind(&ids)
-                .bind(node)
-                .fetch_all(&mut *tx)
-                .await?
+            let done = match self.backend() {
+                Backend::Sqlite => record_chunk_sqlite(&mut tx, chunk, node, now, &mut finished).await?,
+                Backend::Postgres => record_chunk_postgres(&mut tx, chunk, node, now).await?,
             };
-            if held.is_empty() {
-                continue;
-            }
             let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
-            let mut kept: Vec<Ended> = Vec::with_capacity(held.len());
-            for (id, tenant, parked, attempt, started_at) in &held {
-                if let Some(&pos) = position.get(id) {
-                    recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
-                    kept.push(Ended {
-                        result: &chunk[pos],
-                        attempt: *attempt,
-                        started_at: *started_at,
-                    });
-                }
-                *finished.entry(tenant.clone()).or_default() += unparked(*parked);
-            }
-            let done = record_results(&mut tx, &kept, node, now).await?;
-            count_runs(&mut tx, done.iter().map(|d| (d.1.as_str(), d.6, d.3.as_str())), 1).await?;
-            let mut fuel = Vec::with_capacity(done.len());
             let mut succeeded = Vec::new();
             let mut held_for_approval = Vec::new();
-            for (id, tenant, automation, state, agent, attempt, _) in &done {
+            for (id, tenant, automation, state, ..) in &done {
                 let Some(&pos) = position.get(id) else { continue };
-                fuel.push(RunFuel {
-                    id: *id,
-                    tenant,
-                    agent,
-                    automation: automation.as_deref(),
-                    attempt: *attempt,
-                    fuel: chunk[pos].fuel,
-                });
+                recorded[chunk_no * COMPLETE_CHUNK + pos] = true;
                 match (automation.as_deref(), state.as_str()) {
                     // Output awaiting approval triggers nothing until a person approves it.
                     (_, "awaiting_approval") => held_for_approval.push(*id),
@@ -597,7 +566,6 @@ impl Store {
             }
             queue_rows_from_jobs(&mut tx, &held_for_approval).await?;
             enqueue_followers_of(&mut tx, &succeeded).await?;
-            insert_fuel(&mut tx, &fuel, now).await?;
         }
         for (tenant, n) in &finished {
             bump_running(&mut tx, tenant, -n).await?;
@@ -1412,6 +1380,62 @@ struct Take<'a> {
     now: i64,
 }
 
+/// Claims up to `limit` of `tenant`'s available jobs (a tenant without `max_running` limits) for
+/// `node` on PostgreSQL in one statement: chooses and locks them in rank order, moves their queue
+/// rows to running, counts them on the tenant's row (locked by the claim) and returns them with
+/// what the run needs of their `jobs` rows, in rank order (sorted by the statement: its RETURNING
+/// and join promise none). The same steps as the claim's general
+/// path, in one round trip instead of five: under load the serving loop waits on its claims. The
+/// steps after the choice find their rows by primary key from an array of the chosen ids: a join
+/// with the chosen rows let the planner, which guesses a `LIMIT $n` at thousands of rows, hash the
+/// whole queue.
+async fn take_postgres(
+    tx: &mut Tx,
+    tenant: &str,
+    limit: usize,
+    node: &str,
+    lease_until: i64,
+    now: i64,
+) -> Result<Vec<ClaimedJob>, StoreError> {
+    let rows: Vec<ClaimTuple> = sqlx::query_as(
+        "WITH c AS (SELECT id FROM queue WHERE tenant_id = $1 AND state = 'available' AND run_at <= $2 \
+           ORDER BY rank_key DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED), \
+         u AS (UPDATE queue SET state = 'running', parked = 0, claimed_by = $4, lease_until = $5, \
+           attempt = attempt + 1, started_at = $2 WHERE id = ANY(ARRAY(SELECT id FROM c)) RETURNING id, attempt, rank_key), \
+         t AS (UPDATE queue_tenants SET available = available - n.n, started = started + n.n, served_at = $2 \
+           FROM (SELECT COUNT(*) AS n FROM u) AS n WHERE tenant_id = $1) \
+         SELECT j.id, j.tenant_id, j.automation, j.agent, j.plugin, j.input, j.trigger_kind, j.priority, \
+           j.max_attempts, COALESCE(j.root_id, j.id), u.attempt \
+         FROM jobs j JOIN u ON u.id = j.id WHERE j.id = ANY(ARRAY(SELECT id FROM u)) ORDER BY u.rank_key DESC, j.id",
+    )
+    .bind(tenant)
+    .bind(now)
+    .bind(limit as i64)
+    .bind(node)
+    .bind(lease_until)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| claimed(r, lease_until)).collect())
+}
+
+/// A claimed job from what the claim read of it.
+fn claimed(r: ClaimTuple, lease_until: i64) -> ClaimedJob {
+    ClaimedJob {
+        id: r.0,
+        tenant: r.1,
+        automation: r.2,
+        agent: r.3,
+        plugin: r.4,
+        input: r.5,
+        trigger: r.6,
+        priority: r.7 as i32,
+        attempt: r.10 as u32,
+        max_attempts: r.8 as u32,
+        lease_until,
+        root: r.9,
+    }
+}
+
 /// Moves available jobs to running for a node and returns them as claimed, in no particular
 /// order. Only their queue rows change: each holds the node, its lease, the attempt it starts and
 /// when (the job's row learns them when the attempt ends; see the module doc).
@@ -1451,31 +1475,144 @@ async fn take_from_queue(tx: &mut Tx, take: &Take<'_>) -> Result<Vec<ClaimedJob>
         "priority",
         "max_attempts",
         "COALESCE(root_id, id) AS root",
+        // The attempt comes from the queue rows' update above.
+        "CAST(0 AS BIGINT) AS attempt",
     ];
     let sql = rows_sql(p.is_sqlite(), &columns, &format!("FROM jobs WHERE {list}"));
     let rows: Vec<ClaimTuple> = fetch_rows(tx, p.is_sqlite(), sqlx::query(&sql).bind(&ids)).await?;
     rows.into_iter()
-        .map(|r| {
-            let attempt = *attempts
+        .map(|mut r| {
+            r.10 = *attempts
                 .get(&r.0)
                 .ok_or_else(|| StoreError::Corrupt(format!("claimed job {} has no queue row", r.0)))?;
-            Ok(ClaimedJob {
-                id: r.0,
-                tenant: r.1,
-                automation: r.2,
-                agent: r.3,
-                plugin: r.4,
-                input: r.5,
-                trigger: r.6,
-                priority: r.7 as i32,
-                attempt: attempt as u32,
-                max_attempts: r.8 as u32,
-                lease_until: take.lease_until,
-                root: r.9,
-            })
+            Ok(claimed(r, take.lease_until))
         })
         .collect()
 }
+
+/// Records a chunk of results on SQLite, one step a statement (in process, a statement costs no
+/// round trip): takes the jobs `node` holds out of the queue, writes their results, counts them
+/// and bills their fuel. Adds to `finished` the runs that stopped counting as running.
+async fn record_chunk_sqlite(
+    tx: &mut Tx,
+    chunk: &[Finished],
+    node: &str,
+    now: i64,
+    finished: &mut BTreeMap<String, i64>,
+) -> Result<Vec<Recorded>, StoreError> {
+    let mut p = Placeholders::for_conn(tx);
+    let (list, n) = (p.id_in("id"), p.next());
+    let ids = p.ids(chunk.iter().map(|f| f.id));
+    let held_by_node = format!("FROM queue WHERE {list} AND claimed_by = {n}");
+    // Read, then delete: nothing comes between in SQLite's exclusive transaction. The attempt
+    // and its start leave with the queue row, for the job's row.
+    let read = rows_sql(
+        true,
+        &["id", "tenant_id", "parked", "attempt", "started_at"],
+        &held_by_node,
+    );
+    let held: Vec<(i64, String, i64, i64, Option<i64>)> =
+        fetch_rows(tx, true, sqlx::query(&read).bind(&ids).bind(node)).await?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(&format!("DELETE {held_by_node}"))
+        .bind(&ids)
+        .bind(node)
+        .execute(&mut **tx)
+        .await?;
+    let position: HashMap<i64, usize> = chunk.iter().enumerate().map(|(pos, f)| (f.id, pos)).collect();
+    let mut kept: Vec<Ended> = Vec::with_capacity(held.len());
+    for (id, tenant, parked, attempt, started_at) in &held {
+        if let Some(&pos) = position.get(id) {
+            kept.push(Ended {
+                result: &chunk[pos],
+                attempt: *attempt,
+                started_at: *started_at,
+            });
+        }
+        *finished.entry(tenant.clone()).or_default() += unparked(*parked);
+    }
+    let done = record_results(tx, &kept, node, now).await?;
+    count_runs(tx, done.iter().map(|d| (d.1.as_str(), d.6, d.3.as_str())), 1).await?;
+    let fuel: Vec<RunFuel> = done
+        .iter()
+        .filter_map(|(id, tenant, automation, _, agent, attempt, _)| {
+            let &pos = position.get(id)?;
+            Some(RunFuel {
+                id: *id,
+                tenant,
+                agent,
+                automation: automation.as_deref(),
+                attempt: *attempt,
+                fuel: chunk[pos].fuel,
+            })
+        })
+        .collect();
+    insert_fuel(tx, &fuel, now).await?;
+    Ok(done)
+}
+
+/// Records a chunk of results on PostgreSQL in one statement of writing CTEs: out of the queue
+/// (what `node` still holds is what gets recorded), onto the jobs' rows with the attempts that
+/// left the queue, the run totals, the fuel rows with their running totals, and the tenants'
+/// counts of runs that stopped. The same steps as SQLite's, one round trip instead of six: the
+/// recorder is the stage the serving loop waits on, and between its statements the database's
+/// backend sat idle in the transaction while this process got round to sending the next.
+/// Parameters are bound (never written into the text), so the statement is prepared once and its
+/// plan kept: every step finds its rows by primary key or from the step before it.
+async fn record_chunk_postgres(
+    tx: &mut Tx,
+    chunk: &[Finished],
+    node: &str,
+    now: i64,
+) -> Result<Vec<Recorded>, StoreError> {
+    let (month, day) = crate::metering::month_and_day(now);
+    // Each result by its job's id, parsed once (see `record_results`).
+    let doc: serde_json::Map<String, serde_json::Value> = chunk
+        .iter()
+        .map(|f| (f.id.to_string(), serde_json::json!([f.output, f.logs, f.fuel])))
+        .collect();
+    let field = |i: usize| format!("d.doc -> CAST(jobs.id AS TEXT) ->> {i}");
+    let sql = format!(
+        "WITH d AS MATERIALIZED (SELECT CAST($1 AS jsonb) AS doc), \
+         q AS (DELETE FROM queue WHERE id = ANY(CAST($2 AS BIGINT[])) AND claimed_by = $3 \
+               RETURNING id, tenant_id, parked, attempt, started_at), \
+         j AS (UPDATE jobs SET state = {RESULT_STATE}, output = {output}, logs = {logs}, attempt = q.attempt, \
+               started_at = q.started_at, claimed_by = $3, finished_at = $4 FROM q, d WHERE jobs.id = q.id \
+               RETURNING jobs.id, jobs.tenant_id, jobs.automation, jobs.state, jobs.agent, jobs.attempt, \
+               jobs.created_at, CAST({fuel} AS BIGINT) AS fuel), \
+         {fuel_rows}, \
+         rt AS (INSERT INTO run_totals (tenant_id, hour, state, runs) \
+                SELECT tenant_id, created_at - created_at % {bucket}, state, COUNT(*) FROM j \
+                WHERE state IN ({finished}) GROUP BY tenant_id, created_at - created_at % {bucket}, state), \
+         ql AS (INSERT INTO queue_left (tenant_id, runs) \
+                SELECT tenant_id, SUM(CASE WHEN parked = 0 THEN 1 ELSE 0 END) FROM q GROUP BY tenant_id \
+                ORDER BY tenant_id ON CONFLICT (tenant_id) DO UPDATE SET runs = queue_left.runs + EXCLUDED.runs) \
+         SELECT id, tenant_id, automation, state, agent, attempt, created_at FROM j",
+        output = field(0),
+        logs = field(1),
+        fuel = field(2),
+        fuel_rows = crate::metering::FUEL_ROWS_FROM_J,
+        bucket = crate::totals::RUN_TOTALS_BUCKET_MICROS,
+        finished = crate::totals::FINISHED_STATES,
+    );
+    let ids = Placeholders::for_conn(tx).ids(chunk.iter().map(|f| f.id));
+    Ok(sqlx::query_as(&sql)
+        .bind(serde_json::Value::Object(doc).to_string())
+        .bind(ids)
+        .bind(node)
+        .bind(now)
+        .bind(day)
+        .bind(month)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// A successful result's state: awaiting approval when its automation asks for one.
+const RESULT_STATE: &str = "CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
+     WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
+     THEN 'awaiting_approval' ELSE 'succeeded' END";
 
 /// A recorded result: the job, its tenant, its automation, the state it is in now, its agent, its
 /// attempt and when it was created.
@@ -1490,14 +1627,12 @@ struct Ended<'a> {
 
 /// Writes each successful result on its job's row with the attempt it ended (run by `node`):
 /// succeeded, or awaiting approval when its automation asks for one. (The caller has taken the
-/// jobs out of the queue, which proves `node` held them.)
+/// jobs out of the queue, which proves `node` held them.) SQLite's step of
+/// [`record_chunk_sqlite`]: it walks the JSON rows and finds each job by its rowid.
 async fn record_results(tx: &mut Tx, results: &[Ended<'_>], node: &str, now: i64) -> Result<Vec<Recorded>, StoreError> {
     if results.is_empty() {
         return Ok(Vec::new());
     }
-    let state = "state = CASE WHEN jobs.automation IS NOT NULL AND EXISTS (SELECT 1 FROM automations a \
-           WHERE a.tenant_id = jobs.tenant_id AND a.name = jobs.automation AND a.approval IS NOT NULL) \
-           THEN 'awaiting_approval' ELSE 'succeeded' END";
     let columns = [
         "id",
         "tenant_id",
@@ -1508,48 +1643,21 @@ async fn record_results(tx: &mut Tx, results: &[Ended<'_>], node: &str, now: i64
         "created_at",
     ];
     let ids: Vec<i64> = results.iter().map(|e| e.result.id).collect();
-    // One array per result, the same on both backends: fields 0-3 are written, 4 finds the job.
-    let row = |e: &Ended| serde_json::json!([e.result.output, e.result.logs, e.attempt, e.started_at, e.result.id]);
-    let assignments = |field: &dyn Fn(usize) -> String, node: &str, at: &str| {
-        format!(
-            "{state}, output = {}, logs = {}, attempt = CAST({} AS BIGINT), started_at = CAST({} AS BIGINT), \
-             claimed_by = {node}, finished_at = {at}",
-            field(0),
-            field(1),
-            field(2),
-            field(3)
-        )
-    };
     let mut p = Placeholders::for_conn(tx);
-    if p.is_sqlite() {
-        // SQLite walks the JSON rows and finds each job by its rowid.
-        let (n, at, rows) = (p.next(), p.next(), p.json_rows());
-        let set = assignments(&|i| format!("r.value ->> {i}"), &n, &at);
-        let update = format!("UPDATE jobs SET {set} FROM {rows} WHERE jobs.id = CAST(r.value ->> 4 AS BIGINT)");
-        let sql = returning_sql(true, &update, &columns);
-        let rows = results.iter().map(row).collect();
-        let query = sqlx::query(&sql).bind(node).bind(now).bind(json_rows(rows));
-        updated_rows(tx, query, "jobs", &columns, &ids).await
-    } else {
-        // PostgreSQL finds the jobs by primary key and each result by key in one JSON object
-        // parsed once (a materialised one-row CTE). A join of the jobs with the rows of a JSON
-        // array let the planner, when statistics put few rows in `running`, rescan the whole
-        // array for every job: 250 × 250 comparisons and 40-95 ms a batch.
-        let doc: serde_json::Map<String, serde_json::Value> =
-            results.iter().map(|e| (e.result.id.to_string(), row(e))).collect();
-        let (d, n, at, list) = (p.next(), p.next(), p.next(), p.id_in("jobs.id"));
-        let set = assignments(&|i| format!("d.doc -> CAST(jobs.id AS TEXT) ->> {i}"), &n, &at);
-        let update = format!(
-            "WITH d AS MATERIALIZED (SELECT CAST({d} AS jsonb) AS doc) UPDATE jobs SET {set} FROM d WHERE {list}"
-        );
-        let sql = returning_sql(false, &update, &columns);
-        let query = sqlx::query(&sql)
-            .bind(serde_json::Value::Object(doc).to_string())
-            .bind(node)
-            .bind(now)
-            .bind(p.ids(ids.iter().copied()));
-        updated_rows(tx, query, "jobs", &columns, &ids).await
-    }
+    let (n, at, rows) = (p.next(), p.next(), p.json_rows());
+    // One array per result: fields 0-3 are written, 4 finds the job.
+    let update = format!(
+        "UPDATE jobs SET state = {RESULT_STATE}, output = r.value ->> 0, logs = r.value ->> 1, \
+         attempt = CAST(r.value ->> 2 AS BIGINT), started_at = CAST(r.value ->> 3 AS BIGINT), claimed_by = {n}, \
+         finished_at = {at} FROM {rows} WHERE jobs.id = CAST(r.value ->> 4 AS BIGINT)"
+    );
+    let sql = returning_sql(true, &update, &columns);
+    let rows = results
+        .iter()
+        .map(|e| serde_json::json!([e.result.output, e.result.logs, e.attempt, e.started_at, e.result.id]))
+        .collect();
+    let query = sqlx::query(&sql).bind(node).bind(now).bind(json_rows(rows));
+    updated_rows(tx, query, "jobs", &columns, &ids).await
 }
 
 /// An UPDATE for [`updated_rows`]: on PostgreSQL with `RETURNING` the `columns`; on SQLite as it
