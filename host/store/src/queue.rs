@@ -258,6 +258,20 @@ fn within_automation_limits(candidates: Vec<(i64, Option<String>)>, limits: &Has
 
 /// What a claim reads of a job: its `jobs` row's id, tenant, automation, agent, plugin, input,
 /// trigger, priority, most attempts and root, and the attempt it starts.
+/// Part of a PostgreSQL claim's first statement: for the rest of the claim's transaction, the
+/// planner may neither sort nor use bitmap scans, so the candidates are read from the
+/// `queue_available` index in rank order, stopping at the claim's size. While a flood of jobs is
+/// newer than the table's statistics (autovacuum analyses a table at most once a minute), the
+/// planner believed a tenant had a couple of available jobs and chose a bitmap scan of all of
+/// them and a sort: with 75,000 waiting, every claim sorted them all, on disk (`auto_explain` on
+/// the queue benchmark: claims 3-6 ms → 20-65 ms). The claim's own statements need no sort
+/// but its final one (the few hundred claimed jobs, in rank order), which still gets one; JIT
+/// compilation is off as well, since the cost the planner then adds to that sort made it compile
+/// the statement (300 ms a claim). (`set_config(…, true)` is `SET LOCAL` as an expression, so it
+/// costs no round trip of its own.)
+const IN_RANK_ORDER: &str = " CROSS JOIN (SELECT set_config('enable_sort', 'off', true), \
+     set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)) AS planner";
+
 type ClaimTuple = (
     i64,
     String,
@@ -357,9 +371,9 @@ impl Store {
         let skip_locked = self.skip_locked();
         // The runs that stopped counting are read without a lock: one that stops meanwhile is
         // still counted as running, which only errs on the side of the limit.
-        let lock = match self.backend() {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE OF t SKIP LOCKED",
+        let (lock, ordered) = match self.backend() {
+            Backend::Sqlite => ("", ""),
+            Backend::Postgres => (" FOR UPDATE OF t SKIP LOCKED", IN_RANK_ORDER),
         };
         // Whether a tenant has automations with a `max_running` limit decides how its jobs are
         // claimed (below).
@@ -367,7 +381,7 @@ impl Store {
             "SELECT t.tenant_id, t.available, t.started - COALESCE(l.runs, 0), \
              CAST(CASE WHEN EXISTS (SELECT 1 FROM automations a WHERE a.tenant_id = t.tenant_id \
                AND a.max_running IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) FROM queue_tenants t \
-             LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id \
+             LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id{ordered} \
              WHERE t.available > 0 AND ($2 < 0 OR t.started - COALESCE(l.runs, 0) < $2) \
              ORDER BY t.served_at, t.tenant_id LIMIT $1{lock}"
         ))
