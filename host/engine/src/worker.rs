@@ -431,8 +431,8 @@ impl Engine {
 
     pub(crate) async fn work_loop(self: Arc<Self>, stop: CancelToken) {
         let mut set: JoinSet<Result<(), EngineError>> = JoinSet::new();
-        // Successes go to one recorder that commits whatever has accumulated in one transaction:
-        // under load a commit covers many jobs, when idle each is recorded at once.
+        // Successes go to the recorders, each committing whatever has accumulated in one
+        // transaction: under load a commit covers many jobs, when idle each is recorded at once.
         let (done, results) = tokio::sync::mpsc::unbounded_channel::<Recorded>();
         let results = Arc::new(tokio::sync::Mutex::new(results));
         let recorders = match self.store.backend() {

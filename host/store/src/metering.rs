@@ -1142,20 +1142,35 @@ pub(crate) struct RunFuel<'a> {
     pub fuel: u64,
 }
 
-/// The fuel rows of a recording on PostgreSQL, as two writing CTEs over `j`, the jobs the
-/// recording wrote (with `tenant_id`, `agent`, `automation`, `id`, `attempt` and `fuel`), in a
-/// statement whose parameters 4-6 are the time, day and month: what [`insert_fuel`] writes for
-/// them, in the recording's one statement (`record_chunk_postgres` in the queue).
-pub(crate) const FUEL_ROWS_FROM_J: &str = "l AS (INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, \
-     run_id, attempt, fuel, price_version, cost) \
-     SELECT $4, $5, $6, j.tenant_id, 'fuel', j.agent, j.automation, CAST(j.id AS TEXT), j.attempt, j.fuel, pb.version, \
-     (j.fuel * pb.fuel_per_billion + 500000000) / 1000000000 \
-     FROM j CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb \
-     WHERE j.fuel > 0 RETURNING tenant_id, month, day, agent, automation, fuel, cost), \
-     lt AS (INSERT INTO ledger_totals (tenant_id, month, day, agent, automation, model, kind, entries, input_tokens, \
-     output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost) \
-     SELECT tenant_id, month, day, agent, COALESCE(automation, ''), '', 'fuel', COUNT(*), 0, 0, 0, 0, 0, \
-     SUM(fuel), SUM(cost) FROM l GROUP BY tenant_id, month, day, agent, COALESCE(automation, ''))";
+/// The INSERT of fuel rows into the ledger, priced with the price book in force (none written
+/// without one), from `source`: a FROM item `s` with the columns `tenant_id`, `agent`,
+/// `automation`, `run_id` (text), `attempt` and `fuel`. `at`, `day` and `month` are placeholders:
+/// bound, not written into the text, since a statement whose text changes with the time is parsed
+/// and planned again at every call (a millisecond on PostgreSQL). Half up: + 500,000,000 before
+/// dividing by a billion.
+fn fuel_insert(source: &str, at: &str, day: &str, month: &str) -> String {
+    format!(
+        "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, fuel, price_version, cost) \
+         SELECT {at}, {day}, {month}, s.tenant_id, 'fuel', s.agent, s.automation, s.run_id, s.attempt, s.fuel, pb.version, \
+         (s.fuel * pb.fuel_per_billion + 500000000) / 1000000000 \
+         FROM {source} CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb \
+         WHERE s.fuel > 0"
+    )
+}
+
+/// [`fuel_insert`] on PostgreSQL, with the rows' running-totals deltas, one per key (migration
+/// 22; SQLite's trigger writes its totals): two writing CTEs, `l` and `lt`, for [`insert_fuel`]'s
+/// statement or a recording's (`record_chunk_postgres` in the queue).
+pub(crate) fn fuel_ctes(source: &str, at: &str, day: &str, month: &str) -> String {
+    format!(
+        "l AS ({} RETURNING tenant_id, month, day, agent, automation, fuel, cost), \
+         lt AS (INSERT INTO ledger_totals (tenant_id, month, day, agent, automation, model, kind, entries, input_tokens, \
+         output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost) \
+         SELECT tenant_id, month, day, agent, COALESCE(automation, ''), '', 'fuel', COUNT(*), 0, 0, 0, 0, 0, \
+         SUM(fuel), SUM(cost) FROM l GROUP BY tenant_id, month, day, agent, COALESCE(automation, ''))",
+        fuel_insert(source, at, day, month)
+    )
+}
 
 /// Writes the fuel rows of run attempts being recorded in `tx`, priced with the price book in
 /// force. Without a price book nothing is written. The callers have each run's tenant, agent,
@@ -1167,30 +1182,17 @@ pub(crate) async fn insert_fuel(tx: &mut Tx, runs: &[RunFuel<'_>], now: i64) -> 
         return Ok(());
     }
     let (month, day) = month_and_day(now);
-    // Bound, not written into the text: a statement whose text changes with the time is parsed
-    // and planned again at every call (a millisecond on PostgreSQL). Half up: + 500,000,000
-    // before dividing by a billion.
     let mut p = crate::Placeholders::for_conn(tx);
     let (pn, pd, pm, rows) = (p.next(), p.next(), p.next(), p.json_rows());
-    let insert = format!(
-        "INSERT INTO ledger (at, day, month, tenant_id, kind, agent, automation, run_id, attempt, fuel, price_version, cost) \
-         SELECT {pn}, {pd}, {pm}, r.value ->> 1, 'fuel', r.value ->> 2, r.value ->> 3, r.value ->> 0, \
-         CAST(r.value ->> 4 AS BIGINT), CAST(r.value ->> 5 AS BIGINT), pb.version, \
-         (CAST(r.value ->> 5 AS BIGINT) * pb.fuel_per_billion + 500000000) / 1000000000 \
-         FROM {rows} CROSS JOIN (SELECT version, fuel_per_billion FROM price_books ORDER BY version DESC LIMIT 1) AS pb"
+    let source = format!(
+        "(SELECT r.value ->> 1 AS tenant_id, r.value ->> 2 AS agent, r.value ->> 3 AS automation, \
+         r.value ->> 0 AS run_id, CAST(r.value ->> 4 AS BIGINT) AS attempt, CAST(r.value ->> 5 AS BIGINT) AS fuel \
+         FROM {rows}) AS s"
     );
-    // On PostgreSQL the same statement writes the rows' running-totals deltas, one per key
-    // (migration 22); SQLite's trigger writes its totals.
     let sql = if p.is_sqlite() {
-        insert
+        fuel_insert(&source, &pn, &pd, &pm)
     } else {
-        format!(
-            "WITH l AS ({insert} RETURNING tenant_id, month, day, agent, automation, fuel, cost) \
-             INSERT INTO ledger_totals (tenant_id, month, day, agent, automation, model, kind, entries, input_tokens, \
-             output_tokens, cache_read_tokens, cache_write_tokens, usage_estimated, fuel, cost) \
-             SELECT tenant_id, month, day, agent, COALESCE(automation, ''), '', 'fuel', COUNT(*), 0, 0, 0, 0, 0, \
-             SUM(fuel), SUM(cost) FROM l GROUP BY tenant_id, month, day, agent, COALESCE(automation, '')"
-        )
+        format!("WITH {} SELECT COUNT(*) FROM l", fuel_ctes(&source, &pn, &pd, &pm))
     };
     let json = crate::json_rows(
         runs.iter()
