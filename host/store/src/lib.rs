@@ -86,6 +86,9 @@ const MAX_CONNECTIONS: u32 = 10;
 const SQLITE_WRITERS: u32 = 1;
 /// Connections of the PostgreSQL pool for budget reservations: each is one short statement.
 const MAX_HOLD_CONNECTIONS: u32 = 4;
+/// Connections of the claims' pool on PostgreSQL: a node's serving loop claims one batch at a
+/// time; the second is for a claim made beside it (a test's, a `work_once`).
+const MAX_CLAIM_CONNECTIONS: u32 = 2;
 /// How long to wait for a connection from the pool before reporting the database unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A pooled connection idle this long is pinged before use: the database may have restarted or a
@@ -135,6 +138,9 @@ pub struct Store {
     /// Budget reservations' connections. On PostgreSQL a small pool whose commits do not wait for
     /// the disk (see [`Store::reserve`] for why that is safe); on SQLite the main pool.
     holds: AnyPool,
+    /// Claims' connections on PostgreSQL: a small pool whose sessions plan with
+    /// `queue::IN_RANK_ORDER`, so a claim needs no transaction to set it; on SQLite the main pool.
+    claims: AnyPool,
     backend: Backend,
 }
 
@@ -328,12 +334,30 @@ impl Store {
                         Ok(())
                     })
                 })
+                .connect_lazy_with(options.clone()),
+        };
+        let claims = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => pool_options(backend, MAX_CLAIM_CONNECTIONS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        for (name, value) in queue::IN_RANK_ORDER.iter().chain(&queue::CLAIM_COMMIT) {
+                            sqlx::query("SELECT set_config($1, $2, false)")
+                                .bind(name)
+                                .bind(value)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(())
+                    })
+                })
                 .connect_lazy_with(options),
         };
         Ok(Store {
             pool,
             writer,
             holds,
+            claims,
             backend,
         })
     }
@@ -363,6 +387,11 @@ impl Store {
         &self.holds
     }
 
+    /// The pool claims run on outside a transaction (see `Store::claim_limited`).
+    pub(crate) fn claims(&self) -> &AnyPool {
+        &self.claims
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -371,6 +400,7 @@ impl Store {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        self.claims.close().await;
         self.holds.close().await;
         self.writer.close().await;
         self.pool.close().await;

@@ -256,19 +256,85 @@ fn within_automation_limits(candidates: Vec<(i64, Option<String>)>, limits: &Has
         .collect()
 }
 
-/// Part of a PostgreSQL claim's first statement: for the rest of the claim's transaction, the
-/// planner may neither sort nor use bitmap scans, so the candidates are read from the
-/// `queue_available` index in rank order, stopping at the claim's size. While a flood of jobs is
-/// newer than the table's statistics (autovacuum analyses a table at most once a minute), the
-/// planner believed a tenant had a couple of available jobs and chose a bitmap scan of all of
-/// them and a sort: with 75,000 waiting, every claim sorted them all, on disk (`auto_explain` on
-/// the queue benchmark: claims 3-6 ms → 20-65 ms). The claim's own statements need no sort
-/// but its final one (the few hundred claimed jobs, in rank order), which still gets one; JIT
-/// compilation is off as well, since the cost the planner then adds to that sort made it compile
-/// the statement (300 ms a claim). (`set_config(…, true)` is `SET LOCAL` as an expression, so it
-/// costs no round trip of its own.)
-const IN_RANK_ORDER: &str = " CROSS JOIN (SELECT set_config('enable_sort', 'off', true), \
-     set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)) AS planner";
+/// The planner settings PostgreSQL's claims run with: no sorts and no bitmap scans, so the
+/// candidates are read from the `queue_available` index in rank order, stopping at the claim's
+/// size. While a flood of jobs is newer than the table's statistics (autovacuum analyses a table
+/// at most once a minute), the planner believed a tenant had a couple of available jobs and chose
+/// a bitmap scan of all of them and a sort: with 75,000 waiting, every claim sorted them all, on
+/// disk (`auto_explain` on the queue benchmark: claims 3-6 ms → 20-65 ms). A claim's final step
+/// (the few hundred claimed jobs, in rank order) still gets its sort; JIT compilation is off as
+/// well, since the cost the planner then adds to that sort made it compile the statement (300 ms
+/// a claim). The claims' own connections have them for the session (`Store::claims`); a claim in
+/// a transaction on another connection sets them for the transaction ([`in_rank_order`]).
+pub(crate) const IN_RANK_ORDER: [(&str, &str); 3] =
+    [("enable_sort", "off"), ("enable_bitmapscan", "off"), ("jit", "off")];
+
+/// How the claims' own connections commit: without waiting for the WAL to reach the disk. A claim
+/// that a crash of the database takes back leaves its jobs available again, as if the claim had
+/// not happened; the node's results for them are then refused (their queue rows no longer name
+/// it), so they run again, as any run cut short by a crash does. A result the recorder committed
+/// (it waits for the disk) comes after its claim in the WAL, so a recorded success never loses its
+/// claim. The serving loop waits on its claims; each waited for a WAL flush.
+pub(crate) const CLAIM_COMMIT: [(&str, &str); 1] = [("synchronous_commit", "off")];
+
+/// [`IN_RANK_ORDER`] for the rest of a transaction, as a FROM item to join into its first
+/// statement: `set_config(…, true)` is `SET LOCAL` as an expression, so it costs no round trip.
+fn in_rank_order() -> String {
+    let settings: Vec<String> = IN_RANK_ORDER
+        .iter()
+        .map(|(name, value)| format!("set_config('{name}', '{value}', true)"))
+        .collect();
+    format!(" CROSS JOIN (SELECT {}) AS planner", settings.join(", "))
+}
+
+/// A tenant as a claim sees it: its id, its available jobs, its running jobs, and 1 when it has
+/// automations with a `max_running` limit (else 0).
+type ClaimTenant = (String, i64, i64, i64);
+
+/// The claim's tenants, least recently served first, that have jobs available and (`$2`, unless
+/// negative) fewer running than the per-tenant limit; at most `$1` of them. `lock` and `joined`
+/// are appended to the statement: row locks and a FROM item. Unless `counted`, a tenant's
+/// running jobs are not counted (read as 0) and `$2` must be negative.
+fn claim_tenants_sql(lock: &str, joined: &str, counted: bool) -> String {
+    let (running, limited) = if counted {
+        (
+            "t.started - COALESCE(l.runs, 0)",
+            "($2 < 0 OR t.started - COALESCE(l.runs, 0) < $2)",
+        )
+    } else {
+        ("CAST(0 AS BIGINT)", "$2 < 0")
+    };
+    format!(
+        "SELECT t.tenant_id, t.available, {running}, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM automations a WHERE a.tenant_id = t.tenant_id \
+           AND a.max_running IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) FROM queue_tenants t \
+         LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id{joined} \
+         WHERE t.available > 0 AND {limited} \
+         ORDER BY t.served_at, t.tenant_id LIMIT $1{lock}"
+    )
+}
+
+/// Jobs claimed from several tenants, in turns: the first job of each tenant (in `order`), then
+/// the second of each, and so on. Each tenant's jobs keep their order in `jobs`.
+fn in_turns(order: &[&str], jobs: Vec<ClaimedJob>) -> Vec<ClaimedJob> {
+    // One queue per tenant, and one more last for a job of a tenant not in `order` (none is).
+    let mut per_tenant: Vec<std::collections::VecDeque<ClaimedJob>> = vec![Default::default(); order.len() + 1];
+    let place: HashMap<&str, usize> = order.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+    let n = jobs.len();
+    for job in jobs {
+        let i = place.get(job.tenant.as_str()).copied().unwrap_or(order.len());
+        per_tenant[i].push_back(job);
+    }
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        for jobs in &mut per_tenant {
+            if let Some(j) = jobs.pop_front() {
+                out.push(j);
+            }
+        }
+    }
+    out
+}
 
 /// What a claim reads of a job: its `jobs` row's id, tenant, automation, agent, plugin, input,
 /// trigger, priority, most attempts and root, and the attempt it starts.
@@ -367,28 +433,76 @@ impl Store {
         let max = max.clamp(1, MAX_CLAIM);
         let now = now_micros();
         let lease_until = now + lease.as_micros() as i64;
+        let claim = Claim {
+            node,
+            max,
+            lease_until,
+            now,
+        };
+        if self.backend() == Backend::Postgres
+            && per_tenant.is_none()
+            && let Some(jobs) = self.claim_unlimited(&claim).await?
+        {
+            return Ok(jobs);
+        }
+        self.claim_counted(&claim, per_tenant).await
+    }
+
+    /// PostgreSQL's claim when no limit on running jobs applies to the tenants it looks at (no
+    /// per-tenant limit, no automation with `max_running`): two statements on a claims connection
+    /// (`Store::claims`), outside a transaction. The tenants are read without locking them, and
+    /// one statement chooses, takes and counts every tenant's share (its own transaction). No
+    /// count needs to be exact here, so no tenant's row is held across the claim; a claim in a
+    /// transaction cost two more round trips (its BEGIN and COMMIT), and the serving loop, which
+    /// waits on its claims, waited on each for longer the busier the machine was. `None` when a
+    /// limit applies after all: the caller claims in a transaction ([`Store::claim_counted`]).
+    async fn claim_unlimited(&self, claim: &Claim<'_>) -> Result<Option<Vec<ClaimedJob>>, StoreError> {
+        let mut conn = self.claims().acquire().await?;
+        let tenants: Vec<ClaimTenant> = sqlx::query_as(&claim_tenants_sql("", "", false))
+            .bind(MAX_TENANTS_PER_CLAIM)
+            .bind(-1i64)
+            .fetch_all(&mut *conn)
+            .await?;
+        if tenants.iter().any(|(_, _, _, limited)| *limited != 0) {
+            return Ok(None);
+        }
+        let available: Vec<i64> = tenants.iter().map(|(_, available, ..)| *available).collect();
+        let shares: Vec<(&str, usize)> = tenants
+            .iter()
+            .zip(fair_shares(claim.max, &available))
+            .filter(|(_, share)| *share > 0)
+            .map(|((tenant, ..), share)| (tenant.as_str(), share))
+            .collect();
+        let jobs = take_postgres(&mut conn, &shares, claim).await?;
+        let order: Vec<&str> = shares.iter().map(|(tenant, _)| *tenant).collect();
+        Ok(Some(in_turns(&order, jobs)))
+    }
+
+    /// A claim in one transaction that holds the rows of the tenants it claims for, so that their
+    /// counts of running jobs are exact across nodes: what a per-tenant limit (`per_tenant`) and
+    /// the automations' `max_running` need, and every claim on SQLite.
+    async fn claim_counted(&self, claim: &Claim<'_>, per_tenant: Option<usize>) -> Result<Vec<ClaimedJob>, StoreError> {
+        let Claim {
+            node,
+            max,
+            lease_until,
+            now,
+        } = *claim;
         let mut tx = self.write_tx().await?;
         let skip_locked = self.skip_locked();
         // The runs that stopped counting are read without a lock: one that stops meanwhile is
         // still counted as running, which only errs on the side of the limit.
         let (lock, ordered) = match self.backend() {
-            Backend::Sqlite => ("", ""),
-            Backend::Postgres => (" FOR UPDATE OF t SKIP LOCKED", IN_RANK_ORDER),
+            Backend::Sqlite => ("", String::new()),
+            Backend::Postgres => (" FOR UPDATE OF t SKIP LOCKED", in_rank_order()),
         };
         // Whether a tenant has automations with a `max_running` limit decides how its jobs are
         // claimed (below).
-        let tenants: Vec<(String, i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT t.tenant_id, t.available, t.started - COALESCE(l.runs, 0), \
-             CAST(CASE WHEN EXISTS (SELECT 1 FROM automations a WHERE a.tenant_id = t.tenant_id \
-               AND a.max_running IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) FROM queue_tenants t \
-             LEFT JOIN queue_left l ON l.tenant_id = t.tenant_id{ordered} \
-             WHERE t.available > 0 AND ($2 < 0 OR t.started - COALESCE(l.runs, 0) < $2) \
-             ORDER BY t.served_at, t.tenant_id LIMIT $1{lock}"
-        ))
-        .bind(MAX_TENANTS_PER_CLAIM)
-        .bind(per_tenant.map_or(-1, |n| n as i64))
-        .fetch_all(&mut *tx)
-        .await?;
+        let tenants: Vec<ClaimTenant> = sqlx::query_as(&claim_tenants_sql(lock, &ordered, true))
+            .bind(MAX_TENANTS_PER_CLAIM)
+            .bind(per_tenant.map_or(-1, |n| n as i64))
+            .fetch_all(&mut *tx)
+            .await?;
         if tenants.is_empty() {
             return Ok(Vec::new());
         }
@@ -400,16 +514,15 @@ impl Store {
             })
             .collect();
         let shares = fair_shares(max, &claimable);
-        let mut per_tenant: Vec<Vec<ClaimedJob>> = Vec::new();
-        let mut taken = 0usize;
+        let mut claimed: Vec<ClaimedJob> = Vec::new();
+        // On PostgreSQL, the shares of tenants without automation limits, taken together below.
+        let mut unlimited: Vec<(&str, usize)> = Vec::new();
         for ((tenant, _, _, limited), limit) in tenants.iter().zip(shares) {
             if limit == 0 {
                 continue;
             }
             if *limited == 0 && self.backend() == Backend::Postgres {
-                let jobs = take_postgres(&mut tx, tenant, limit, node, lease_until, now).await?;
-                taken += jobs.len();
-                per_tenant.push(jobs);
+                unlimited.push((tenant, limit));
                 continue;
             }
             // Jobs of automations at their `max_running` limit are passed over, so they never
@@ -488,25 +601,17 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            taken += jobs.len();
             // RETURNING does not promise an order: restore the claim order.
             let order: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
             jobs.sort_by_key(|j| order.get(&j.id).copied());
-            per_tenant.push(jobs);
+            claimed.extend(jobs);
+        }
+        if !unlimited.is_empty() {
+            claimed.extend(take_postgres(&mut tx, &unlimited, claim).await?);
         }
         tx.commit().await?;
-        // Interleave: first job of each tenant, then the second of each, and so on.
-        let mut out = Vec::with_capacity(taken);
-        let mut round = 0;
-        while out.len() < taken {
-            for jobs in &per_tenant {
-                if let Some(j) = jobs.get(round) {
-                    out.push(j.clone());
-                }
-            }
-            round += 1;
-        }
-        Ok(out)
+        let order: Vec<&str> = tenants.iter().map(|(tenant, ..)| tenant.as_str()).collect();
+        Ok(in_turns(&order, claimed))
     }
 
     /// Extends the leases of `ids` held by `node`; returns the ids whose lease it still holds
@@ -1394,42 +1499,66 @@ struct Take<'a> {
     now: i64,
 }
 
-/// Claims up to `limit` of `tenant`'s available jobs (a tenant without `max_running` limits) for
-/// `node` on PostgreSQL in one statement: chooses and locks them in rank order, moves their queue
-/// rows to running, counts them on the tenant's row (locked by the claim) and returns them with
-/// what the run needs of their `jobs` rows, in rank order (sorted by the statement: its RETURNING
-/// and join promise none). The same steps as the claim's general
-/// path, in one round trip instead of five: under load the serving loop waits on its claims. The
-/// steps after the choice find their rows by primary key from an array of the chosen ids: a join
-/// with the chosen rows let the planner, which guesses a `LIMIT $n` at thousands of rows, hash the
-/// whole queue.
-async fn take_postgres(
-    tx: &mut Tx,
-    tenant: &str,
-    limit: usize,
-    node: &str,
+/// A claim: for which node, how many jobs at most, until when they are leased, and when.
+#[derive(Clone, Copy)]
+struct Claim<'a> {
+    node: &'a str,
+    max: usize,
     lease_until: i64,
     now: i64,
+}
+
+/// Takes each tenant's share (`shares`: tenant, most jobs) of its available jobs on PostgreSQL
+/// (tenants without `max_running` limits) in one statement: chooses and locks each tenant's jobs
+/// in rank order, moves their queue rows to running, counts them on the tenants' rows and returns
+/// them with what the run needs of their `jobs` rows, in rank order (sorted by the statement: its
+/// RETURNING and join promise none). One round trip, where the claim's general path takes five
+/// per tenant.
+///
+/// - The steps after the choice find their rows by primary key from an array of the chosen ids:
+///   a join with the chosen rows let the planner, which guesses a `LIMIT $n` at thousands of rows,
+///   hash the whole queue.
+/// - The tenants' rows are locked in the order of their ids before they are counted: two nodes
+///   claiming for the same tenants then never wait on each other in a circle.
+/// - `conn` may be in a transaction or not; without one the statement is its own.
+async fn take_postgres(
+    conn: &mut sqlx::AnyConnection,
+    shares: &[(&str, usize)],
+    claim: &Claim<'_>,
 ) -> Result<Vec<ClaimedJob>, StoreError> {
+    if shares.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shares = json_rows(
+        shares
+            .iter()
+            .map(|(tenant, n)| serde_json::json!([tenant, n]))
+            .collect(),
+    );
     let rows: Vec<ClaimTuple> = sqlx::query_as(
-        "WITH c AS (SELECT id FROM queue WHERE tenant_id = $1 AND state = 'available' AND run_at <= $2 \
-           ORDER BY rank_key DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED), \
-         u AS (UPDATE queue SET state = 'running', parked = 0, claimed_by = $4, lease_until = $5, \
-           attempt = attempt + 1, started_at = $2 WHERE id = ANY(ARRAY(SELECT id FROM c)) RETURNING id, attempt, rank_key), \
+        "WITH s AS (SELECT r.value ->> 0 AS tenant_id, CAST(r.value ->> 1 AS BIGINT) AS share \
+           FROM jsonb_array_elements(CAST($1 AS jsonb)) AS r(value)), \
+         c AS (SELECT q.id FROM s CROSS JOIN LATERAL (SELECT id FROM queue WHERE tenant_id = s.tenant_id \
+           AND state = 'available' AND run_at <= $2 ORDER BY rank_key DESC, id LIMIT s.share FOR UPDATE SKIP LOCKED) AS q), \
+         u AS (UPDATE queue SET state = 'running', parked = 0, claimed_by = $3, lease_until = $4, \
+           attempt = attempt + 1, started_at = $2 WHERE id = ANY(ARRAY(SELECT id FROM c)) \
+           RETURNING id, tenant_id, attempt, rank_key), \
+         n AS (SELECT tenant_id, COUNT(*) AS n FROM u GROUP BY tenant_id), \
+         k AS (SELECT tenant_id FROM queue_tenants WHERE tenant_id = ANY(ARRAY(SELECT tenant_id FROM n)) \
+           ORDER BY tenant_id FOR UPDATE), \
          t AS (UPDATE queue_tenants SET available = available - n.n, started = started + n.n, served_at = $2 \
-           FROM (SELECT COUNT(*) AS n FROM u) AS n WHERE tenant_id = $1) \
+           FROM n JOIN k ON k.tenant_id = n.tenant_id WHERE queue_tenants.tenant_id = n.tenant_id) \
          SELECT j.id, j.tenant_id, j.automation, j.agent, j.plugin, j.input, j.trigger_kind, j.priority, \
            j.max_attempts, COALESCE(j.root_id, j.id), u.attempt \
          FROM jobs j JOIN u ON u.id = j.id WHERE j.id = ANY(ARRAY(SELECT id FROM u)) ORDER BY u.rank_key DESC, j.id",
     )
-    .bind(tenant)
-    .bind(now)
-    .bind(limit as i64)
-    .bind(node)
-    .bind(lease_until)
-    .fetch_all(&mut **tx)
+    .bind(shares)
+    .bind(claim.now)
+    .bind(claim.node)
+    .bind(claim.lease_until)
+    .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| claimed(r, lease_until)).collect())
+    Ok(rows.into_iter().map(|r| claimed(r, claim.lease_until)).collect())
 }
 
 /// A claimed job from what the claim read of it.

@@ -303,6 +303,48 @@ async fn one_tenants_flood_does_not_delay_another_beyond_one_job() {
     .await;
 }
 
+/// A claim across a tenant whose automation has a `max_running` limit and one without limits
+/// (on PostgreSQL the first is claimed step by step, the second in one statement, in the same
+/// transaction) takes each tenant's share within its limits, in turns, and keeps the counters.
+#[tokio::test]
+async fn a_claim_mixes_limited_and_unlimited_tenants_in_turns() {
+    on_both(|store| async move {
+        store
+            .apply(&config(&ACME.replace(
+                "    trigger: { interval: 15m }\n",
+                "    trigger: { interval: 15m }\n    max_running: 2\n",
+            )))
+            .await
+            .unwrap();
+        store
+            .apply(&config(&ACME.replace("tenant: acme", "tenant: globex")))
+            .await
+            .unwrap();
+        let jobs: Vec<_> = (0..5)
+            .map(|n| job("acme", n))
+            .chain((0..5).map(|n| job("globex", n)))
+            .collect();
+        store.enqueue(&jobs).await.unwrap();
+        // Shares of three each; acme's `kpis` runs two at most.
+        let claimed = store.claim("n1", 6, LEASE).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|j| j.tenant.as_str()).collect::<Vec<_>>(),
+            ["acme", "globex", "acme", "globex", "globex"]
+        );
+        for tenant in ["acme", "globex"] {
+            assert_counters(&store, tenant).await;
+        }
+        // What is left: nothing of acme's until one of its runs ends, globex's two.
+        let rest = store.claim("n2", 10, LEASE).await.unwrap();
+        assert_eq!(
+            rest.iter().map(|j| j.tenant.as_str()).collect::<Vec<_>>(),
+            ["globex", "globex"]
+        );
+        assert_counters(&store, "globex").await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn priorities_order_work_and_waiting_jobs_age() {
     on_both(|store| async move {
