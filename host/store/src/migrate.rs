@@ -225,6 +225,13 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "SELECT 1;",
         postgres: include_str!("../migrations/0027_ledger_range_postgres.sql"),
     },
+    Migration {
+        version: 28,
+        name: "more room for HOT updates on the pages of jobs on PostgreSQL",
+        // SQLite has no page fill factor.
+        sqlite: "SELECT 1;",
+        postgres: include_str!("../migrations/0028_jobs_room_postgres.sql"),
+    },
 ];
 
 /// Key of the advisory lock held while migrating (an arbitrary constant: "mc-migr").

@@ -167,7 +167,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(n, 27);
+    assert_eq!(n, 28);
     sqlx::query("INSERT INTO mc_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
         .execute(&mut conn)
         .await
@@ -176,7 +176,7 @@ async fn migrations_apply_once_and_refuse_a_newer_schema() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 27)"
+        "the database was migrated by a newer version of Mission Control (schema 999, this build knows up to 28)"
     );
 }
 
