@@ -201,7 +201,7 @@ async fn measure(backend: &str, postgres: bool, arrival: Arrival, order: Order) 
     let with_b = a_rows.clone().filter(|r| started(r) == b_started).count();
     let a_run = p50(a_rows.clone().filter_map(|r| Some(r.4? - r.3?)).collect());
     let b_wait = (b_started - arrived) as f64 / 1000.0;
-    let b_wait_seen = (b_started - b_started.min(visible)) as f64 / 1000.0;
+    let b_wait_seen = (b_started - visible).max(0) as f64 / 1000.0;
     // The goal's count: A's jobs that started while B's job was in the queue for every claim to see.
     let seen_ahead = ahead - unseen;
     let arrival_name = match arrival {

@@ -1535,29 +1535,32 @@ async fn take_postgres(
             .map(|(tenant, n)| serde_json::json!([tenant, n]))
             .collect(),
     );
-    let rows: Vec<ClaimTuple> = sqlx::query_as(
-        "WITH s AS (SELECT r.value ->> 0 AS tenant_id, CAST(r.value ->> 1 AS BIGINT) AS share \
-           FROM jsonb_array_elements(CAST($1 AS jsonb)) AS r(value)), \
+    // Placeholders in the order they are bound.
+    let mut p = Placeholders::new(false);
+    let (share_rows, now, node, until) = (p.json_rows(), p.next(), p.next(), p.next());
+    let sql = format!(
+        "WITH s AS (SELECT r.value ->> 0 AS tenant_id, CAST(r.value ->> 1 AS BIGINT) AS share FROM {share_rows}), \
          c AS (SELECT q.id FROM s CROSS JOIN LATERAL (SELECT id FROM queue WHERE tenant_id = s.tenant_id \
-           AND state = 'available' AND run_at <= $2 ORDER BY rank_key DESC, id LIMIT s.share FOR UPDATE SKIP LOCKED) AS q), \
-         u AS (UPDATE queue SET state = 'running', parked = 0, claimed_by = $3, lease_until = $4, \
-           attempt = attempt + 1, started_at = $2 WHERE id = ANY(ARRAY(SELECT id FROM c)) \
+           AND state = 'available' AND run_at <= {now} ORDER BY rank_key DESC, id LIMIT s.share FOR UPDATE SKIP LOCKED) AS q), \
+         u AS (UPDATE queue SET state = 'running', parked = 0, claimed_by = {node}, lease_until = {until}, \
+           attempt = attempt + 1, started_at = {now} WHERE id = ANY(ARRAY(SELECT id FROM c)) \
            RETURNING id, tenant_id, attempt, rank_key), \
          n AS (SELECT tenant_id, COUNT(*) AS n FROM u GROUP BY tenant_id), \
          k AS (SELECT tenant_id FROM queue_tenants WHERE tenant_id = ANY(ARRAY(SELECT tenant_id FROM n)) \
            ORDER BY tenant_id FOR UPDATE), \
-         t AS (UPDATE queue_tenants SET available = available - n.n, started = started + n.n, served_at = $2 \
+         t AS (UPDATE queue_tenants SET available = available - n.n, started = started + n.n, served_at = {now} \
            FROM n JOIN k ON k.tenant_id = n.tenant_id WHERE queue_tenants.tenant_id = n.tenant_id) \
          SELECT j.id, j.tenant_id, j.automation, j.agent, j.plugin, j.input, j.trigger_kind, j.priority, \
            j.max_attempts, COALESCE(j.root_id, j.id), u.attempt \
-         FROM jobs j JOIN u ON u.id = j.id WHERE j.id = ANY(ARRAY(SELECT id FROM u)) ORDER BY u.rank_key DESC, j.id",
-    )
-    .bind(shares)
-    .bind(claim.now)
-    .bind(claim.node)
-    .bind(claim.lease_until)
-    .fetch_all(conn)
-    .await?;
+         FROM jobs j JOIN u ON u.id = j.id WHERE j.id = ANY(ARRAY(SELECT id FROM u)) ORDER BY u.rank_key DESC, j.id"
+    );
+    let rows: Vec<ClaimTuple> = sqlx::query_as(&sql)
+        .bind(shares)
+        .bind(claim.now)
+        .bind(claim.node)
+        .bind(claim.lease_until)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(|r| claimed(r, claim.lease_until)).collect())
 }
 
